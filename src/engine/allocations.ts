@@ -1,0 +1,215 @@
+import { formatAddress, fromKey } from "../addr/index.js";
+import type { Sql } from "../store/store.js";
+import { type AllocationRow, allocationByOwner, allocationHolding, toAllocation } from "./allocation-repo.js";
+import { allocators } from "./allocators/index.js";
+import { AllotError } from "./errors.js";
+import { give, runContaining, take } from "./free-space.js";
+import { record } from "./history.js";
+import { fmtSpan, address } from "./pool-plan.js";
+import { type PoolState, key, rangeOf, saveCounters } from "./pool-repo.js";
+import type { Allocation, AllocateRequest, ChangeContext } from "./types.js";
+import { normalizeMac } from "./mac.js";
+import { sizeClass, within } from "./intervals.js";
+
+/** Everything an operation inside a transaction needs. */
+export interface TxEnv {
+  sql: Sql;
+  ctx: ChangeContext;
+  /** Milliseconds since the epoch; injected so tests can move time. */
+  now: number;
+  randomBelow: (n: bigint) => bigint;
+  newId: () => string;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+export const MAX_BLOCK = 2 ** 32;
+
+export interface AllocateResult {
+  allocation: Allocation;
+  /** False when the owner already held it and the existing allocation was returned. */
+  created: boolean;
+}
+
+function checkRequest(req: AllocateRequest): { size: number } {
+  const size = req.size ?? 1;
+  if (!Number.isInteger(size) || size < 1 || size > MAX_BLOCK) {
+    throw new AllotError("invalid-request", `size must be a whole number from 1 to ${MAX_BLOCK}, not ${req.size}`);
+  }
+  if (req.ttl !== undefined && (!Number.isInteger(req.ttl) || req.ttl <= 0)) {
+    throw new AllotError("invalid-request", `ttl must be a positive whole number of seconds, not ${req.ttl}`);
+  }
+  return { size };
+}
+
+/** Next free, a specific address, or a block of `size`; idempotent by owner. */
+export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest): Promise<AllocateResult> {
+  const { size } = checkRequest(req);
+  const mac = req.mac === undefined ? null : normalizeMac(req.mac);
+  const specific = req.address === undefined ? null : address(req.address, "address");
+  if (specific && specific.family !== pool.family) {
+    throw new AllotError("invalid-address", `address ${req.address} is IPv${specific.family} but pool ${pool.name} is IPv${pool.family}`);
+  }
+  await expirePool(env, pool);
+
+  if (req.owner !== undefined) {
+    const held = await allocationByOwner(env.sql, pool.id, req.owner);
+    if (held) {
+      const first = fromKey(held.first);
+      if ((specific && specific.value !== first) || (req.size !== undefined && held.size !== String(size))) {
+        const have = toAllocation(pool, held);
+        throw new AllotError(
+          "owner-conflict",
+          `owner ${req.owner} already holds ${have.address}${held.size !== "1" ? ` (${held.size} addresses)` : ""} in pool ${pool.name}; release it first to take a different one`,
+          { allocation: have },
+        );
+      }
+      return { allocation: toAllocation(pool, held), created: false };
+    }
+  }
+
+  const n = BigInt(size);
+  let first: bigint;
+  let run;
+  if (specific) {
+    first = specific.value;
+    run = await runContaining(env.sql, pool.id, first);
+    if (!run || run.last < first + n - 1n) await explainUnavailable(env.sql, pool, first, n);
+  } else {
+    const maxClass = sizeClass(pool.total > 0n ? pool.total : 1n);
+    const proposed = await allocators[pool.strategy].propose({
+      sql: env.sql,
+      poolId: pool.id,
+      size: n,
+      ranges: pool.ranges,
+      maxClass,
+      randomBelow: env.randomBelow,
+    });
+    if (proposed === null) throw exhausted(pool, n);
+    first = proposed;
+    run = await runContaining(env.sql, pool.id, first);
+    if (!run || run.last < first + n - 1n) throw new Error(`strategy ${pool.strategy} proposed a run that is not free`);
+  }
+  const last = first + n - 1n;
+  await take(env.sql, pool.id, run!, first, last);
+  const row: AllocationRow = {
+    id: env.newId(),
+    pool_id: pool.id,
+    space_id: pool.spaceId,
+    family: pool.family,
+    first: key(first),
+    last: key(last),
+    size: String(size),
+    child_pool_id: null,
+    owner: req.owner ?? null,
+    mac,
+    hostname: req.hostname ?? null,
+    labels: JSON.stringify(req.labels ?? {}),
+    expires_at: req.ttl === undefined ? null : env.now + req.ttl * 1000,
+    created_at: iso(env.now),
+    updated_at: iso(env.now),
+  };
+  await insertAllocation(env.sql, row);
+  pool.allocated += n;
+  await saveCounters(env.sql, pool, iso(env.now));
+  const allocation = toAllocation(pool, row);
+  await record(env.sql, env.ctx, iso(env.now), {
+    action: "allocate",
+    entity: "allocation",
+    entityId: row.id,
+    spaceId: pool.spaceId,
+    poolId: pool.id,
+    after: allocation,
+  });
+  return { allocation, created: true };
+}
+
+export async function insertAllocation(sql: Sql, row: AllocationRow): Promise<void> {
+  await sql.run(
+    `INSERT INTO allocations (id, pool_id, space_id, family, first, last, size, child_pool_id, owner, mac, hostname,
+       labels, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      row.id, row.pool_id, row.space_id, row.family, row.first, row.last, row.size, row.child_pool_id, row.owner,
+      row.mac, row.hostname, row.labels, row.expires_at, row.created_at, row.updated_at,
+    ],
+  );
+}
+
+function exhausted(pool: PoolState, n: bigint): AllotError {
+  const used = pool.allocated + pool.carved;
+  if (n === 1n || used === pool.total) {
+    return new AllotError(
+      "pool-exhausted",
+      `pool ${pool.name} is exhausted: ${used} of ${pool.total} addresses allocated`,
+      { pool: pool.name, total: pool.total.toString(), allocated: used.toString() },
+    );
+  }
+  return new AllotError(
+    "block-unavailable",
+    `pool ${pool.name} has no run of ${n} free contiguous addresses (${pool.total - used} free in all); ask for a smaller block`,
+    { pool: pool.name, size: Number(n), free: (pool.total - used).toString() },
+  );
+}
+
+/** Says why a specific address (or block) cannot be had: outside the pool, excluded, reserved, or held by whom. */
+async function explainUnavailable(sql: Sql, pool: PoolState, first: bigint, n: bigint): Promise<never> {
+  const last = first + n - 1n;
+  const span = fmtSpan(pool.family, { first, last });
+  const range = rangeOf(pool, first);
+  if (!range || !within({ first, last }, range)) {
+    throw new AllotError(
+      "address-outside-pool",
+      `${span} is not inside one range of pool ${pool.name} (${pool.ranges.map((r) => fmtSpan(pool.family, r)).join(", ")})`,
+    );
+  }
+  for (let a = first; a <= last && a - first < 4096n; a++) {
+    const held = await allocationHolding(sql, pool.id, a);
+    if (held) {
+      const who = held.child_pool_id ? `child pool ${held.child_pool_id}` : held.owner ? `owner ${held.owner}` : `allocation ${held.id}`;
+      throw new AllotError("address-unavailable", `${formatAddress({ family: pool.family, value: a })} in pool ${pool.name} is already held by ${who}`, {
+        holder: toAllocation(pool, held),
+      });
+    }
+    if (pool.exclusions.some((e) => a >= e.first && a <= e.last)) {
+      throw new AllotError("address-unavailable", `${formatAddress({ family: pool.family, value: a })} is excluded from pool ${pool.name}`);
+    }
+    if (!(await runContaining(sql, pool.id, a))) {
+      throw new AllotError(
+        "address-unavailable",
+        `${formatAddress({ family: pool.family, value: a })} is a network, broadcast or gateway address, which pool ${pool.name} keeps back (set allocateReserved to hand them out)`,
+      );
+    }
+  }
+  throw new AllotError("block-unavailable", `${span} is not wholly free in pool ${pool.name}`);
+}
+
+/** Releases one allocation row (not a carve) and returns what it was. */
+export async function releaseRow(env: TxEnv, pool: PoolState, row: AllocationRow, action = "release"): Promise<Allocation> {
+  const before = toAllocation(pool, row);
+  const first = fromKey(row.first);
+  const last = fromKey(row.last);
+  await env.sql.run("DELETE FROM allocations WHERE id = ?", [row.id]);
+  const range = rangeOf(pool, first)!;
+  await give(env.sql, pool.id, { first, last }, range);
+  if (row.child_pool_id) pool.carved -= BigInt(row.size);
+  else pool.allocated -= BigInt(row.size);
+  await saveCounters(env.sql, pool, iso(env.now));
+  await record(env.sql, env.ctx, iso(env.now), {
+    action,
+    entity: "allocation",
+    entityId: row.id,
+    spaceId: pool.spaceId,
+    poolId: pool.id,
+    before,
+  });
+  return before;
+}
+
+/** Releases this pool's allocations whose time-to-live has run out, so they are free before the next pick. */
+export async function expirePool(env: TxEnv, pool: PoolState): Promise<number> {
+  const rows = await env.sql.all<AllocationRow>(
+    "SELECT * FROM allocations WHERE expires_at IS NOT NULL AND expires_at <= ? AND pool_id = ? LIMIT 1000",
+    [env.now, pool.id],
+  );
+  for (const r of rows) await releaseRow({ ...env, ctx: { actor: "system:expiry" } }, pool, r, "expire");
+  return rows.length;
+}

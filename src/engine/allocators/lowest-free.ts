@@ -1,0 +1,11 @@
+import { findFit, lowestRun } from "../free-space.js";
+import type { Allocator } from "./allocator.js";
+
+/** The lowest free address, or the lowest-addressed free run that holds a block (first fit). */
+export const lowestFree: Allocator = {
+  name: "lowest-free",
+  async propose({ sql, poolId, size, maxClass }) {
+    if (size === 1n) return (await lowestRun(sql, poolId))?.first ?? null;
+    return findFit(sql, poolId, size, false, maxClass);
+  },
+};

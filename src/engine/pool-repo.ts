@@ -1,0 +1,215 @@
+import { type Family, formatAddress, fromKey, toKey } from "../addr/index.js";
+import type { Sql } from "../store/store.js";
+import { AllotError } from "./errors.js";
+import type { Interval } from "./intervals.js";
+import type { Pool, PoolRange, PoolRef, Strategy, Usage } from "./types.js";
+
+/** A pool as the engine works with it: the stored row with its ranges as intervals. */
+export interface PoolState {
+  id: string;
+  spaceId: string;
+  space: string;
+  name: string;
+  family: Family;
+  parentId: string | null;
+  parent: string | null;
+  strategy: Strategy;
+  allocateReserved: boolean;
+  prefixLength: number | null;
+  gateway: string | null;
+  dns: string[];
+  description: string;
+  attributes: Record<string, unknown>;
+  total: bigint;
+  allocated: bigint;
+  carved: bigint;
+  createdAt: string;
+  updatedAt: string;
+  ranges: RangeState[];
+  exclusions: Interval[];
+}
+
+export interface RangeState extends Interval {
+  seq: number;
+  prefixLength: number;
+  gateway: string | null;
+  dns: string[] | null;
+}
+
+interface PoolRow {
+  id: string;
+  space_id: string;
+  space_name: string;
+  name: string;
+  family: number;
+  parent_id: string | null;
+  parent_name: string | null;
+  strategy: string;
+  allocate_reserved: number;
+  prefix_length: number | null;
+  gateway: string | null;
+  dns: string;
+  description: string;
+  attributes: string;
+  total: string;
+  allocated: string;
+  carved: string;
+  created_at: string;
+  updated_at: string;
+}
+
+const POOL_SELECT = `SELECT p.*, s.name AS space_name, pp.name AS parent_name
+  FROM pools p JOIN spaces s ON s.id = p.space_id LEFT JOIN pools pp ON pp.id = p.parent_id`;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
+  const ranges = await sql.all<{ seq: number; first: Buffer; last: Buffer; prefix_length: number; gateway: string | null; dns: string | null }>(
+    "SELECT seq, first, last, prefix_length, gateway, dns FROM pool_ranges WHERE pool_id = ? ORDER BY seq",
+    [row.id],
+  );
+  const exclusions = await sql.all<{ first: Buffer; last: Buffer }>(
+    "SELECT first, last FROM exclusions WHERE pool_id = ? ORDER BY first",
+    [row.id],
+  );
+  return {
+    id: row.id,
+    spaceId: row.space_id,
+    space: row.space_name,
+    name: row.name,
+    family: row.family as Family,
+    parentId: row.parent_id,
+    parent: row.parent_name,
+    strategy: row.strategy as Strategy,
+    allocateReserved: row.allocate_reserved === 1,
+    prefixLength: row.prefix_length,
+    gateway: row.gateway,
+    dns: JSON.parse(row.dns) as string[],
+    description: row.description,
+    attributes: JSON.parse(row.attributes) as Record<string, unknown>,
+    total: BigInt(row.total),
+    allocated: BigInt(row.allocated),
+    carved: BigInt(row.carved),
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    ranges: ranges.map((r) => ({
+      seq: r.seq,
+      first: fromKey(r.first),
+      last: fromKey(r.last),
+      prefixLength: r.prefix_length,
+      gateway: r.gateway,
+      dns: r.dns === null ? null : (JSON.parse(r.dns) as string[]),
+    })),
+    exclusions: exclusions.map((e) => ({ first: fromKey(e.first), last: fromKey(e.last) })),
+  };
+}
+
+/** Finds a pool by id, or by name within a space (the `default` space unless one is named). */
+export async function loadPool(sql: Sql, ref: PoolRef): Promise<PoolState> {
+  const space = ref.space ?? "default";
+  const row = UUID.test(ref.pool)
+    ? await sql.get<PoolRow>(`${POOL_SELECT} WHERE p.id = ?`, [ref.pool.toLowerCase()])
+    : await sql.get<PoolRow>(`${POOL_SELECT} WHERE s.name = ? AND p.name = ?`, [space, ref.pool]);
+  if (!row) {
+    if (!UUID.test(ref.pool) && !(await sql.get("SELECT 1 AS x FROM spaces WHERE name = ?", [space]))) {
+      throw new AllotError("space-not-found", `space ${space} does not exist`);
+    }
+    throw new AllotError(
+      "pool-not-found",
+      UUID.test(ref.pool) ? `no pool has id ${ref.pool}` : `pool ${ref.pool} does not exist in space ${space}`,
+    );
+  }
+  return hydrate(sql, row);
+}
+
+export async function loadPoolById(sql: Sql, id: string): Promise<PoolState> {
+  return loadPool(sql, { pool: id });
+}
+
+export async function listPoolStates(sql: Sql, filter: { spaceId?: string; parentId?: string }): Promise<PoolState[]> {
+  const where: string[] = [];
+  const params: string[] = [];
+  if (filter.spaceId) {
+    where.push("p.space_id = ?");
+    params.push(filter.spaceId);
+  }
+  if (filter.parentId) {
+    where.push("p.parent_id = ?");
+    params.push(filter.parentId);
+  }
+  const rows = await sql.all<PoolRow>(
+    `${POOL_SELECT}${where.length ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY s.name, p.name`,
+    params,
+  );
+  const out: PoolState[] = [];
+  for (const r of rows) out.push(await hydrate(sql, r));
+  return out;
+}
+
+/** The range that holds `a`; every allocated address lies in one. */
+export function rangeOf(pool: PoolState, a: bigint): RangeState | undefined {
+  return pool.ranges.find((r) => a >= r.first && a <= r.last);
+}
+
+export function usageOf(p: PoolState): Usage {
+  const used = p.allocated + p.carved;
+  const free = p.total - used;
+  // percent with two decimals, computed in bigint so an IPv6 pool neither overflows nor rounds to 0 early
+  const utilization = p.total === 0n ? 0 : Number((used * 10000n) / p.total) / 100;
+  return {
+    total: p.total.toString(),
+    allocated: p.allocated.toString(),
+    inChildPools: p.carved.toString(),
+    free: free.toString(),
+    utilization,
+  };
+}
+
+export function toPool(p: PoolState): Pool {
+  const f = (v: bigint) => formatAddress({ family: p.family, value: v });
+  const ranges: PoolRange[] = p.ranges.map((r) => {
+    const size = r.last - r.first + 1n;
+    const isCidr = (size & (size - 1n)) === 0n && r.first % size === 0n;
+    const bits = p.family === 4 ? 32 : 128;
+    const cidrLen = bits - (size.toString(2).length - 1);
+    return {
+      ...(isCidr ? { cidr: `${f(r.first)}/${cidrLen}` } : {}),
+      start: f(r.first),
+      end: f(r.last),
+      prefixLength: r.prefixLength,
+      gateway: r.gateway,
+      dns: r.dns ?? p.dns,
+    };
+  });
+  return {
+    id: p.id,
+    name: p.name,
+    space: p.space,
+    family: p.family,
+    parent: p.parent,
+    strategy: p.strategy,
+    allocateReserved: p.allocateReserved,
+    prefixLength: p.prefixLength,
+    gateway: p.gateway,
+    dns: p.dns,
+    ranges,
+    exclusions: p.exclusions.map((e) => ({ start: f(e.first), end: f(e.last) })),
+    description: p.description,
+    attributes: p.attributes,
+    usage: usageOf(p),
+    createdAt: p.createdAt,
+    updatedAt: p.updatedAt,
+  };
+}
+
+export async function saveCounters(sql: Sql, p: PoolState, at: string): Promise<void> {
+  await sql.run("UPDATE pools SET allocated = ?, carved = ?, updated_at = ? WHERE id = ?", [
+    p.allocated.toString(),
+    p.carved.toString(),
+    at,
+    p.id,
+  ]);
+  p.updatedAt = at;
+}
+
+export const key = toKey;

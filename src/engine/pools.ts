@@ -1,0 +1,216 @@
+import { BITS, formatPrefix, prefixFirst, prefixLast } from "../addr/index.js";
+import { ConstraintError } from "../store/store.js";
+import type { AllocationRow } from "./allocation-repo.js";
+import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
+import { AllotError } from "./errors.js";
+import { findFit, insertRun, runContaining, take } from "./free-space.js";
+import { record } from "./history.js";
+import { sizeClass } from "./intervals.js";
+import { type PoolPlan, dnsList, fmt, planPool, prefix } from "./pool-plan.js";
+import { type PoolState, key, listPoolStates, loadPoolById, saveCounters, toPool } from "./pool-repo.js";
+import { STRATEGIES, type ChildPoolInput, type Pool, type PoolInput, type PoolPatch, type Strategy } from "./types.js";
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export function checkName(kind: string, name: unknown): string {
+  if (typeof name !== "string" || !NAME.test(name)) {
+    throw new AllotError(
+      "invalid-request",
+      `${kind} name ${JSON.stringify(name)} is not valid: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+function checkStrategy(s: unknown): Strategy {
+  if (s === undefined) return "lowest-free";
+  if (!STRATEGIES.includes(s as Strategy)) {
+    throw new AllotError("invalid-request", `strategy ${JSON.stringify(s)} is unknown: use ${STRATEGIES.join(" or ")}`);
+  }
+  return s as Strategy;
+}
+
+async function assertNameFree(env: TxEnv, spaceId: string, space: string, name: string): Promise<void> {
+  if (await env.sql.get("SELECT 1 AS x FROM pools WHERE space_id = ? AND name = ?", [spaceId, name])) {
+    throw new AllotError("pool-exists", `pool ${name} already exists in space ${space}; pick another name or delete it first`);
+  }
+}
+
+/** Writes a planned pool: its row, ranges, exclusions and free runs, and the history record. */
+async function insertPool(
+  env: TxEnv,
+  input: PoolInput,
+  plan: PoolPlan,
+  space: { id: string; name: string },
+  parentId: string | null,
+): Promise<PoolState> {
+  const id = env.newId();
+  const at = iso(env.now);
+  const dns = dnsList(input.dns, "dns") ?? [];
+  await env.sql.run(
+    `INSERT INTO pools (id, space_id, name, family, parent_id, strategy, allocate_reserved, prefix_length, gateway, dns,
+       description, attributes, total, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    [
+      id, space.id, input.name, plan.family, parentId, checkStrategy(input.strategy), input.allocateReserved ? 1 : 0,
+      input.prefixLength ?? null, plan.ranges[0]?.gateway ?? null, JSON.stringify(dns), input.description ?? "",
+      JSON.stringify(input.attributes ?? {}), plan.total.toString(), at, at,
+    ],
+  );
+  for (const r of plan.ranges) {
+    try {
+      await env.sql.run(
+        `INSERT INTO pool_ranges (pool_id, seq, space_id, family, top_level, first, last, prefix_length, gateway, dns)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [id, r.seq, space.id, plan.family, parentId === null ? 1 : 0, key(r.first), key(r.last), r.prefixLength, r.gateway, r.dns === null ? null : JSON.stringify(r.dns)],
+      );
+    } catch (err) {
+      if (err instanceof ConstraintError && err.constraint === "overlap") throw await overlapError(env, space, plan, r);
+      throw err;
+    }
+  }
+  for (const e of plan.exclusions) {
+    await env.sql.run("INSERT INTO exclusions (pool_id, first, last) VALUES (?, ?, ?)", [id, key(e.first), key(e.last)]);
+  }
+  for (const run of plan.free) await insertRun(env.sql, id, run);
+  const state = await loadPoolById(env.sql, id);
+  await record(env.sql, env.ctx, at, { action: "create", entity: "pool", entityId: id, spaceId: space.id, poolId: id, after: toPool(state) });
+  return state;
+}
+
+async function overlapError(env: TxEnv, space: { id: string; name: string }, plan: PoolPlan, r: { first: bigint; last: bigint }) {
+  const other = await env.sql.get<{ name: string }>(
+    `SELECT p.name FROM pool_ranges x JOIN pools p ON p.id = x.pool_id
+     WHERE x.space_id = ? AND x.family = ? AND x.top_level = 1 AND x.first <= ? ORDER BY x.first DESC LIMIT 1`,
+    [space.id, plan.family, key(r.last)],
+  );
+  return new AllotError(
+    "pool-overlap",
+    `${fmt(plan.family, r.first)}-${fmt(plan.family, r.last)} overlaps pool ${other?.name ?? "?"} in space ${space.name}; pools in one space may not overlap (use another space for an overlapping plan)`,
+    { pool: other?.name },
+  );
+}
+
+export async function createPool(env: TxEnv, input: PoolInput, space: { id: string; name: string }): Promise<Pool> {
+  checkName("pool", input.name);
+  checkStrategy(input.strategy);
+  const plan = planPool(input);
+  await assertNameFree(env, space.id, space.name, input.name);
+  return toPool(await insertPool(env, input, plan, space, null));
+}
+
+/**
+ * Carves a child pool out of `parent`: the first free aligned block of `prefixLength`, or exactly `cidr`.
+ * The block is held in the parent as a run owned by the child, so the parent never hands it out.
+ */
+export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPoolInput): Promise<Pool> {
+  checkName("pool", input.name);
+  checkStrategy(input.strategy);
+  const bits = BITS[parent.family];
+  let first: bigint;
+  let length: number;
+  if (input.cidr !== undefined) {
+    if (input.prefixLength !== undefined) throw new AllotError("invalid-request", "give either cidr or prefixLength for a child pool, not both");
+    const p = prefix(input.cidr, "cidr");
+    if (p.family !== parent.family) throw new AllotError("invalid-address", `cidr ${input.cidr} is IPv${p.family} but pool ${parent.name} is IPv${parent.family}`);
+    first = prefixFirst(p);
+    length = p.length;
+    const run = await runContaining(env.sql, parent.id, first);
+    if (!run || run.last < prefixLast(p)) {
+      const inside = parent.ranges.some((r) => first >= r.first && prefixLast(p) <= r.last);
+      throw new AllotError(
+        inside ? "block-unavailable" : "address-outside-pool",
+        inside
+          ? `${formatPrefix(p)} is not wholly free in pool ${parent.name} (part of it is allocated, excluded, reserved or already a child)`
+          : `${formatPrefix(p)} is not inside one range of pool ${parent.name}`,
+      );
+    }
+  } else {
+    if (input.prefixLength === undefined) throw new AllotError("invalid-request", "a child pool needs prefixLength (carve the first free block of that size) or cidr");
+    length = input.prefixLength;
+    if (!Number.isInteger(length) || length < 0 || length > bits) {
+      throw new AllotError("invalid-request", `prefixLength ${length} is out of range for IPv${parent.family} (0 to ${bits})`);
+    }
+    const size = 1n << BigInt(bits - length);
+    const found = await findFit(env.sql, parent.id, size, true, sizeClass(parent.total > 0n ? parent.total : 1n));
+    if (found === null) {
+      throw new AllotError("block-unavailable", `pool ${parent.name} has no free aligned /${length} left; ask for a longer prefix or free some space`);
+    }
+    first = found;
+  }
+  const size = 1n << BigInt(bits - length);
+  const last = first + size - 1n;
+  const cidr = `${fmt(parent.family, first)}/${length}`;
+  const { prefixLength: _pl, cidr: _c, ...rest } = input;
+  const childInput: PoolInput = {
+    ...rest,
+    strategy: input.strategy ?? parent.strategy,
+    dns: input.dns ?? parent.dns,
+    ranges: [{ cidr, ...(input.gateway !== undefined ? { gateway: input.gateway } : {}) }],
+  };
+  delete childInput.gateway;
+  const plan = planPool(childInput);
+  await assertNameFree(env, parent.spaceId, parent.space, input.name);
+  const run = (await runContaining(env.sql, parent.id, first))!;
+  await take(env.sql, parent.id, run, first, last);
+  const child = await insertPool(env, { ...childInput, prefixLength: length }, plan, { id: parent.spaceId, name: parent.space }, parent.id);
+  const row: AllocationRow = {
+    id: env.newId(), pool_id: parent.id, space_id: parent.spaceId, family: parent.family, first: key(first), last: key(last),
+    size: size.toString(), child_pool_id: child.id, owner: null, mac: null, hostname: null, labels: "{}", expires_at: null,
+    created_at: iso(env.now), updated_at: iso(env.now),
+  };
+  await insertAllocation(env.sql, row);
+  parent.carved += size;
+  await saveCounters(env.sql, parent, iso(env.now));
+  return toPool(await loadPoolById(env.sql, child.id));
+}
+
+/** Deletes a pool; with `force`, its allocations and child pools (recursively) go with it. */
+export async function deletePool(env: TxEnv, pool: PoolState, force: boolean): Promise<Pool> {
+  const children = await listPoolStates(env.sql, { parentId: pool.id });
+  if (!force && (pool.allocated > 0n || children.length > 0)) {
+    throw new AllotError(
+      "pool-in-use",
+      `pool ${pool.name} still holds ${pool.allocated} allocated addresses and ${children.length} child pools; release them first or delete with force`,
+      { allocated: pool.allocated.toString(), children: children.map((c) => c.name) },
+    );
+  }
+  for (const c of children) await deletePool(env, c, true);
+  const before = toPool(pool);
+  const rows = await env.sql.all<AllocationRow>("SELECT * FROM allocations WHERE pool_id = ?", [pool.id]);
+  for (const r of rows) {
+    await record(env.sql, env.ctx, iso(env.now), { action: "release", entity: "allocation", entityId: r.id, spaceId: pool.spaceId, poolId: pool.id, before: { id: r.id, owner: r.owner } });
+  }
+  await env.sql.run("DELETE FROM allocations WHERE pool_id = ?", [pool.id]);
+  if (pool.parentId) {
+    const parent = await loadPoolById(env.sql, pool.parentId);
+    const carve = await env.sql.get<AllocationRow>("SELECT * FROM allocations WHERE child_pool_id = ?", [pool.id]);
+    if (carve) await releaseRow(env, parent, carve, "uncarve");
+  }
+  await env.sql.run("DELETE FROM free_runs WHERE pool_id = ?", [pool.id]);
+  await env.sql.run("DELETE FROM pool_ranges WHERE pool_id = ?", [pool.id]);
+  await env.sql.run("DELETE FROM exclusions WHERE pool_id = ?", [pool.id]);
+  await env.sql.run("DELETE FROM pools WHERE id = ?", [pool.id]);
+  await record(env.sql, env.ctx, iso(env.now), { action: "delete", entity: "pool", entityId: pool.id, spaceId: pool.spaceId, poolId: pool.id, before });
+  return before;
+}
+
+export async function updatePool(env: TxEnv, pool: PoolState, patch: PoolPatch): Promise<Pool> {
+  const before = toPool(pool);
+  if (patch.name !== undefined && patch.name !== pool.name) {
+    checkName("pool", patch.name);
+    await assertNameFree(env, pool.spaceId, pool.space, patch.name);
+  }
+  const next = {
+    name: patch.name ?? pool.name,
+    description: patch.description ?? pool.description,
+    attributes: patch.attributes ?? pool.attributes,
+    strategy: patch.strategy === undefined ? pool.strategy : checkStrategy(patch.strategy),
+  };
+  await env.sql.run("UPDATE pools SET name = ?, description = ?, attributes = ?, strategy = ?, updated_at = ? WHERE id = ?", [
+    next.name, next.description, JSON.stringify(next.attributes), next.strategy, iso(env.now), pool.id,
+  ]);
+  const after = toPool(await loadPoolById(env.sql, pool.id));
+  await record(env.sql, env.ctx, iso(env.now), { action: "update", entity: "pool", entityId: pool.id, spaceId: pool.spaceId, poolId: pool.id, before, after });
+  return after;
+}

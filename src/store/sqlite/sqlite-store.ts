@@ -1,0 +1,123 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { Mutex } from "../mutex.js";
+import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store } from "../store.js";
+import { migrations } from "./schema.js";
+
+export interface SqliteStoreOptions {
+  /** Path of the database file. */
+  file: string;
+  /**
+   * "full" (the default) syncs every commit to disk, so an acknowledged change survives power loss;
+   * "normal" survives a crash of the process but may lose the last commits on power loss.
+   */
+  synchronous?: "full" | "normal";
+}
+
+/**
+ * The embedded store: one better-sqlite3 connection in WAL mode. better-sqlite3 is synchronous, so
+ * transactions are serialised by a mutex rather than by the database; this keeps a transaction's
+ * statements from interleaving with another request's while the engine awaits between them.
+ */
+export class SqliteStore implements Store {
+  readonly kind = "sqlite";
+  readonly location: string;
+  private readonly db: Database.Database;
+  private readonly mutex = new Mutex();
+  private readonly statements = new Map<string, Database.Statement>();
+  private readonly sql: Sql;
+
+  constructor(options: SqliteStoreOptions) {
+    this.location = options.file;
+    mkdirSync(dirname(options.file), { recursive: true });
+    this.db = new Database(options.file);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+    this.db.pragma("foreign_keys = ON");
+    this.db.pragma("busy_timeout = 5000");
+    this.db.defaultSafeIntegers(false);
+    this.migrate();
+    this.sql = {
+      all: async <T>(q: string, p: readonly SqlValue[] = []) => this.call(() => this.prepare(q).all(...p) as T[]),
+      get: async <T>(q: string, p: readonly SqlValue[] = []) => this.call(() => this.prepare(q).get(...p) as T | undefined),
+      run: async (q: string, p: readonly SqlValue[] = []): Promise<RunResult> =>
+        this.call(() => ({ changes: this.prepare(q).run(...p).changes })),
+    };
+  }
+
+  /** The schema version this database is at. */
+  get schemaVersion(): number {
+    return this.db.pragma("user_version", { simple: true }) as number;
+  }
+
+  private migrate(): void {
+    const current = this.schemaVersion;
+    if (current > migrations.length) {
+      throw new Error(
+        `database ${this.location} has schema version ${current}, newer than this Allot (${migrations.length}); upgrade Allot`,
+      );
+    }
+    for (let v = current; v < migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(migrations[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private prepare(q: string): Database.Statement {
+    let st = this.statements.get(q);
+    if (!st) {
+      st = this.db.prepare(q);
+      this.statements.set(q, st);
+    }
+    return st;
+  }
+
+  private call<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.mutex.run(async () => {
+      this.db.exec("BEGIN IMMEDIATE");
+      try {
+        const result = await fn(this.sql);
+        this.db.exec("COMMIT");
+        return result;
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        throw err;
+      }
+    });
+  }
+
+  async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.mutex.run(() => fn(this.sql));
+  }
+
+  async close(): Promise<void> {
+    await this.mutex.run(async () => {
+      if (this.db.open) this.db.close();
+    });
+  }
+}
+
+function mapError(err: unknown): unknown {
+  if (err instanceof Database.SqliteError) {
+    if (err.message.includes("ALLOT_OVERLAP")) {
+      return new ConstraintError(err.message.replace(/^.*ALLOT_OVERLAP\s*/, ""), "overlap");
+    }
+    if (err.code === "SQLITE_CONSTRAINT_UNIQUE" || err.code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+      return new ConstraintError(err.message, "unique");
+    }
+    if (err.code === "SQLITE_CONSTRAINT_FOREIGNKEY") return new ConstraintError(err.message, "foreign-key");
+    if (err.code === "SQLITE_CONSTRAINT_CHECK") return new ConstraintError(err.message, "check");
+  }
+  return err;
+}

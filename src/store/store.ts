@@ -1,0 +1,42 @@
+/**
+ * The store contract. The engine speaks portable SQL (`?` placeholders, 16-byte big-endian BLOB/bytea
+ * address keys, JSON as text) through these few calls, so every backend runs the same queries and
+ * behaves the same. A backend supplies connections, transactions, migrations and error mapping.
+ */
+export type SqlValue = string | number | bigint | Buffer | null;
+
+export interface RunResult {
+  changes: number;
+}
+
+export interface Sql {
+  all<T = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
+  get<T = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
+  run(sql: string, params?: readonly SqlValue[]): Promise<RunResult>;
+}
+
+export interface Store {
+  /** "sqlite" or "postgres"; informational only: the engine never branches on it. */
+  readonly kind: string;
+  /** Where the data lives, for logs (never includes a password). */
+  readonly location: string;
+  /**
+   * Runs `fn` in one serialisable unit: every statement commits together or none does.
+   * A uniqueness or overlap violation inside surfaces as {@link ConstraintError}.
+   */
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Runs read-only queries against a consistent view. */
+  read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** A database constraint refused a write: the promise that an address is never held twice, kept by the store. */
+export class ConstraintError extends Error {
+  constructor(
+    message: string,
+    /** Which constraint: "unique", "overlap" or "foreign-key". */
+    readonly constraint: "unique" | "overlap" | "foreign-key" | "check",
+  ) {
+    super(message);
+  }
+}
