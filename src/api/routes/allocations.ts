@@ -1,0 +1,99 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { AllocateRequest } from "../../engine/types.js";
+import { AllocateInput, Allocation, PoolParams, items, problems } from "../schemas.js";
+
+export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
+  const tags = ["allocations"];
+  const ref = (p: { pool: string }, q: { space?: string | undefined }) => ({ pool: p.pool, ...(q.space ? { space: q.space } : {}) });
+
+  app.post(
+    "/pools/:pool/allocations",
+    {
+      schema: {
+        tags,
+        summary: "Allocate the next free address, a specific address, or a contiguous block",
+        description:
+          "With an owner the request is idempotent: asking again with the same owner returns the allocation it holds (200) instead of a new one (201).",
+        params: PoolParams,
+        querystring: z.strictObject({ space: z.string().max(128).optional() }),
+        body: AllocateInput,
+        response: { 200: Allocation, 201: Allocation, ...problems },
+      },
+    },
+    async (req, reply) => {
+      const { allocation, created } = await req.engine.allocate(ref(req.params, req.query), req.body as AllocateRequest, req.change);
+      return reply.status(created ? 201 : 200).send(allocation);
+    },
+  );
+
+  app.get(
+    "/pools/:pool/allocations",
+    {
+      schema: {
+        tags,
+        summary: "List a pool's allocations in address order, a page at a time",
+        params: PoolParams,
+        querystring: z.strictObject({
+          space: z.string().max(128).optional(),
+          owner: z.string().max(512).optional(),
+          mac: z.string().max(32).optional(),
+          hostname: z.string().max(253).optional(),
+          after: z.string().max(100).optional().describe("Return allocations after this address (the previous page's next)"),
+          limit: z.coerce.number().int().min(1).max(1000).optional(),
+        }),
+        response: { 200: items(Allocation).extend({ next: z.string().nullable() }), ...problems },
+      },
+    },
+    async (req) => {
+      const { space, limit = 100, after, owner, mac, hostname } = req.query;
+      const list = await req.engine.listAllocations(ref(req.params, { space }), {
+        limit,
+        ...(after !== undefined ? { after } : {}),
+        ...(owner !== undefined ? { owner } : {}),
+        ...(mac !== undefined ? { mac: mac.toLowerCase().replace(/-/g, ":") } : {}),
+        ...(hostname !== undefined ? { hostname } : {}),
+      });
+      return { items: list, next: list.length === limit ? list[list.length - 1]!.address : null };
+    },
+  );
+
+  app.delete(
+    "/pools/:pool/allocations",
+    {
+      schema: {
+        tags,
+        summary: "Release by ?address= (any address of the allocation) or by ?owner=",
+        params: PoolParams,
+        querystring: z.strictObject({
+          space: z.string().max(128).optional(),
+          address: z.string().max(100).optional(),
+          owner: z.string().max(512).optional(),
+        }),
+        response: { 200: Allocation, ...problems },
+      },
+    },
+    async (req, reply) => {
+      const { address, owner, space } = req.query;
+      const pool = ref(req.params, { space });
+      if ((address === undefined) === (owner === undefined)) {
+        const err = Object.assign(new Error("give exactly one of ?address= or ?owner= to say what to release"), { statusCode: 400 });
+        throw err;
+      }
+      return reply.send(
+        await req.engine.release(address !== undefined ? { pool, address } : { pool, owner: owner! }, req.change),
+      );
+    },
+  );
+
+  const idParams = z.strictObject({ id: z.string().min(1).max(100) });
+  app.get("/allocations/:id", { schema: { tags, summary: "Get an allocation", params: idParams, response: { 200: Allocation, ...problems } } }, async (req) =>
+    req.engine.getAllocation(req.params.id),
+  );
+
+  app.delete(
+    "/allocations/:id",
+    { schema: { tags, summary: "Release an allocation by id", params: idParams, response: { 200: Allocation, ...problems } } },
+    async (req) => req.engine.release({ id: req.params.id }, req.change),
+  );
+};

@@ -1,0 +1,105 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import type { ChildPoolInput as ChildInput, PoolInput as PInput, PoolPatch as PPatch } from "../../engine/types.js";
+import { ChildPoolInput, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, problems } from "../schemas.js";
+
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
+  const tags = ["pools"];
+  const ref = (p: { pool: string }, q: { space?: string | undefined }) => ({ pool: p.pool, ...(q.space ? { space: q.space } : {}) });
+
+  app.get(
+    "/pools",
+    {
+      schema: {
+        tags,
+        summary: "List pools",
+        querystring: z.strictObject({ space: z.string().max(128).optional(), parent: z.string().max(200).optional() }),
+        response: { 200: items(Pool), ...problems },
+      },
+    },
+    async (req) => {
+      const { space, parent } = req.query;
+      return {
+        items: await req.engine.listPools({
+          ...(space ? { space } : {}),
+          ...(parent ? { parent: { pool: parent, ...(space ? { space } : {}) } } : {}),
+        }),
+      };
+    },
+  );
+
+  app.post(
+    "/pools",
+    { schema: { tags, summary: "Create a pool from one or more ranges", body: PoolInput, response: { 201: Pool, ...problems } } },
+    async (req, reply) => reply.status(201).send(await req.engine.createPool(req.body as PInput, req.change)),
+  );
+
+  app.get(
+    "/pools/:pool",
+    { schema: { tags, summary: "Get a pool by id, or by name within ?space=", params: PoolParams, querystring: SpaceQuery, response: { 200: Pool, ...problems } } },
+    async (req) => req.engine.getPool(ref(req.params, req.query)),
+  );
+
+  app.patch(
+    "/pools/:pool",
+    { schema: { tags, summary: "Rename a pool or change its description, attributes or strategy", params: PoolParams, querystring: SpaceQuery, body: PoolPatch, response: { 200: Pool, ...problems } } },
+    async (req) => req.engine.updatePool(ref(req.params, req.query), req.body as PPatch, req.change),
+  );
+
+  app.delete(
+    "/pools/:pool",
+    {
+      schema: {
+        tags,
+        summary: "Delete a pool; refused while it holds allocations or child pools unless force=true",
+        params: PoolParams,
+        querystring: z.strictObject({ space: z.string().max(128).optional(), force: bool.optional() }),
+        response: { 200: Pool, ...problems },
+      },
+    },
+    async (req) => req.engine.deletePool(ref(req.params, req.query), { force: req.query.force ?? false }, req.change),
+  );
+
+  app.get(
+    "/pools/:pool/children",
+    { schema: { tags, summary: "List a pool's child pools", params: PoolParams, querystring: SpaceQuery, response: { 200: items(Pool), ...problems } } },
+    async (req) => ({ items: await req.engine.listPools({ parent: ref(req.params, req.query) }) }),
+  );
+
+  app.post(
+    "/pools/:pool/children",
+    {
+      schema: {
+        tags,
+        summary: "Carve a child pool: the first free aligned block of prefixLength, or an exact cidr",
+        params: PoolParams,
+        querystring: SpaceQuery,
+        body: ChildPoolInput,
+        response: { 201: Pool, ...problems },
+      },
+    },
+    async (req, reply) => reply.status(201).send(await req.engine.createChildPool(ref(req.params, req.query), req.body as ChildInput, req.change)),
+  );
+
+  app.get(
+    "/pools/:pool/usage",
+    { schema: { tags, summary: "Exact usage of a pool (decimal strings)", params: PoolParams, querystring: SpaceQuery, response: { 200: Usage, ...problems } } },
+    async (req) => req.engine.usage(ref(req.params, req.query)),
+  );
+
+  app.get(
+    "/pools/:pool/history",
+    {
+      schema: {
+        tags,
+        summary: "Changes to a pool and its allocations, newest first",
+        params: PoolParams,
+        querystring: z.strictObject({ space: z.string().max(128).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() }),
+        response: { 200: items(HistoryEntry), ...problems },
+      },
+    },
+    async (req) => ({ items: await req.engine.history({ pool: ref(req.params, req.query), limit: req.query.limit ?? 100 }) }),
+  );
+};

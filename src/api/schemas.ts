@@ -1,0 +1,173 @@
+import { z } from "zod";
+import { STRATEGIES } from "../engine/types.js";
+
+/**
+ * Request and response shapes. They validate input (unknown fields are refused, so a typo is an error
+ * rather than silently ignored) and generate the OpenAPI document.
+ */
+const name = z.string().min(1).max(128).describe("Letters, digits, '.', '_', ':' or '-'");
+const addressText = z.string().min(1).max(100).describe("An IPv4 or IPv6 address in any valid text form");
+const cidrText = z.string().min(1).max(110).describe("A CIDR prefix such as 10.0.0.0/24 or 2001:db8::/64");
+const prefixLength = z.number().int().min(0).max(128);
+const dns = z.array(addressText).max(16);
+const attributes = z.record(z.string(), z.unknown()).describe("Free-form attributes, returned exactly as given");
+const labels = z.record(z.string().max(256), z.string().max(1024)).describe("String labels");
+
+export const SpaceInput = z.strictObject({ name, description: z.string().max(1024).optional() });
+export const Space = z.object({ id: z.string(), name: z.string(), description: z.string(), createdAt: z.string() });
+
+export const RangeInput = z
+  .strictObject({
+    cidr: cidrText.optional(),
+    start: addressText.optional(),
+    end: addressText.optional(),
+    prefixLength: prefixLength.optional().describe("Netmask length handed out with this range's addresses"),
+    gateway: addressText.optional(),
+    dns: dns.optional(),
+  })
+  .describe("A CIDR, or start and end inside a prefix of prefixLength");
+
+const Exclusion = z.union([
+  z.string().max(230).describe("An address, a CIDR, or first-last"),
+  z.strictObject({ start: addressText, end: addressText.optional() }),
+]);
+
+export const PoolInput = z.strictObject({
+  name,
+  space: name.optional().describe("Space the pool belongs to (default: default)"),
+  cidr: cidrText.optional().describe("Shorthand for a single range"),
+  ranges: z.array(RangeInput).max(1024).optional(),
+  exclusions: z.array(Exclusion).max(4096).optional(),
+  prefixLength: prefixLength.optional(),
+  gateway: addressText.optional(),
+  dns: dns.optional(),
+  strategy: z.enum(STRATEGIES as [string, ...string[]]).optional().describe("lowest-free (default) or random"),
+  allocateReserved: z.boolean().optional().describe("Whether network, broadcast and gateway addresses may be allocated (default false)"),
+  description: z.string().max(4096).optional(),
+  attributes: attributes.optional(),
+});
+
+export const ChildPoolInput = z.strictObject({
+  name,
+  prefixLength: prefixLength.optional().describe("Carve the first free aligned block of this length"),
+  cidr: cidrText.optional().describe("Carve exactly this prefix"),
+  gateway: addressText.optional(),
+  dns: dns.optional(),
+  exclusions: z.array(Exclusion).max(4096).optional(),
+  strategy: z.enum(STRATEGIES as [string, ...string[]]).optional(),
+  allocateReserved: z.boolean().optional(),
+  description: z.string().max(4096).optional(),
+  attributes: attributes.optional(),
+});
+
+export const PoolPatch = z.strictObject({
+  name: name.optional(),
+  description: z.string().max(4096).optional(),
+  attributes: attributes.optional(),
+  strategy: z.enum(STRATEGIES as [string, ...string[]]).optional(),
+});
+
+export const Usage = z.object({
+  total: z.string().describe("Allocatable addresses (decimal string: exact for IPv6)"),
+  allocated: z.string(),
+  inChildPools: z.string(),
+  free: z.string(),
+  utilization: z.number().describe("Percent of total that is allocated or in child pools"),
+});
+
+export const Pool = z.object({
+  id: z.string(),
+  name: z.string(),
+  space: z.string(),
+  family: z.union([z.literal(4), z.literal(6)]),
+  parent: z.string().nullable(),
+  strategy: z.string(),
+  allocateReserved: z.boolean(),
+  prefixLength: z.number().nullable(),
+  gateway: z.string().nullable(),
+  dns: z.array(z.string()),
+  ranges: z.array(
+    z.object({
+      cidr: z.string().optional(),
+      start: z.string(),
+      end: z.string(),
+      prefixLength: z.number(),
+      gateway: z.string().nullable(),
+      dns: z.array(z.string()),
+    }),
+  ),
+  exclusions: z.array(z.object({ start: z.string(), end: z.string() })),
+  description: z.string(),
+  attributes,
+  usage: Usage,
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const AllocateInput = z.strictObject({
+  address: addressText.optional().describe("A specific address; otherwise the pool's strategy picks"),
+  size: z.number().int().min(1).max(2 ** 32).optional().describe("Contiguous addresses wanted (default 1)"),
+  owner: z.string().min(1).max(512).optional().describe("Idempotency key: the same owner always gets the same allocation"),
+  mac: z.string().max(32).optional(),
+  hostname: z.string().max(253).optional(),
+  labels: labels.optional(),
+  ttl: z.number().int().describe("Seconds until the allocation is released automatically (positive)").optional(),
+});
+
+export const Allocation = z.object({
+  id: z.string(),
+  pool: z.string(),
+  poolId: z.string(),
+  space: z.string(),
+  address: z.string(),
+  lastAddress: z.string(),
+  size: z.number(),
+  prefixLength: z.number(),
+  gateway: z.string().nullable(),
+  dns: z.array(z.string()),
+  owner: z.string().nullable(),
+  mac: z.string().nullable(),
+  hostname: z.string().nullable(),
+  labels,
+  expiresAt: z.string().nullable(),
+  createdAt: z.string(),
+  childPool: z.string().optional(),
+});
+
+export const LookupResult = z.object({
+  address: z.string(),
+  space: z.string(),
+  pool: z.string(),
+  poolId: z.string(),
+  state: z.enum(["allocated", "free", "excluded", "reserved"]),
+  allocation: Allocation.nullable(),
+});
+
+export const HistoryEntry = z.object({
+  seq: z.number(),
+  at: z.string(),
+  actor: z.string(),
+  requestId: z.string().nullable(),
+  action: z.string(),
+  entity: z.string(),
+  entityId: z.string(),
+  before: z.unknown(),
+  after: z.unknown(),
+});
+
+export const Problem = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number(),
+    detail: z.string(),
+    code: z.string(),
+    instance: z.string().optional(),
+  })
+  .catchall(z.unknown())
+  .describe("RFC 9457 problem details");
+
+export const PoolParams = z.strictObject({ pool: z.string().min(1).max(200) });
+export const SpaceQuery = z.strictObject({ space: name.optional() });
+export const items = <T extends z.ZodTypeAny>(t: T) => z.object({ items: z.array(t) });
+export const problems = { 400: Problem, 404: Problem, 409: Problem };

@@ -1,0 +1,54 @@
+/** A small HTTP client for the /v1 API, used by every client command. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+export const DEFAULT_URL = "http://127.0.0.1:7878";
+
+export class Client {
+  constructor(readonly baseUrl: string) {}
+
+  async request<T>(method: string, path: string, body?: unknown, query: Record<string, string | number | boolean | undefined> = {}): Promise<T> {
+    const url = new URL(path, this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`);
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? null : JSON.stringify(body),
+      });
+    } catch (err) {
+      const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new ApiError(
+        `cannot reach Allot at ${this.baseUrl} (${reason}); start it with 'allot serve' or point ALLOT_URL / --url at a running server`,
+        0,
+        "unreachable",
+      );
+    }
+    const text = await res.text();
+    const data: unknown = text ? safeJson(text) : undefined;
+    if (!res.ok) {
+      const p = (data ?? {}) as { detail?: string; code?: string };
+      throw new ApiError(p.detail ?? `${res.status} ${res.statusText}`, res.status, p.code ?? String(res.status));
+    }
+    return data as T;
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { detail: text };
+  }
+}
+
+/** Encodes a path segment (pool names and IPv6 addresses are safe, but ids and odd names need it). */
+export const seg = (s: string) => encodeURIComponent(s);

@@ -1,0 +1,133 @@
+import { Command } from "commander";
+import type { HistoryEntry } from "../../engine/history.js";
+import type { LookupResult } from "../../engine/lookup.js";
+import type { Allocation } from "../../engine/types.js";
+import { seg } from "../client.js";
+import { UsageError, collect, compact, context, keyValues, parseInteger } from "../context.js";
+import { type Column, print } from "../output.js";
+
+export const allocationColumns: Column<Allocation>[] = [
+  ["ADDRESS", (a) => (a.size > 1 ? `${a.address}-${a.lastAddress}` : a.address)],
+  ["POOL", (a) => a.pool],
+  ["OWNER", (a) => a.owner],
+  ["MAC", (a) => a.mac],
+  ["HOSTNAME", (a) => a.hostname],
+  ["EXPIRES", (a) => a.expiresAt],
+  ["ID", (a) => a.id],
+];
+
+const spaceOpt = ["-s, --space <space>", "space of the pool (default: default)"] as const;
+
+export function allocateCommand(): Command {
+  return new Command("allocate")
+    .alias("alloc")
+    .description("allocate the next free address, a specific one (--address) or a block (--size)")
+    .argument("<pool>")
+    .option(...spaceOpt)
+    .option("-a, --address <address>", "this address exactly")
+    .option("-n, --size <n>", "a contiguous block of n addresses", parseInteger)
+    .option("-O, --owner <key>", "who holds it; asking again with the same owner returns the same allocation")
+    .option("-m, --mac <mac>", "MAC address")
+    .option("--hostname <name>", "hostname")
+    .option("-l, --label <key=value>", "label (repeatable)", collect)
+    .option("--ttl <seconds>", "release automatically after this many seconds", parseInteger)
+    .action(async (pool: string, o: Record<string, unknown>, cmd: Command) => {
+      const { client, format } = context(cmd);
+      const body = compact({
+        address: o.address,
+        size: o.size,
+        owner: o.owner,
+        mac: o.mac,
+        hostname: o.hostname,
+        labels: keyValues(o.label as string[] | undefined, "--label"),
+        ttl: o.ttl,
+      });
+      const a = await client.request<Allocation>("POST", `v1/pools/${seg(pool)}/allocations`, body, { space: o.space as string | undefined });
+      print(format, a, allocationColumns);
+    });
+}
+
+export function releaseCommand(): Command {
+  return new Command("release")
+    .description("release an allocation: POOL with --address or --owner, or --id alone")
+    .argument("[pool]")
+    .option(...spaceOpt)
+    .option("-a, --address <address>", "any address of the allocation")
+    .option("-O, --owner <key>", "the owner holding it")
+    .option("--id <id>", "the allocation's id")
+    .action(async (pool: string | undefined, o: { space?: string; address?: string; owner?: string; id?: string }, cmd: Command) => {
+      const { client, format } = context(cmd);
+      let a: Allocation;
+      if (o.id) {
+        a = await client.request<Allocation>("DELETE", `v1/allocations/${seg(o.id)}`);
+      } else {
+        if (!pool || (o.address === undefined) === (o.owner === undefined)) {
+          throw new UsageError("give POOL with exactly one of --address or --owner, or --id alone");
+        }
+        a = await client.request<Allocation>("DELETE", `v1/pools/${seg(pool)}/allocations`, undefined, { space: o.space, address: o.address, owner: o.owner });
+      }
+      if (format === "table") process.stdout.write(`released ${a.size > 1 ? `${a.address}-${a.lastAddress}` : a.address} from pool ${a.pool}\n`);
+      else print(format, a, allocationColumns);
+    });
+}
+
+export function allocationsCommand(): Command {
+  return new Command("allocations")
+    .description("list a pool's allocations in address order")
+    .argument("<pool>")
+    .option(...spaceOpt)
+    .option("-O, --owner <key>", "only this owner's")
+    .option("-m, --mac <mac>", "only this MAC's")
+    .option("--hostname <name>", "only this hostname's")
+    .option("--after <address>", "start after this address (paging)")
+    .option("--limit <n>", "at most n (default 100, at most 1000)", parseInteger)
+    .action(async (pool: string, o: Record<string, string | number | undefined>, cmd: Command) => {
+      const { client, format } = context(cmd);
+      const res = await client.request<{ items: Allocation[]; next: string | null }>("GET", `v1/pools/${seg(pool)}/allocations`, undefined, o);
+      print(format, res.items, allocationColumns, res);
+      if (format === "table" && res.next) process.stderr.write(`more: --after ${res.next}\n`);
+    });
+}
+
+export function lookupCommand(): Command {
+  return new Command("lookup")
+    .description("who holds an address: its pool, state and allocation")
+    .argument("<address>")
+    .option("-s, --space <space>", "look only in this space (default: every space)")
+    .action(async (address: string, o: { space?: string }, cmd: Command) => {
+      const { client, format } = context(cmd);
+      const res = await client.request<{ items: LookupResult[] }>("GET", "v1/lookup", undefined, { address, space: o.space });
+      const columns: Column<LookupResult>[] = [
+        ["ADDRESS", (r) => r.address],
+        ["SPACE", (r) => r.space],
+        ["POOL", (r) => r.pool],
+        ["STATE", (r) => r.state],
+        ["OWNER", (r) => r.allocation?.owner],
+        ["MAC", (r) => r.allocation?.mac],
+        ["SINCE", (r) => r.allocation?.createdAt],
+      ];
+      if (format === "table" && res.items.length === 0) {
+        process.stdout.write(`${address} is in no pool${o.space ? ` of space ${o.space}` : ""}\n`);
+        return;
+      }
+      print(format, res.items, columns, res.items);
+    });
+}
+
+export function historyCommand(): Command {
+  return new Command("history")
+    .description("recent changes, newest first")
+    .option("-p, --pool <pool>", "only this pool's")
+    .option(...spaceOpt)
+    .option("--limit <n>", "at most n (default 100)", parseInteger)
+    .action(async (o: { pool?: string; space?: string; limit?: number }, cmd: Command) => {
+      const { client, format } = context(cmd);
+      const path = o.pool ? `v1/pools/${seg(o.pool)}/history` : "v1/history";
+      const res = await client.request<{ items: HistoryEntry[] }>("GET", path, undefined, { limit: o.limit, ...(o.pool ? { space: o.space } : {}) });
+      const describe = (h: HistoryEntry) => {
+        const x = (h.after ?? h.before) as Record<string, unknown> | null;
+        return x ? (x.address ?? x.name ?? "") : "";
+      };
+      print(format, res.items, [["AT", (h) => h.at], ["ACTOR", (h) => h.actor], ["ACTION", (h) => h.action], ["ENTITY", (h) => h.entity], ["WHAT", describe]], res.items);
+    });
+}

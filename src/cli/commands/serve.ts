@@ -1,0 +1,31 @@
+import { Command } from "commander";
+import { ConfigError, DEFAULTS, resolveServeConfig } from "../../server/config.js";
+import { startServer } from "../../server/serve.js";
+
+export function serveCommand(): Command {
+  return new Command("serve")
+    .description("run the Allot server (SQLite store in the data directory, created on first start)")
+    .option("-p, --port <port>", `TCP port (env ALLOT_PORT, default ${DEFAULTS.port})`)
+    .option("-H, --host <address>", `address to bind (env ALLOT_HOST, default ${DEFAULTS.host})`)
+    .option("-d, --data-dir <dir>", `data directory (env ALLOT_DATA_DIR, default ${DEFAULTS.dataDir})`)
+    .option("--log-level <level>", `log level (env ALLOT_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
+    .action(async (opts: { port?: string; host?: string; dataDir?: string; logLevel?: string }) => {
+      let config;
+      try {
+        config = resolveServeConfig(opts);
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          process.stderr.write(`error: ${err.message}\n`);
+          process.exit(2);
+        }
+        throw err;
+      }
+      const server = await startServer(config);
+      const stop = async () => {
+        await server.stop();
+        process.exit(0);
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+}

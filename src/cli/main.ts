@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from "commander";
+import { VERSION } from "../api/app.js";
+import { ApiError, DEFAULT_URL } from "./client.js";
+import { allocateCommand, allocationsCommand, historyCommand, lookupCommand, releaseCommand } from "./commands/allocations.js";
+import { poolCommand, usageCommand } from "./commands/pools.js";
+import { serveCommand } from "./commands/serve.js";
+import { spaceCommand } from "./commands/spaces.js";
+import { UsageError, parseFormat } from "./context.js";
+
+const program = new Command("allot")
+  .description("Allot IP address management: serve the API, or manage spaces, pools and allocations")
+  .version(VERSION)
+  .addOption(new Option("--url <url>", "Allot server URL").env("ALLOT_URL").default(DEFAULT_URL))
+  .addOption(new Option("-o, --output <format>", "table, json or yaml").argParser(parseFormat).default("table"))
+  .showHelpAfterError()
+  .enablePositionalOptions(false);
+
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, lookupCommand, usageCommand, historyCommand]) {
+  program.addCommand(make());
+}
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  if (err instanceof ApiError) {
+    process.stderr.write(`error: ${err.message}${err.code && err.status ? ` (${err.code})` : ""}\n`);
+    process.exit(1);
+  }
+  if (err instanceof UsageError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
