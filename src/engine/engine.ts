@@ -3,6 +3,7 @@ import { fromKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow } from "./allocations.js";
+import { type Problem, checkPools } from "./check.js";
 import { AllotError } from "./errors.js";
 import { type HistoryEntry, listHistory } from "./history.js";
 import { type LookupResult, lookupIn } from "./lookup.js";
@@ -234,6 +235,11 @@ export class Engine {
       const rows = await sql.all<{ first: Buffer; last: Buffer }>("SELECT first, last FROM free_runs WHERE pool_id = ? ORDER BY first", [pool.id]);
       return rows.map((r) => ({ first: fromKey(r.first), last: fromKey(r.last) }));
     });
+  }
+
+  /** Verifies every pool's allocations, free-space index and counters; an empty list means consistent. */
+  check(): Promise<Problem[]> {
+    return this.read(checkPools);
   }
 
   close(): Promise<void> {

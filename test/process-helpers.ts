@@ -1,0 +1,56 @@
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const cli = ["--import", "tsx", "src/cli/main.ts"];
+
+export interface ServerProcess {
+  url: string;
+  proc: ChildProcess;
+  /** Stops the server: SIGTERM (graceful) by default, SIGKILL to simulate a crash. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `allot serve` as its own process on a free port and waits until it listens. */
+export function startServerProcess(dataDir: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [...cli, "serve", "--port", "0", "--data-dir", dataDir], {
+    cwd: root,
+    env: { ...process.env, ...extraEnv },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let started = false;
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 20000);
+    proc.stdout!.on("data", (d: Buffer) => {
+      if (started) return;
+      out += d.toString();
+      const m = /Allot listening on (http:\/\/[^"\s]+)/.exec(out);
+      if (m) {
+        started = true;
+        clearTimeout(timer);
+        const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+        resolve({
+          url: m[1]!,
+          proc,
+          async stop(signal = "SIGTERM") {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+    proc.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    proc.once("exit", (code) => {
+      if (started) return;
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${out}`));
+    });
+  });
+}
+
+/** Runs the `allot` CLI once, as a user would, and returns its exit code and output. */
+export function allot(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env: { ...process.env, ...env }, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
