@@ -180,15 +180,20 @@ export class Engine {
     });
   }
 
-  /** A page of a pool's allocations in address order; pass the last address seen as `after` for the next. */
-  listAllocations(ref: PoolRef, filter: Omit<ListFilter, "after"> & { after?: string }): Promise<Allocation[]> {
+  /**
+   * A page of a pool's allocations in address order. `next` is the cursor for the following page
+   * (pass it as `after`), or null on the last page.
+   */
+  listAllocations(ref: PoolRef, filter: Omit<ListFilter, "after"> & { after?: string }): Promise<{ items: Allocation[]; next: string | null }> {
     return this.read(async (sql) => {
       const pool = await loadPool(sql, ref);
       const after = filter.after === undefined ? undefined : address(filter.after, "after").value;
       const rows = await listAllocationRows(sql, pool.id, { ...filter, after });
       const now = this.clock();
+      const last = rows[rows.length - 1];
       // rows past their expiry are released by the next write to the pool; until then they are not shown
-      return rows.filter((r) => r.expires_at === null || r.expires_at > now).map((r) => toAllocation(pool, r));
+      const items = rows.filter((r) => r.expires_at === null || r.expires_at > now).map((r) => toAllocation(pool, r));
+      return { items, next: rows.length === filter.limit && last ? toAllocation(pool, last).address : null };
     });
   }
 

@@ -68,9 +68,9 @@ test("acknowledged allocations survive kill -9 of the server, round after round"
       let after: string | undefined;
       for (;;) {
         const page = await engine.listAllocations({ pool: "crash" }, { limit: 1000, ...(after ? { after } : {}) });
-        all.push(...page);
-        if (page.length < 1000) break;
-        after = page[page.length - 1]!.address;
+        all.push(...page.items);
+        if (!page.next) break;
+        after = page.next;
       }
       const byOwner = new Map(all.map((a) => [a.owner, a]));
       for (const a of acked) {

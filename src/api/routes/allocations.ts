@@ -47,14 +47,13 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const { space, limit = 100, after, owner, mac, hostname } = req.query;
-      const list = await req.engine.listAllocations(ref(req.params, { space }), {
+      return req.engine.listAllocations(ref(req.params, { space }), {
         limit,
         ...(after !== undefined ? { after } : {}),
         ...(owner !== undefined ? { owner } : {}),
         ...(mac !== undefined ? { mac: mac.toLowerCase().replace(/-/g, ":") } : {}),
         ...(hostname !== undefined ? { hostname } : {}),
       });
-      return { items: list, next: list.length === limit ? list[list.length - 1]!.address : null };
     },
   );
 
