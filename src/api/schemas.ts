@@ -114,6 +114,13 @@ export const AllocateInput = z.strictObject({
   ttl: z.number().int().describe("Seconds until the allocation is released automatically (positive)").optional(),
 });
 
+export const AllocationPatch = z.strictObject({
+  mac: z.string().max(32).nullable().optional(),
+  hostname: z.string().max(253).nullable().optional(),
+  labels: labels.optional(),
+  ttl: z.number().int().nullable().optional().describe("Seconds from now until release (a renewal); null removes the time-to-live"),
+});
+
 export const Allocation = z.object({
   id: z.string(),
   pool: z.string(),

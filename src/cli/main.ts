@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from "commander";
 import { VERSION } from "../api/app.js";
 import { ApiError, DEFAULT_URL } from "./client.js";
-import { allocateCommand, allocationsCommand, historyCommand, lookupCommand, releaseCommand } from "./commands/allocations.js";
+import { allocateCommand, allocationCommand, allocationsCommand, historyCommand, lookupCommand, releaseCommand } from "./commands/allocations.js";
 import { poolCommand, usageCommand } from "./commands/pools.js";
 import { serveCommand } from "./commands/serve.js";
 import { spaceCommand } from "./commands/spaces.js";
@@ -16,7 +16,7 @@ const program = new Command("allot")
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, lookupCommand, usageCommand, historyCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand]) {
   program.addCommand(make());
 }
 

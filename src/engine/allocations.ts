@@ -7,7 +7,7 @@ import { give, runContaining, take } from "./free-space.js";
 import { record } from "./history.js";
 import { fmtSpan, address } from "./pool-plan.js";
 import { type PoolState, key, rangeOf, saveCounters } from "./pool-repo.js";
-import type { Allocation, AllocateRequest, ChangeContext } from "./types.js";
+import type { Allocation, AllocateRequest, AllocationPatch, ChangeContext } from "./types.js";
 import { normalizeMac } from "./mac.js";
 import { sizeClass, within } from "./intervals.js";
 
@@ -212,4 +212,26 @@ export async function expirePool(env: TxEnv, pool: PoolState): Promise<number> {
   );
   for (const r of rows) await releaseRow({ ...env, ctx: { actor: "system:expiry" } }, pool, r, "expire");
   return rows.length;
+}
+
+/** Updates an allocation's MAC, hostname, labels or time-to-live; its addresses never change. */
+export async function updateAllocation(env: TxEnv, pool: PoolState, row: AllocationRow, patch: AllocationPatch): Promise<Allocation> {
+  if (patch.ttl !== undefined && patch.ttl !== null && (!Number.isInteger(patch.ttl) || patch.ttl <= 0)) {
+    throw new AllotError("invalid-request", `ttl must be a positive whole number of seconds (or null for none), not ${patch.ttl}`);
+  }
+  const before = toAllocation(pool, row);
+  const next: AllocationRow = {
+    ...row,
+    mac: patch.mac === undefined ? row.mac : patch.mac === null ? null : normalizeMac(patch.mac),
+    hostname: patch.hostname === undefined ? row.hostname : patch.hostname,
+    labels: patch.labels === undefined ? row.labels : JSON.stringify(patch.labels),
+    expires_at: patch.ttl === undefined ? row.expires_at : patch.ttl === null ? null : env.now + patch.ttl * 1000,
+    updated_at: iso(env.now),
+  };
+  await env.sql.run("UPDATE allocations SET mac = ?, hostname = ?, labels = ?, expires_at = ?, updated_at = ? WHERE id = ?", [
+    next.mac, next.hostname, next.labels, next.expires_at, next.updated_at, row.id,
+  ]);
+  const after = toAllocation(pool, next);
+  await record(env.sql, env.ctx, iso(env.now), { action: "update", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, before, after });
+  return after;
 }

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { fromKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
-import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow } from "./allocations.js";
+import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
 import { type Problem, checkPools } from "./check.js";
 import { AllotError } from "./errors.js";
 import { type HistoryEntry, listHistory } from "./history.js";
@@ -11,7 +11,7 @@ import { address } from "./pool-plan.js";
 import { type PoolState, listPoolStates, loadPool, loadPoolById, toPool, usageOf } from "./pool-repo.js";
 import { carveChild, createPool, deletePool, updatePool } from "./pools.js";
 import { DEFAULT_SPACE, createSpace, deleteSpace, findSpace, listSpaces } from "./spaces.js";
-import type { AllocateRequest, Allocation, ChangeContext, ChildPoolInput, Pool, PoolInput, PoolPatch, PoolRef, Space, Usage } from "./types.js";
+import type { AllocateRequest, Allocation, AllocationPatch, ChangeContext, ChildPoolInput, Pool, PoolInput, PoolPatch, PoolRef, Space, Usage } from "./types.js";
 
 export interface EngineOptions {
   /** Milliseconds since the epoch (default Date.now); tests move it to expire allocations. */
@@ -169,6 +169,17 @@ export class Engine {
         if (!row) throw new AllotError("allocation-not-found", `owner ${target.owner} holds nothing in pool ${pool.name}`);
       }
       return releaseRow(env, pool, row);
+    });
+  }
+
+  /** Changes MAC, hostname, labels or time-to-live (a renewal). Errors: allocation-not-found, invalid-request, invalid-address. */
+  updateAllocation(id: string, patch: AllocationPatch, ctx: ChangeContext): Promise<Allocation> {
+    return this.write(ctx, async (env) => {
+      const row = await allocationById(env.sql, id);
+      if (!row || row.child_pool_id || (row.expires_at !== null && row.expires_at <= env.now)) {
+        throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
+      }
+      return updateAllocation(env, await loadPoolById(env.sql, row.pool_id), row, patch);
     });
   }
 

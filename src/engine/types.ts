@@ -138,6 +138,15 @@ export interface AllocateRequest {
   ttl?: number;
 }
 
+/** Changes to an allocation that keep its addresses. */
+export interface AllocationPatch {
+  mac?: string | null;
+  hostname?: string | null;
+  labels?: Record<string, string>;
+  /** Seconds from now until release (renews a lease); null removes the time-to-live. */
+  ttl?: number | null;
+}
+
 export interface PoolRef {
   /** Pool id, or name within `space`. */
   pool: string;

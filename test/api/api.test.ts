@@ -91,6 +91,22 @@ describe("pools and allocations over HTTP", () => {
     assert.equal(u.inChildPools, (1n << 80n).toString());
   });
 
+  test("an allocation's hostname, MAC, labels and time-to-live can change; its address cannot", async () => {
+    const a = (await post("/v1/pools/lab-net/allocations", { owner: "patch-me", ttl: 60 })).json();
+    assert.ok(a.expiresAt);
+    const patch = (payload: object) => app.inject({ method: "PATCH", url: `/v1/allocations/${a.id}`, payload });
+    const renewed = await patch({ ttl: 3600, hostname: "db1", mac: "aabb.ccdd.eeff", labels: { tier: "db" } });
+    assert.equal(renewed.statusCode, 200, renewed.body);
+    assert.ok(Date.parse(renewed.json().expiresAt) > Date.parse(a.expiresAt) + 3000 * 1000);
+    assert.equal(renewed.json().mac, "aa:bb:cc:dd:ee:ff");
+    assert.equal(renewed.json().address, a.address);
+    assert.equal((await patch({ ttl: null })).json().expiresAt, null);
+    assertProblem(await patch({ ttl: 0 }), 400, "invalid-request", /ttl/);
+    assertProblem(await patch({ address: "10.20.0.99" }), 400, "invalid-request", /address/);
+    assert.equal((await get(`/v1/allocations/${a.id}`)).json().hostname, "db1");
+    await app.inject({ method: "DELETE", url: `/v1/allocations/${a.id}` });
+  });
+
   test("allocations list pages in address order", async () => {
     await post("/v1/pools", { name: "paged", cidr: "10.30.0.0/28" });
     for (let i = 0; i < 7; i++) await post("/v1/pools/paged/allocations", { owner: `o${i}` });

@@ -41,6 +41,11 @@ test("a complete session: space, pool, child, allocations, lookup, usage, releas
   const block = json("alloc", "lab-net", "-s", "lab", "-n", "8");
   assert.equal(`${block.address}-${block.lastAddress}`, "10.50.0.11-10.50.0.18");
 
+  const renewed = json("allocation", "update", a.id, "--ttl", "600", "--hostname", "vm1.lab");
+  assert.equal(renewed.hostname, "vm1.lab");
+  assert.ok(renewed.expiresAt);
+  assert.equal(json("allocation", "update", a.id, "--no-ttl").expiresAt, null);
+
   const table = run("allocations", "lab-net", "-s", "lab");
   assert.equal(table.code, 0);
   assert.match(table.stdout, /^ADDRESS\s+POOL\s+OWNER/m);

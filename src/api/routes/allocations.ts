@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { AllocateRequest } from "../../engine/types.js";
-import { AllocateInput, Allocation, PoolParams, items, problems } from "../schemas.js";
+import type { AllocateRequest, AllocationPatch as Patch } from "../../engine/types.js";
+import { AllocateInput, Allocation, AllocationPatch, PoolParams, items, problems } from "../schemas.js";
 
 export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
   const tags = ["allocations"];
@@ -88,6 +88,12 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
   const idParams = z.strictObject({ id: z.string().min(1).max(100) });
   app.get("/allocations/:id", { schema: { tags, summary: "Get an allocation", params: idParams, response: { 200: Allocation, ...problems } } }, async (req) =>
     req.engine.getAllocation(req.params.id),
+  );
+
+  app.patch(
+    "/allocations/:id",
+    { schema: { tags, summary: "Change an allocation's MAC, hostname, labels or time-to-live (renew)", params: idParams, body: AllocationPatch, response: { 200: Allocation, ...problems } } },
+    async (req) => req.engine.updateAllocation(req.params.id, req.body as Patch, req.change),
   );
 
   app.delete(

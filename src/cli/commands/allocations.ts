@@ -89,6 +89,31 @@ export function allocationsCommand(): Command {
     });
 }
 
+export function allocationCommand(): Command {
+  const cmd = new Command("allocation").description("one allocation, by id");
+  cmd
+    .command("show <id>")
+    .description("show an allocation")
+    .action(async (id: string, _o, c: Command) => {
+      const { client, format } = context(c);
+      print(format, await client.request<Allocation>("GET", `v1/allocations/${seg(id)}`), allocationColumns);
+    });
+  cmd
+    .command("update <id>")
+    .description("change MAC, hostname, labels or time-to-live (renew) of an allocation")
+    .option("-m, --mac <mac>", "MAC address")
+    .option("--hostname <name>", "hostname")
+    .option("-l, --label <key=value>", "labels, replacing the old ones (repeatable)", collect)
+    .option("--ttl <seconds>", "release after this many seconds from now", parseInteger)
+    .option("--no-ttl", "never release automatically")
+    .action(async (id: string, o: { mac?: string; hostname?: string; label?: string[]; ttl?: number | false }, c: Command) => {
+      const { client, format } = context(c);
+      const body = compact({ mac: o.mac, hostname: o.hostname, labels: keyValues(o.label, "--label"), ttl: o.ttl === false ? null : o.ttl });
+      print(format, await client.request<Allocation>("PATCH", `v1/allocations/${seg(id)}`, body), allocationColumns);
+    });
+  return cmd;
+}
+
 export function lookupCommand(): Command {
   return new Command("lookup")
     .description("who holds an address: its pool, state and allocation")
