@@ -23,6 +23,15 @@ export interface TxEnv {
 
 const iso = (ms: number) => new Date(ms).toISOString();
 export const MAX_BLOCK = 2 ** 32;
+/** A century: longer is a mistake, and it keeps expiry times inside what dates can represent. */
+export const MAX_TTL = 100 * 365 * 24 * 3600;
+
+function checkTtl(ttl: number | null | undefined): void {
+  if (ttl === undefined || ttl === null) return;
+  if (!Number.isInteger(ttl) || ttl <= 0 || ttl > MAX_TTL) {
+    throw new AllotError("invalid-request", `ttl must be a whole number of seconds from 1 to ${MAX_TTL} (a century), not ${ttl}`);
+  }
+}
 
 export interface AllocateResult {
   allocation: Allocation;
@@ -35,9 +44,7 @@ function checkRequest(req: AllocateRequest): { size: number } {
   if (!Number.isInteger(size) || size < 1 || size > MAX_BLOCK) {
     throw new AllotError("invalid-request", `size must be a whole number from 1 to ${MAX_BLOCK}, not ${req.size}`);
   }
-  if (req.ttl !== undefined && (!Number.isInteger(req.ttl) || req.ttl <= 0)) {
-    throw new AllotError("invalid-request", `ttl must be a positive whole number of seconds, not ${req.ttl}`);
-  }
+  checkTtl(req.ttl);
   return { size };
 }
 
@@ -216,9 +223,7 @@ export async function expirePool(env: TxEnv, pool: PoolState): Promise<number> {
 
 /** Updates an allocation's MAC, hostname, labels or time-to-live; its addresses never change. */
 export async function updateAllocation(env: TxEnv, pool: PoolState, row: AllocationRow, patch: AllocationPatch): Promise<Allocation> {
-  if (patch.ttl !== undefined && patch.ttl !== null && (!Number.isInteger(patch.ttl) || patch.ttl <= 0)) {
-    throw new AllotError("invalid-request", `ttl must be a positive whole number of seconds (or null for none), not ${patch.ttl}`);
-  }
+  checkTtl(patch.ttl);
   const before = toAllocation(pool, row);
   const next: AllocationRow = {
     ...row,

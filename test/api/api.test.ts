@@ -136,6 +136,7 @@ describe("bad input gets a 4xx problem document and changes nothing", () => {
     ["block larger than any free run", () => post("/v1/pools/lab-net/allocations", { size: 1000 }), 409, "block-unavailable", /1000/],
     ["zero ttl", () => post("/v1/pools/lab-net/allocations", { ttl: 0 }), 400, "invalid-request", /ttl/],
     ["negative ttl", () => post("/v1/pools/lab-net/allocations", { ttl: -5 }), 400, "invalid-request", /ttl/],
+    ["absurd ttl", () => post("/v1/pools/lab-net/allocations", { ttl: 1e300 }), 400, "invalid-request", /ttl/],
     ["zero size", () => post("/v1/pools/lab-net/allocations", { size: 0 }), 400, "invalid-request", /size/],
     ["excluded address", () => post("/v1/pools/lab-net/allocations", { address: "10.20.0.5" }), 409, "address-unavailable", /excluded/],
     ["gateway address", () => post("/v1/pools/lab-net/allocations", { address: "10.20.0.1" }), 409, "address-unavailable", /gateway/],
