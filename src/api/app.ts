@@ -1,8 +1,9 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
+import { z } from "zod";
 import type { Engine } from "../engine/engine.js";
 import type { ChangeContext } from "../engine/types.js";
 import { errorHandler, sendProblem } from "./problem.js";
@@ -36,8 +37,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     routerOptions: { maxParamLength: 200 },
-    // one log line per request (below), not Fastify's two
-    disableRequestLogging: true,
+    // one log line per request (the onResponse hook below), not Fastify's two
+    logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -75,6 +76,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: "allocations", description: "Addresses and blocks held by owners" },
         { name: "lookup", description: "Who holds an address" },
         { name: "history", description: "Every change, with actor and request id" },
+        { name: "health", description: "Liveness" },
       ],
     },
     transform: jsonSchemaTransform,
@@ -82,7 +84,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
-  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok", version: VERSION }));
+  app.get(
+    "/healthz",
+    { schema: { tags: ["health"], summary: "Liveness: the server is up", response: { 200: z.object({ status: z.literal("ok"), version: z.string() }) } } },
+    async () => ({ status: "ok" as const, version: VERSION }),
+  );
 
   await app.register(
     async (v1) => {

@@ -3,8 +3,17 @@ import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { AllotError, ERRORS, type ErrorCode, problemType } from "../engine/errors.js";
 
 /** Sends an RFC 9457 problem document. */
-export function sendProblem(reply: FastifyReply, req: FastifyRequest, code: ErrorCode, detail: string, extra: Record<string, unknown> = {}) {
-  const { status, title } = ERRORS[code];
+export function sendProblem(
+  reply: FastifyReply,
+  req: FastifyRequest,
+  code: ErrorCode,
+  detail: string,
+  extra: Record<string, unknown> = {},
+  /** Overrides the code's usual status, for transport errors such as 413. */
+  statusOverride?: number,
+) {
+  const { title } = ERRORS[code];
+  const status = statusOverride ?? ERRORS[code].status;
   const body = { type: problemType(code), title, status, detail, code, instance: req.url, requestId: req.id, ...extra };
   return reply.status(status).header("content-type", "application/problem+json; charset=utf-8").send(JSON.stringify(body));
 }
@@ -28,21 +37,17 @@ export function errorHandler(err: FastifyError | AllotError | Error, req: Fastif
   const fe = err as FastifyError;
   if (hasZodFastifySchemaValidationErrors(fe)) return sendProblem(reply, req, "invalid-request", describeIssues(fe));
   if (fe.validation) return sendProblem(reply, req, "invalid-request", describeIssues(fe));
+  if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") {
+    return sendProblem(reply, req, "unsupported-media-type", "send the body as JSON with the header content-type: application/json");
+  }
+  if (fe.code === "FST_ERR_CTP_INVALID_JSON_BODY" || fe.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || err instanceof SyntaxError) {
+    return sendProblem(reply, req, "invalid-request", "the request body is not valid JSON; check its quotes, commas and brackets");
+  }
+  if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+    return sendProblem(reply, req, "invalid-request", `the request body is larger than the limit of ${req.routeOptions.bodyLimit ?? "?"} bytes`, {}, 413);
+  }
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
-    const detail =
-      fe.code === "FST_ERR_CTP_INVALID_JSON_BODY" || err instanceof SyntaxError
-        ? `the request body is not valid JSON: ${fe.message}`
-        : fe.code === "FST_ERR_CTP_BODY_TOO_LARGE"
-          ? "the request body is too large"
-          : fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE"
-            ? "send the body as application/json"
-            : fe.message;
-    const code: ErrorCode = fe.statusCode === 404 ? "not-found" : "invalid-request";
-    const status = fe.statusCode;
-    return reply
-      .status(status)
-      .header("content-type", "application/problem+json; charset=utf-8")
-      .send(JSON.stringify({ type: problemType(code), title: ERRORS[code].title, status, detail, code, instance: req.url, requestId: req.id }));
+    return sendProblem(reply, req, fe.statusCode === 404 ? "not-found" : "invalid-request", fe.message, {}, fe.statusCode);
   }
   req.log.error({ err }, "unexpected error");
   return sendProblem(reply, req, "internal", `an unexpected error occurred; quote request id ${req.id} when reporting it`);

@@ -20,7 +20,12 @@ for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, re
   program.addCommand(make());
 }
 
-program.exitOverride();
+// Every command throws instead of exiting, so usage errors anywhere exit 2 and API errors exit 1.
+const throwInstead = (cmd: Command): void => {
+  cmd.exitOverride();
+  cmd.commands.forEach(throwInstead);
+};
+throwInstead(program);
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -22,6 +22,9 @@ export interface EngineOptions {
 
 export const SYSTEM: ChangeContext = { actor: "system" };
 
+/** Past its time-to-live an allocation is gone for every caller, even before a write sweeps its row out. */
+const expired = (row: AllocationRow, now: number): boolean => row.expires_at !== null && row.expires_at <= now;
+
 function cryptoRandomBelow(n: bigint): bigint {
   // 64 extra bits make the modulo bias negligible for any n up to 2^128
   return BigInt(`0x${randomBytes(24).toString("hex")}`) % n;
@@ -156,17 +159,17 @@ export class Engine {
       let row: AllocationRow | undefined;
       if ("id" in target) {
         row = await allocationById(env.sql, target.id);
-        if (!row || row.child_pool_id) throw new AllotError("allocation-not-found", `no allocation has id ${target.id}`);
+        if (!row || row.child_pool_id || expired(row, env.now)) throw new AllotError("allocation-not-found", `no allocation has id ${target.id}`);
         pool = await loadPoolById(env.sql, row.pool_id);
       } else if ("address" in target) {
         pool = await loadPool(env.sql, target.pool);
         const a = address(target.address, "address");
         row = a.family === pool.family ? await allocationHolding(env.sql, pool.id, a.value) : undefined;
-        if (!row || row.child_pool_id) throw new AllotError("allocation-not-found", `${target.address} is not allocated in pool ${pool.name}`);
+        if (!row || row.child_pool_id || expired(row, env.now)) throw new AllotError("allocation-not-found", `${target.address} is not allocated in pool ${pool.name}`);
       } else {
         pool = await loadPool(env.sql, target.pool);
         row = await allocationByOwner(env.sql, pool.id, target.owner);
-        if (!row) throw new AllotError("allocation-not-found", `owner ${target.owner} holds nothing in pool ${pool.name}`);
+        if (!row || expired(row, env.now)) throw new AllotError("allocation-not-found", `owner ${target.owner} holds nothing in pool ${pool.name}`);
       }
       return releaseRow(env, pool, row);
     });
@@ -186,7 +189,7 @@ export class Engine {
   getAllocation(id: string): Promise<Allocation> {
     return this.read(async (sql) => {
       const row = await allocationById(sql, id);
-      if (!row || row.child_pool_id) throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
+      if (!row || row.child_pool_id || expired(row, this.clock())) throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
       return toAllocation(await loadPoolById(sql, row.pool_id), row);
     });
   }

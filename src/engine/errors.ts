@@ -5,6 +5,7 @@
  */
 export const ERRORS = {
   "invalid-request": { status: 400, title: "The request is malformed or has invalid values" },
+  "unsupported-media-type": { status: 415, title: "The request body is not JSON" },
   "invalid-address": { status: 400, title: "An address, prefix or MAC is not valid" },
   "invalid-range": { status: 400, title: "A range, exclusion or gateway does not fit its prefix or pool" },
   "space-not-found": { status: 404, title: "No such space" },

@@ -176,7 +176,7 @@ export function planPool(input: PoolInput): PoolPlan {
   const rangeInputs: RangeInput[] = [...(input.ranges ?? [])];
   if (input.cidr !== undefined) rangeInputs.unshift({ cidr: input.cidr });
   if (rangeInputs.length === 0) {
-    throw new AllotError("invalid-request", `pool ${input.name} needs at least one range: give cidr or ranges`);
+    throw new AllotError("invalid-request", `pool ${input.name} needs at least one range: a CIDR, or a start-end range with its prefix length`);
   }
   if (input.prefixLength !== undefined && input.ranges === undefined && input.cidr !== undefined) {
     // prefixLength beside a bare cidr overrides the netmask handed out with its addresses

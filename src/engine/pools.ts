@@ -1,6 +1,6 @@
-import { BITS, formatPrefix, prefixFirst, prefixLast } from "../addr/index.js";
+import { BITS, canonicalAddress, formatPrefix, prefixFirst, prefixLast } from "../addr/index.js";
 import { ConstraintError } from "../store/store.js";
-import type { AllocationRow } from "./allocation-repo.js";
+import { type AllocationRow, toAllocation } from "./allocation-repo.js";
 import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
 import { AllotError } from "./errors.js";
 import { findFit, insertRun, runContaining, take } from "./free-space.js";
@@ -11,6 +11,7 @@ import { type PoolState, key, listPoolStates, loadPoolById, saveCounters, toPool
 import { STRATEGIES, type ChildPoolInput, type Pool, type PoolInput, type PoolPatch, type Strategy } from "./types.js";
 
 const iso = (ms: number) => new Date(ms).toISOString();
+const plural = (n: number | bigint, one: string, many: string) => `${n} ${n === 1 || n === 1n ? one : many}`;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 
 export function checkName(kind: string, name: unknown): string {
@@ -53,7 +54,7 @@ async function insertPool(
        description, attributes, total, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       id, space.id, input.name, plan.family, parentId, checkStrategy(input.strategy), input.allocateReserved ? 1 : 0,
-      input.prefixLength ?? null, plan.ranges[0]?.gateway ?? null, JSON.stringify(dns), input.description ?? "",
+      input.prefixLength ?? null, input.gateway === undefined ? null : canonicalAddress(input.gateway), JSON.stringify(dns), input.description ?? "",
       JSON.stringify(input.attributes ?? {}), plan.total.toString(), at, at,
     ],
   );
@@ -171,7 +172,7 @@ export async function deletePool(env: TxEnv, pool: PoolState, force: boolean): P
   if (!force && (pool.allocated > 0n || children.length > 0)) {
     throw new AllotError(
       "pool-in-use",
-      `pool ${pool.name} still holds ${pool.allocated} allocated addresses and ${children.length} child pools; release them first or delete with force`,
+      `pool ${pool.name} still holds ${plural(pool.allocated, "allocated address", "allocated addresses")} and ${plural(children.length, "child pool", "child pools")}; release them first or delete with force`,
       { allocated: pool.allocated.toString(), children: children.map((c) => c.name) },
     );
   }
@@ -179,7 +180,8 @@ export async function deletePool(env: TxEnv, pool: PoolState, force: boolean): P
   const before = toPool(pool);
   const rows = await env.sql.all<AllocationRow>("SELECT * FROM allocations WHERE pool_id = ?", [pool.id]);
   for (const r of rows) {
-    await record(env.sql, env.ctx, iso(env.now), { action: "release", entity: "allocation", entityId: r.id, spaceId: pool.spaceId, poolId: pool.id, before: { id: r.id, owner: r.owner } });
+    if (r.child_pool_id) continue; // the child's own deletion above recorded it
+    await record(env.sql, env.ctx, iso(env.now), { action: "release", entity: "allocation", entityId: r.id, spaceId: pool.spaceId, poolId: pool.id, before: toAllocation(pool, r) });
   }
   await env.sql.run("DELETE FROM allocations WHERE pool_id = ?", [pool.id]);
   if (pool.parentId) {

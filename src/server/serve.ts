@@ -3,7 +3,8 @@ import { join } from "node:path";
 import { buildApp } from "../api/app.js";
 import { Engine } from "../engine/engine.js";
 import { SqliteStore } from "../store/sqlite/sqlite-store.js";
-import type { ServeConfig } from "./config.js";
+import type { AddressInfo } from "node:net";
+import { ConfigError, type ServeConfig } from "./config.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -20,7 +21,17 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     engine,
     logger: { level: config.logLevel },
   });
-  const address = await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    await engine.close();
+    const code = (err as { code?: string }).code;
+    if (code === "EADDRINUSE") throw new ConfigError(`${config.host}:${config.port} is already in use; stop what holds it or pick another --port / ALLOT_PORT`);
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") throw new ConfigError(`cannot bind ${config.host}: no such local address; set --host / ALLOT_HOST`);
+    throw err;
+  }
+  const { port } = app.server.address() as AddressInfo;
+  const address = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   app.log.info({ dataDir: config.dataDir, store: store.kind }, `Allot listening on ${address}`);
 
   let sweeping = false;

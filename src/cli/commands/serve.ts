@@ -10,9 +10,9 @@ export function serveCommand(): Command {
     .option("-d, --data-dir <dir>", `data directory (env ALLOT_DATA_DIR, default ${DEFAULTS.dataDir})`)
     .option("--log-level <level>", `log level (env ALLOT_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
     .action(async (opts: { port?: string; host?: string; dataDir?: string; logLevel?: string }) => {
-      let config;
+      let server;
       try {
-        config = resolveServeConfig(opts);
+        server = await startServer(resolveServeConfig(opts));
       } catch (err) {
         if (err instanceof ConfigError) {
           process.stderr.write(`error: ${err.message}\n`);
@@ -20,9 +20,9 @@ export function serveCommand(): Command {
         }
         throw err;
       }
-      const server = await startServer(config);
+      const running = server;
       const stop = async () => {
-        await server.stop();
+        await running.stop();
         process.exit(0);
       };
       process.once("SIGINT", stop);
