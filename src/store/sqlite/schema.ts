@@ -95,6 +95,13 @@ export const migrations: readonly string[] = [
         WHERE a.pool_id = NEW.pool_id AND a.first <= NEW.last
         ORDER BY a.first DESC LIMIT 1) >= NEW.first
   BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP allocation overlaps another in its pool'); END;
+  -- ...nor, for holders (not carves), any run of another pool in the same space.
+  CREATE TRIGGER allocations_no_overlap_in_space BEFORE INSERT ON allocations
+  WHEN NEW.child_pool_id IS NULL AND (
+    SELECT a.last FROM allocations a
+    WHERE a.space_id = NEW.space_id AND a.family = NEW.family AND a.child_pool_id IS NULL AND a.first <= NEW.last
+    ORDER BY a.first DESC LIMIT 1) >= NEW.first
+  BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP allocation overlaps another in its space'); END;
   CREATE TRIGGER allocations_fixed_run BEFORE UPDATE OF first, last, pool_id, space_id ON allocations
   BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP an allocation''s addresses never change; release and allocate instead'); END;
 
