@@ -2,6 +2,7 @@ import { formatAddress, fromKey } from "../addr/index.js";
 import type { Sql } from "../store/store.js";
 import { type AllocationRow, allocationByOwner, allocationHolding, toAllocation } from "./allocation-repo.js";
 import { allocators } from "./allocators/index.js";
+import { giveCarve } from "./carve.js";
 import { AllotError } from "./errors.js";
 import { give, runContaining, take } from "./free-space.js";
 import { record } from "./history.js";
@@ -195,10 +196,12 @@ export async function releaseRow(env: TxEnv, pool: PoolState, row: AllocationRow
   const first = fromKey(row.first);
   const last = fromKey(row.last);
   await env.sql.run("DELETE FROM allocations WHERE id = ?", [row.id]);
-  const range = rangeOf(pool, first)!;
-  await give(env.sql, pool.id, { first, last }, range);
-  if (row.child_pool_id) pool.carved -= BigInt(row.size);
-  else pool.allocated -= BigInt(row.size);
+  if (row.child_pool_id) {
+    pool.carved -= await giveCarve(env.sql, pool, { first, last });
+  } else {
+    await give(env.sql, pool.id, { first, last }, rangeOf(pool, first)!);
+    pool.allocated -= BigInt(row.size);
+  }
   await saveCounters(env.sql, pool, iso(env.now));
   await record(env.sql, env.ctx, iso(env.now), {
     action,

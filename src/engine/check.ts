@@ -1,5 +1,6 @@
 import { fromKey } from "../addr/index.js";
 import type { Sql } from "../store/store.js";
+import { carvePieces, piecesSize } from "./carve.js";
 import { type Interval, intervalSize, normalize } from "./intervals.js";
 import { fmtSpan, planPool } from "./pool-plan.js";
 import { type PoolState, listPoolStates, rangeOf } from "./pool-repo.js";
@@ -44,9 +45,15 @@ async function checkPool(sql: Sql, pool: PoolState): Promise<Problem[]> {
   for (const a of allocs) {
     const iv = { first: fromKey(a.first), last: fromKey(a.last) };
     if (intervalSize(iv) !== BigInt(a.size)) say(`allocation ${span(iv)} says size ${a.size}`);
-    if (a.child_pool_id) carved += intervalSize(iv);
-    else allocated += intervalSize(iv);
-    held.push(iv);
+    if (a.child_pool_id) {
+      // a carve may cover the parent's reserved addresses; only its other addresses left the index
+      const pieces = carvePieces(pool, iv);
+      carved += piecesSize(pieces);
+      held.push(...pieces);
+    } else {
+      allocated += intervalSize(iv);
+      held.push(iv);
+    }
   }
   const all = [...held.map((i) => ({ ...i, kind: "held" })), ...runs.map((i) => ({ ...i, kind: "free" }))].sort((a, b) =>
     a.first < b.first ? -1 : a.first > b.first ? 1 : 0,

@@ -154,8 +154,8 @@ function parseExclusion(e: string | { start: string; end?: string }, i: number, 
   }
 }
 
-/** The addresses a range keeps back unless the pool allows them: network, broadcast, gateway. */
-function reservedIn(family: Family, r: PlannedRange): Interval[] {
+/** The addresses of a range kept back unless the pool allows them: network, broadcast, gateway. */
+export function reservedIn(family: Family, r: Interval & { prefixLength: number; gateway: string | null }): Interval[] {
   const net = prefixContaining({ family, value: r.first }, r.prefixLength);
   const out: Interval[] = [];
   const hostBits = BITS[family] - r.prefixLength;
@@ -168,7 +168,7 @@ function reservedIn(family: Family, r: PlannedRange): Interval[] {
     const g = parseAddress(r.gateway).value;
     out.push({ first: g, last: g });
   }
-  return out;
+  return out.filter((x) => x.first >= r.first && x.last <= r.last);
 }
 
 /** Checks a pool's ranges, exclusions and gateway, and works out its free runs and capacity. */

@@ -3,9 +3,9 @@ import { ConstraintError } from "../store/store.js";
 import { type AllocationRow, toAllocation } from "./allocation-repo.js";
 import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
 import { AllotError } from "./errors.js";
-import { findFit, insertRun, runContaining, take } from "./free-space.js";
+import { findCarve, isCarvable, takeCarve } from "./carve.js";
+import { insertRun } from "./free-space.js";
 import { record } from "./history.js";
-import { sizeClass } from "./intervals.js";
 import { type PoolPlan, dnsList, fmt, planPool, prefix } from "./pool-plan.js";
 import { type PoolState, key, listPoolStates, loadPoolById, saveCounters, toPool } from "./pool-repo.js";
 import { STRATEGIES, type ChildPoolInput, type Pool, type PoolInput, type PoolPatch, type Strategy } from "./types.js";
@@ -116,8 +116,7 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
     if (p.family !== parent.family) throw new AllotError("invalid-address", `cidr ${input.cidr} is IPv${p.family} but pool ${parent.name} is IPv${parent.family}`);
     first = prefixFirst(p);
     length = p.length;
-    const run = await runContaining(env.sql, parent.id, first);
-    if (!run || run.last < prefixLast(p)) {
+    if (!(await isCarvable(env.sql, parent, { first, last: prefixLast(p) }))) {
       const inside = parent.ranges.some((r) => first >= r.first && prefixLast(p) <= r.last);
       throw new AllotError(
         inside ? "block-unavailable" : "address-outside-pool",
@@ -133,7 +132,7 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
       throw new AllotError("invalid-request", `prefixLength ${length} is out of range for IPv${parent.family} (0 to ${bits})`);
     }
     const size = 1n << BigInt(bits - length);
-    const found = await findFit(env.sql, parent.id, size, true, sizeClass(parent.total > 0n ? parent.total : 1n));
+    const found = await findCarve(env.sql, parent, size);
     if (found === null) {
       throw new AllotError("block-unavailable", `pool ${parent.name} has no free aligned /${length} left; ask for a longer prefix or free some space`);
     }
@@ -152,8 +151,7 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
   delete childInput.gateway;
   const plan = planPool(childInput);
   await assertNameFree(env, parent.spaceId, parent.space, input.name);
-  const run = (await runContaining(env.sql, parent.id, first))!;
-  await take(env.sql, parent.id, run, first, last);
+  const taken = await takeCarve(env.sql, parent, { first, last });
   const child = await insertPool(env, { ...childInput, prefixLength: length }, plan, { id: parent.spaceId, name: parent.space }, parent.id);
   const row: AllocationRow = {
     id: env.newId(), pool_id: parent.id, space_id: parent.spaceId, family: parent.family, first: key(first), last: key(last),
@@ -161,7 +159,7 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
     created_at: iso(env.now), updated_at: iso(env.now),
   };
   await insertAllocation(env.sql, row);
-  parent.carved += size;
+  parent.carved += taken;
   await saveCounters(env.sql, parent, iso(env.now));
   return toPool(await loadPoolById(env.sql, child.id));
 }

@@ -85,7 +85,7 @@ describe("pools and allocations over HTTP", () => {
     assert.equal(a.json().address, "2001:db8::a");
     const child = await post("/v1/pools/v6/children", { name: "v6-sub", prefixLength: 48 });
     assert.equal(child.statusCode, 201, child.body);
-    assert.equal(child.json().ranges[0].cidr, "2001:db8:1::/48");
+    assert.equal(child.json().ranges[0].cidr, "2001:db8:1::/48", "the first /48 holds 2001:db8::a, so the next one");
     assert.equal(child.json().parent, "v6");
     const u = (await get("/v1/pools/v6/usage")).json();
     assert.equal(u.inChildPools, (1n << 80n).toString());

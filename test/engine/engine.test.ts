@@ -316,6 +316,30 @@ describe("child pools", () => {
       assert.equal(found?.state, "allocated");
     }));
 
+  test("a child may cover the parent's network, broadcast and gateway addresses, which stay kept back when it goes", () =>
+    withEngine(async (engine) => {
+      await engine.createPool({ name: "region", cidr: "10.0.0.0/16", gateway: "10.0.0.1" }, ctx);
+      const before = await runs(engine, { pool: "region" });
+      const first = await engine.createChildPool({ pool: "region" }, { name: "net-a", prefixLength: 24, gateway: "10.0.0.1" }, ctx);
+      assert.equal(first.ranges[0]!.cidr, "10.0.0.0/24", "the first /24, though it holds the parent's network and gateway");
+      const last = await engine.createChildPool({ pool: "region" }, { name: "net-z", cidr: "10.0.255.0/24" }, ctx);
+      assert.equal(last.ranges[0]!.cidr, "10.0.255.0/24", "the last /24, though it holds the parent's broadcast");
+      const region = await engine.getPool({ pool: "region" });
+      // 65536 - network - broadcast - gateway allocatable; the two /24s take 254 and 255 of them
+      assert.equal(region.usage.total, "65533");
+      assert.equal(region.usage.inChildPools, String(254 + 255));
+      assert.equal(region.usage.free, String(65533 - 509));
+      assert.equal((await engine.lookup("10.0.0.1", "default"))[0]!.pool, "net-a");
+      assert.equal((await next(engine, "net-a")).address, "10.0.0.2", "the child keeps its own network and gateway back");
+      assert.deepEqual(await engine.check(), []);
+
+      await engine.deletePool({ pool: "net-a" }, { force: true }, ctx);
+      await engine.deletePool({ pool: "net-z" }, {}, ctx);
+      assert.deepEqual(await runs(engine, { pool: "region" }), before, "reserved addresses did not become free");
+      assert.equal((await engine.getPool({ pool: "region" })).usage.free, "65533");
+      assert.deepEqual(await engine.check(), []);
+    }));
+
   test("deleting a parent that has children is refused unless forced; deleting a child gives its block back", () =>
     withEngine(async (engine) => {
       await engine.createPool({ name: "parent", cidr: "10.100.0.0/22", allocateReserved: true }, ctx);
