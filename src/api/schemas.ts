@@ -175,6 +175,9 @@ export const Problem = z
   .describe("RFC 9457 problem details");
 
 export const PoolParams = z.strictObject({ pool: z.string().min(1).max(200) });
+
+/** The engine's pool reference from a `:pool` path parameter and an optional `?space=`. */
+export const poolRef = (p: { pool: string }, q: { space?: string | undefined }) => ({ pool: p.pool, ...(q.space ? { space: q.space } : {}) });
 export const SpaceQuery = z.strictObject({ space: name.optional() });
 export const items = <T extends z.ZodTypeAny>(t: T) => z.object({ items: z.array(t) });
 export const problems = { 400: Problem, 404: Problem, 409: Problem };

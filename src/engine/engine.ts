@@ -237,14 +237,20 @@ export class Engine {
 
   /** Releases every allocation whose time-to-live has run out; returns how many. */
   async expire(): Promise<number> {
-    const due = await this.read((sql) =>
-      sql.all<{ pool_id: string }>("SELECT DISTINCT pool_id FROM allocations WHERE expires_at IS NOT NULL AND expires_at <= ?", [this.clock()]),
-    );
     let n = 0;
-    for (const { pool_id } of due) {
-      n += await this.write({ actor: "system:expiry" }, async (env) => expirePool(env, await loadPoolById(env.sql, pool_id)));
+    for (;;) {
+      // the earliest-due rows, by the expiry index: the cost follows what is due, not how many have a ttl
+      const due = await this.read((sql) =>
+        sql.all<{ pool_id: string }>(
+          "SELECT pool_id FROM allocations WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT 1000",
+          [this.clock()],
+        ),
+      );
+      if (due.length === 0) return n;
+      for (const poolId of new Set(due.map((d) => d.pool_id))) {
+        n += await this.write({ actor: "system:expiry" }, async (env) => expirePool(env, await loadPoolById(env.sql, poolId)));
+      }
     }
-    return n;
   }
 
   /** Free runs of a pool, for consistency checks. */

@@ -1,11 +1,10 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { AllocateRequest, AllocationPatch as Patch } from "../../engine/types.js";
-import { AllocateInput, Allocation, AllocationPatch, PoolParams, items, problems } from "../schemas.js";
+import { AllocateInput, Allocation, AllocationPatch, PoolParams, items, poolRef as ref, problems } from "../schemas.js";
 
 export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
   const tags = ["allocations"];
-  const ref = (p: { pool: string }, q: { space?: string | undefined }) => ({ pool: p.pool, ...(q.space ? { space: q.space } : {}) });
 
   app.post(
     "/pools/:pool/allocations",

@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { ChildPoolInput as ChildInput, PoolInput as PInput, PoolPatch as PPatch } from "../../engine/types.js";
-import { ChildPoolInput, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, problems } from "../schemas.js";
+import { ChildPoolInput, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, poolRef as ref, problems } from "../schemas.js";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
 export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
   const tags = ["pools"];
-  const ref = (p: { pool: string }, q: { space?: string | undefined }) => ({ pool: p.pool, ...(q.space ? { space: q.space } : {}) });
 
   app.get(
     "/pools",

@@ -86,8 +86,12 @@ export const migrations: readonly string[] = [
   -- An address is held once per space: the first address of every holder's run is unique in its space.
   CREATE UNIQUE INDEX allocations_space_first ON allocations(space_id, family, first) WHERE child_pool_id IS NULL;
   CREATE UNIQUE INDEX allocations_owner ON allocations(pool_id, owner) WHERE owner IS NOT NULL;
+  -- Only allocations with a time-to-live are indexed: the global sweep reads the first, the sweep
+  -- before each allocation in a pool reads the second, so neither walks a pool's other rows.
   CREATE INDEX allocations_expiry ON allocations(expires_at) WHERE expires_at IS NOT NULL;
-  CREATE INDEX allocations_mac ON allocations(mac) WHERE mac IS NOT NULL;
+  CREATE INDEX allocations_pool_expiry ON allocations(pool_id, expires_at) WHERE expires_at IS NOT NULL;
+  CREATE INDEX allocations_mac ON allocations(mac, pool_id) WHERE mac IS NOT NULL;
+  CREATE INDEX allocations_hostname ON allocations(hostname, pool_id) WHERE hostname IS NOT NULL;
   CREATE INDEX allocations_space_owner ON allocations(space_id, owner) WHERE owner IS NOT NULL;
   -- ...and no run overlaps another in its pool (nearest run below NEW.last, as above).
   CREATE TRIGGER allocations_no_overlap BEFORE INSERT ON allocations

@@ -1,0 +1,408 @@
+/**
+ * Allot benchmark: `npm run bench`.
+ *
+ * Every figure is measured on real SQLite files in a fresh temporary directory, through the public
+ * Engine methods (one transaction, and with synchronous=FULL one fsync, per operation) or the real
+ * HTTP server. Pools are filled and fragmented beforehand in big transactions by bench/fill.ts.
+ * Progress goes to stderr; the tables go to stdout; every figure also goes to bench/results.json.
+ *
+ * BENCH_QUICK=1 runs a scaled-down version (smaller fills and fewer operations) for trying changes.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runInNewContext } from "node:vm";
+import { setFlagsFromString } from "node:v8";
+import { Worker } from "node:worker_threads";
+import { type Family, formatAddress } from "../src/addr/index.js";
+import { Engine } from "../src/engine/engine.js";
+import type { PoolInput, PoolRef } from "../src/engine/types.js";
+import { startServer } from "../src/server/serve.js";
+import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
+import { carveChildren, deleteEveryNthChild, fillPool, fragment } from "./fill.js";
+import {
+  type LatencyStats,
+  MiB,
+  dbSizes,
+  fmtDuration,
+  fmtNum,
+  machineInfo,
+  memory,
+  pickDistinct,
+  prng,
+  load,
+  round,
+  summarize,
+  tableSizes,
+  table,
+  timeSerial,
+  usSince,
+} from "./lib.js";
+
+type Sync = "full" | "normal";
+
+/** What bench/http-load.mjs (the load-generating worker) takes and reports. */
+interface LoadInput {
+  /** e.g. http://127.0.0.1:PORT/v1/pools/NAME/allocations */
+  url: string;
+  total: number;
+  warmup: number;
+  concurrency: number;
+}
+interface LoadOutput {
+  samplesUs: number[];
+  wallMs: number;
+  statuses: Record<string, number>;
+  errors: string[];
+}
+
+const QUICK = process.env.BENCH_QUICK === "1";
+const CONFIG = {
+  quick: QUICK,
+  /** Timed operations per lowest-free measurement, after `warmup` untimed ones. */
+  lowestFreeOps: QUICK ? 300 : 2_000,
+  warmup: QUICK ? 50 : 200,
+  /**
+   * Wall-clock budget per timed loop (ms): a loop stops early once it is spent (after at least 20
+   * operations), so a slow operation cannot stretch the run past ~10 minutes; tables show n timed.
+   */
+  lowestFreeBudgetMs: QUICK ? 3_000 : 20_000,
+  opBudgetMs: QUICK ? 2_000 : 10_000,
+  v4Fills: QUICK ? [1_000, 10_000, 100_000] : [1_000, 10_000, 100_000, 1_000_000],
+  v6Fills: QUICK ? [1_000, 100_000] : [1_000, 1_000_000],
+  /** Every n-th address of a fill is released again, leaving fill/n single-address holes. */
+  fragmentEvery: 10,
+  fillBatch: 20_000,
+  specificOps: QUICK ? 200 : 1_000,
+  releaseOps: QUICK ? 200 : 1_000,
+  blockOps: QUICK ? 200 : 1_000,
+  blockSize: 16,
+  carveChildren: QUICK ? 2_000 : 20_000,
+  carveEvery: 10,
+  carveOps: QUICK ? 100 : 500,
+  carveWarmup: QUICK ? 10 : 20,
+  httpRequests: QUICK ? 1_000 : 5_000,
+  httpWarmup: QUICK ? 100 : 200,
+  httpConcurrency: 16,
+  v4Cidr: "10.0.0.0/8",
+  v6Cidr: "fd00:0:0:1::/64",
+};
+const BIG_V4 = CONFIG.v4Fills[CONFIG.v4Fills.length - 1]!;
+const CTX = { actor: "bench" };
+
+const runStart = process.hrtime.bigint();
+const progress = (msg: string) => process.stderr.write(`[${(usSince(runStart) / 1e6).toFixed(1).padStart(6)} s] ${msg}\n`);
+
+/** A full collection before reading RSS, so garbage from earlier scenarios does not count (best effort). */
+function collectGarbage(): void {
+  try {
+    setFlagsFromString("--expose-gc");
+    (runInNewContext("gc") as () => void)();
+  } catch {
+    /* without gc the figure is only a little noisier */
+  }
+}
+
+async function openEngine(file: string, synchronous: Sync): Promise<Engine> {
+  return Engine.open(new SqliteStore({ file, synchronous }));
+}
+
+// ---------------------------------------------------------------------------------------------- results
+
+interface LowestFreeRow extends LatencyStats {
+  family: Family;
+  cidr: string;
+  fill: number;
+  synchronous: Sync;
+  /** Free runs in the pool's index when the timed loop started (holes left by the fragmentation, plus the tail). */
+  freeRunsAtStart: number;
+}
+interface SetupRow {
+  family: Family;
+  fill: number;
+  fillSeconds: number;
+  fillAllocsPerSec: number;
+  fragmentSeconds: number;
+  released: number;
+  dbFileMiB: number;
+}
+interface OpRow extends LatencyStats {
+  operation: string;
+  synchronous: Sync;
+}
+
+const results = {
+  generatedAt: new Date().toISOString(),
+  totalRunSeconds: 0,
+  machine: machineInfo(),
+  /** Load averages (1, 5, 15 min) before and after: the run shares the machine with whatever else runs. */
+  loadAverage: { atStart: load(), atEnd: [] as number[] },
+  config: CONFIG,
+  lowestFree: [] as LowestFreeRow[],
+  ratios: {} as Record<string, number>,
+  setup: [] as SetupRow[],
+  operationsAt1M: { fill: BIG_V4, rows: [] as OpRow[] },
+  carve: { parent: CONFIG.v4Cidr, childrenCarved: 0, childrenDeleted: 0, setupSeconds: 0, rows: [] as OpRow[] },
+  http: null as null | (LatencyStats & { concurrency: number; statuses: Record<string, number>; errors: string[] }),
+  memory: {
+    rssAtStartMiB: 0,
+    afterBigFill: null as null | { fill: number; rssMiB: number; heapUsedMiB: number; externalMiB: number },
+    /** Sizes after the WAL was checkpointed into the main file (the store closed). */
+    dbFiles: [] as { what: string; dbMiB: number; walMiB: number }[],
+    /** Where the bytes of the largest IPv4 database go, per table with its indexes. */
+    bigFillTables: [] as { table: string; MiB: number }[],
+  },
+};
+
+// ---------------------------------------------------------------------------------------------- scenarios
+
+const dir = mkdtempSync(join(tmpdir(), "allot-bench-"));
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(signal === "SIGINT" ? 130 : 143);
+  });
+}
+
+async function lowestFree(engine: Engine, ref: PoolRef, family: Family, cidr: string, fill: number, synchronous: Sync): Promise<void> {
+  const freeRunsAtStart = (await engine.freeRuns(ref)).length;
+  const stats = await timeSerial({ n: CONFIG.lowestFreeOps, warmup: CONFIG.warmup, budgetMs: CONFIG.lowestFreeBudgetMs }, () => engine.allocate(ref, {}, CTX));
+  results.lowestFree.push({ family, cidr, fill, synchronous, freeRunsAtStart, ...stats });
+  progress(`  lowest-free ${synchronous}: p50 ${stats.p50Us} µs, p99 ${stats.p99Us} µs, ${stats.opsPerSec} ops/s`);
+}
+
+/** The specific-address, release and block measurements on the 1M pool, for one durability setting. */
+async function operationsAtBig(engine: Engine, ref: PoolRef, first: bigint, synchronous: Sync, picks: { holes: number[]; held: number[] }): Promise<void> {
+  const at = (offset: number) => formatAddress({ family: 4, value: first + BigInt(offset) });
+  const rows = results.operationsAt1M.rows;
+  // specific: free holes from the upper half of the fill, which lowest-free never reached
+  const spec = await timeSerial({ n: CONFIG.specificOps, warmup: 0, budgetMs: CONFIG.opBudgetMs }, (i) => engine.allocate(ref, { address: at(picks.holes[i]!) }, CTX));
+  rows.push({ operation: "allocate specific address", synchronous, ...spec });
+  // release by address: held addresses from the upper half (their neighbours are a mix of held and free)
+  const rel = await timeSerial({ n: CONFIG.releaseOps, warmup: 0, budgetMs: CONFIG.opBudgetMs }, (i) => engine.release({ pool: ref, address: at(picks.held[i]!) }, CTX));
+  rows.push({ operation: "release by address", synchronous, ...rel });
+  const block = await timeSerial({ n: CONFIG.blockOps, warmup: 50, budgetMs: CONFIG.opBudgetMs }, () => engine.allocate(ref, { size: CONFIG.blockSize }, CTX));
+  rows.push({ operation: `allocate block of ${CONFIG.blockSize}`, synchronous, ...block });
+  progress(`  ${synchronous}: specific p50 ${spec.p50Us} µs, release p50 ${rel.p50Us} µs, block p50 ${block.p50Us} µs`);
+}
+
+async function fillScenario(family: Family, fill: number): Promise<void> {
+  const cidr = family === 4 ? CONFIG.v4Cidr : CONFIG.v6Cidr;
+  const file = join(dir, `v${family}-${fill}.db`);
+  const ref: PoolRef = { pool: "bench" };
+  progress(`IPv${family} ${cidr}, fill ${fmtNum(fill)}: ${file}`);
+
+  let engine = await openEngine(file, "full");
+  const input: PoolInput = { name: "bench", cidr, allocateReserved: false };
+  await engine.createPool(input, CTX);
+
+  let t0 = process.hrtime.bigint();
+  const first = await fillPool(engine.store, ref, fill, CONFIG.fillBatch);
+  const fillSeconds = usSince(t0) / 1e6;
+  progress(`  filled in ${fillSeconds.toFixed(1)} s`);
+  const isBig = family === 4 && fill === BIG_V4;
+  if (isBig) {
+    collectGarbage();
+    results.memory.afterBigFill = { fill, ...memory() };
+  }
+  t0 = process.hrtime.bigint();
+  const released = await fragment(engine.store, ref, first, fill, CONFIG.fragmentEvery, CONFIG.fillBatch);
+  const fragmentSeconds = usSince(t0) / 1e6;
+  progress(`  released every ${CONFIG.fragmentEvery}th (${fmtNum(released)}) in ${fragmentSeconds.toFixed(1)} s`);
+  // the file as filled and fragmented: closing the last connection checkpoints the WAL into it
+  await engine.close();
+  const size = dbSizes(file);
+  results.memory.dbFiles.push({ what: `IPv${family} pool, ${fmtNum(fill)} allocated then ${fmtNum(released)} released`, dbMiB: round(size.db / MiB, 1), walMiB: round(size.wal / MiB, 1) });
+  if (isBig) results.memory.bigFillTables = tableSizes(file);
+  engine = await openEngine(file, "full");
+
+  // address picks for the 1M operations, made up front so both durability settings get fresh ones
+  const rand = prng(0xa110 + fill);
+  const half = Math.floor(fill / 2);
+  const every = CONFIG.fragmentEvery;
+  const holes = isBig ? pickDistinct(rand, 2 * CONFIG.specificOps, half, fill, (k) => k % every === every - 1) : [];
+  const held = isBig ? pickDistinct(rand, 2 * CONFIG.releaseOps, half, fill, (k) => k % every !== every - 1) : [];
+
+  await lowestFree(engine, ref, family, cidr, fill, "full");
+  if (isBig) {
+    await operationsAtBig(engine, ref, first, "full", { holes: holes.slice(0, CONFIG.specificOps), held: held.slice(0, CONFIG.releaseOps) });
+  }
+  await engine.close();
+  results.setup.push({
+    family,
+    fill,
+    fillSeconds: round(fillSeconds, 2),
+    fillAllocsPerSec: Math.round(fill / fillSeconds),
+    fragmentSeconds: round(fragmentSeconds, 2),
+    released,
+    dbFileMiB: round(size.db / MiB, 1),
+  });
+
+  engine = await openEngine(file, "normal");
+  await lowestFree(engine, ref, family, cidr, fill, "normal");
+  if (isBig) {
+    await operationsAtBig(engine, ref, first, "normal", { holes: holes.slice(CONFIG.specificOps), held: held.slice(CONFIG.releaseOps) });
+  }
+  await engine.close();
+  rmSync(file, { force: true }); // keep the temp dir small as we go
+}
+
+async function carveScenario(): Promise<void> {
+  const file = join(dir, "carve.db");
+  const parent: PoolRef = { pool: "parent" };
+  progress(`child pools: /24 carves from ${CONFIG.v4Cidr} holding ${fmtNum(CONFIG.carveChildren)} children: ${file}`);
+  let engine = await openEngine(file, "full");
+  await engine.createPool({ name: "parent", cidr: CONFIG.v4Cidr, allocateReserved: false }, CTX);
+  const t0 = process.hrtime.bigint();
+  await carveChildren(engine.store, parent, CONFIG.carveChildren, 24, "child-");
+  const deleted = await deleteEveryNthChild(engine.store, CONFIG.carveChildren, CONFIG.carveEvery, "child-");
+  results.carve.childrenCarved = CONFIG.carveChildren;
+  results.carve.childrenDeleted = deleted;
+  results.carve.setupSeconds = round(usSince(t0) / 1e6, 2);
+  progress(`  carved ${fmtNum(CONFIG.carveChildren)}, deleted ${fmtNum(deleted)} in ${results.carve.setupSeconds} s`);
+
+  let n = 0;
+  for (const synchronous of ["full", "normal"] as const) {
+    if (synchronous === "normal") engine = await openEngine(file, "normal");
+    const stats = await timeSerial({ n: CONFIG.carveOps, warmup: CONFIG.carveWarmup, budgetMs: CONFIG.opBudgetMs }, () =>
+      engine.createChildPool(parent, { name: `timed-${n++}`, prefixLength: 24 }, CTX),
+    );
+    results.carve.rows.push({ operation: "carve child /24", synchronous, ...stats });
+    progress(`  carve ${synchronous}: p50 ${stats.p50Us} µs`);
+    await engine.close();
+  }
+  const size = dbSizes(file);
+  results.memory.dbFiles.push({
+    what: `/8 parent with ${fmtNum(CONFIG.carveChildren - deleted + n)} child pools`,
+    dbMiB: round(size.db / MiB, 1),
+    walMiB: round(size.wal / MiB, 1),
+  });
+  rmSync(file, { force: true });
+}
+
+async function httpScenario(): Promise<void> {
+  const dataDir = join(dir, "http");
+  const server = await startServer({ port: 0, host: "127.0.0.1", dataDir, logLevel: "silent", expirySweepSeconds: 60 });
+  try {
+    const base = new URL(server.url);
+    if (base.hostname !== "127.0.0.1") throw new Error(`server listens on ${server.url}, expected loopback`);
+    progress(`HTTP: ${server.url}, ${CONFIG.httpConcurrency} clients, ${fmtNum(CONFIG.httpRequests)} requests`);
+    const created = await fetch(new URL("/v1/pools", base), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "http", cidr: CONFIG.v4Cidr, allocateReserved: false }),
+    });
+    if (created.status !== 201) throw new Error(`creating the HTTP pool answered ${created.status}: ${await created.text()}`);
+    const input: LoadInput = {
+      url: new URL("/v1/pools/http/allocations", base).toString(),
+      total: CONFIG.httpRequests,
+      warmup: CONFIG.httpWarmup,
+      concurrency: CONFIG.httpConcurrency,
+    };
+    const worker = new Worker(fileURLToPath(new URL("./http-load.mjs", import.meta.url)), { workerData: input });
+    const out = await new Promise<LoadOutput>((resolve, reject) => {
+      worker.once("message", (m: LoadOutput) => resolve(m));
+      worker.once("error", reject);
+      worker.once("exit", (code) => reject(new Error(`load worker exited with ${code} before reporting`)));
+    });
+    await worker.terminate();
+    const stats = summarize(out.samplesUs, out.wallMs);
+    results.http = { concurrency: CONFIG.httpConcurrency, statuses: out.statuses, errors: out.errors, ...stats };
+    progress(`  ${stats.opsPerSec} req/s, p50 ${stats.p50Us} µs, p99 ${stats.p99Us} µs, statuses ${JSON.stringify(out.statuses)}`);
+    const bad = Object.entries(out.statuses).filter(([s]) => s !== "201");
+    if (bad.length > 0) throw new Error(`HTTP load saw non-201 answers: ${JSON.stringify(out.statuses)} ${out.errors.join("; ")}`);
+  } finally {
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
+function report(): string {
+  const m = results.machine;
+  const out: string[] = [];
+  const us = (x: number) => round(x, x >= 100 ? 0 : 1);
+  out.push(`Allot benchmark${QUICK ? " (BENCH_QUICK: scaled down)" : ""}`);
+  out.push(`${m.cpuModel}, ${m.cores} cores, ${fmtNum(m.totalMemMiB)} MiB RAM; Node ${m.node}; SQLite ${m.sqlite}; ${m.platform}`);
+  out.push(`Load average (1/5/15 min) at start ${results.loadAverage.atStart.join(" ")}, at end ${results.loadAverage.atEnd.join(" ")}`);
+  out.push(`Latencies in µs per operation, each its own transaction through the Engine (FULL = synchronous=FULL, the default; NORMAL = synchronous=NORMAL).`);
+  out.push("");
+  out.push(`1. Lowest-free allocation vs. pool fill (every ${CONFIG.fragmentEvery}th address released after the fill; ${fmtNum(CONFIG.lowestFreeOps)} timed after ${CONFIG.warmup} warm-up)`);
+  out.push(
+    table(
+      ["pool", "fill", "sync", "free runs", "n", "p50", "p95", "p99", "max", "ops/s"],
+      results.lowestFree.map((r) => [r.cidr, r.fill, r.synchronous.toUpperCase(), r.freeRunsAtStart, r.n, us(r.p50Us), us(r.p95Us), us(r.p99Us), us(r.maxUs), r.opsPerSec]),
+    ),
+  );
+  for (const [k, v] of Object.entries(results.ratios)) out.push(`   ${k}: ${v.toFixed(2)}x${v < 2 ? "" : "  <-- not flat"}`);
+  if (results.lowestFree.some((r) => r.n < r.planned)) out.push(`   (n below ${fmtNum(CONFIG.lowestFreeOps)}: the loop hit its ${CONFIG.lowestFreeBudgetMs / 1000} s budget first)`);
+  out.push("");
+  out.push("   Set-up (bulk fill inside 20,000-allocation transactions, not a latency figure)");
+  out.push(
+    table(
+      ["   pool", "fill", "fill s", "allocs/s", "fragment s", "released", "db MiB"],
+      results.setup.map((r) => [`   IPv${r.family}`, r.fill, round(r.fillSeconds, 1), r.fillAllocsPerSec, round(r.fragmentSeconds, 1), r.released, r.dbFileMiB]),
+    ),
+  );
+  out.push("");
+  const opTable = (rows: OpRow[]) =>
+    (rows.some((r) => r.n < r.planned) ? `(n below the planned count: the loop hit its ${CONFIG.opBudgetMs / 1000} s budget first)\n` : "") +
+    table(["operation", "sync", "n", "p50", "p95", "p99", "max", "ops/s"], rows.map((r) => [r.operation, r.synchronous.toUpperCase(), r.n, us(r.p50Us), us(r.p95Us), us(r.p99Us), us(r.maxUs), r.opsPerSec]));
+  out.push(`2./3. Specific address, release and block allocation in ${CONFIG.v4Cidr} holding ${fmtNum(BIG_V4)} allocations`);
+  out.push(opTable(results.operationsAt1M.rows));
+  out.push("");
+  const c = results.carve;
+  out.push(`4. Child pool carve (/24, first free aligned) from ${c.parent} holding ${fmtNum(c.childrenCarved - c.childrenDeleted)} children (${fmtNum(c.childrenDeleted)} /24 holes)`);
+  out.push(opTable(c.rows));
+  out.push("");
+  const h = results.http;
+  if (h) {
+    out.push(`5. HTTP end to end: POST /v1/pools/<pool>/allocations, ${h.concurrency} concurrent keep-alive clients (worker thread), loopback, FULL`);
+    out.push(
+      table(["requests", "req/s", "p50", "p95", "p99", "max", "statuses"], [[h.n, h.opsPerSec, us(h.p50Us), us(h.p95Us), us(h.p99Us), us(h.maxUs), JSON.stringify(h.statuses)]]),
+    );
+    out.push("");
+  }
+  const mem = results.memory;
+  out.push("6. Memory and disk");
+  const mrows: (string | number)[][] = [["RSS at start", `${mem.rssAtStartMiB} MiB`]];
+  if (mem.afterBigFill) {
+    mrows.push([`RSS after the ${fmtNum(mem.afterBigFill.fill)} fill`, `${mem.afterBigFill.rssMiB} MiB (V8 heap ${mem.afterBigFill.heapUsedMiB} MiB)`]);
+  }
+  for (const f of mem.dbFiles) mrows.push([`database file: ${f.what}`, `${fmtNum(f.dbMiB)} MiB`]);
+  for (const t of mem.bigFillTables.filter((t) => t.MiB >= 0.1)) mrows.push([`  of which table ${t.table} (with indexes) in the ${fmtNum(BIG_V4)} IPv4 file`, `${fmtNum(t.MiB)} MiB`]);
+  out.push(table(["what", "size"], mrows));
+  out.push("");
+  out.push(`Total run time: ${fmtDuration(results.totalRunSeconds * 1000)}`);
+  return out.join("\n");
+}
+
+function ratio(family: Family, sync: Sync): void {
+  const rows = results.lowestFree.filter((r) => r.family === family && r.synchronous === sync).sort((a, b) => a.fill - b.fill);
+  const lo = rows[0];
+  const hi = rows[rows.length - 1];
+  if (!lo || !hi || lo === hi) return;
+  results.ratios[`IPv${family} p50 at ${fmtNum(hi.fill)} / p50 at ${fmtNum(lo.fill)}, ${sync.toUpperCase()}`] = round(hi.p50Us / lo.p50Us, 2);
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+try {
+  collectGarbage();
+  results.memory.rssAtStartMiB = memory().rssMiB;
+  progress(`temp dir ${dir}${QUICK ? " (BENCH_QUICK)" : ""}`);
+  for (const fill of CONFIG.v4Fills) await fillScenario(4, fill);
+  for (const fill of CONFIG.v6Fills) await fillScenario(6, fill);
+  for (const family of [4, 6] as const) for (const sync of ["full", "normal"] as const) ratio(family, sync);
+  await carveScenario();
+  await httpScenario();
+  results.totalRunSeconds = round(usSince(runStart) / 1e6, 1);
+  results.loadAverage.atEnd = load();
+  const resultsFile = fileURLToPath(new URL("./results.json", import.meta.url));
+  writeFileSync(resultsFile, `${JSON.stringify(results, null, 2)}\n`);
+  process.stdout.write(`${report()}\n`);
+  progress(`wrote ${resultsFile}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
