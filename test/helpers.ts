@@ -1,15 +1,55 @@
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { Engine, type EngineOptions } from "../src/engine/engine.js";
+import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
+import type { Store } from "../src/store/store.js";
 
 export const ctx = { actor: "test" };
 
-/** A fresh engine on a real SQLite file in a temporary directory; `cleanup` closes and removes it. */
+/** Which store the contract suites run on: scripts/test.mjs runs them once per store. */
+export const STORE = process.env.ALLOT_TEST_STORE === "postgres" ? "postgres" : "sqlite";
+
+/** A URL for a fresh, empty database on the test run's PostgreSQL server, and a way to drop it. */
+export async function tempPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = process.env.ALLOT_TEST_PG_URL;
+  if (!admin) throw new Error("ALLOT_TEST_PG_URL is not set: run the tests with npm test, which starts PostgreSQL");
+  const name = `allot_t_${randomBytes(6).toString("hex")}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`CREATE DATABASE ${name}`);
+  await client.end();
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/**
+ * A fresh engine on a real store: a SQLite file in a temporary directory, or a new database on the
+ * test run's PostgreSQL server when ALLOT_TEST_STORE=postgres. `cleanup` closes and removes it.
+ */
 export async function tempEngine(options: EngineOptions & { synchronous?: "full" | "normal" } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "allot-test-"));
-  const store = new SqliteStore({ file: join(dir, "allot.db"), synchronous: options.synchronous ?? "normal" });
+  let store: Store;
+  let drop = async () => {};
+  if (STORE === "postgres") {
+    const db = await tempPostgresDatabase();
+    store = await PostgresStore.open({ url: db.url });
+    drop = db.drop;
+  } else {
+    store = new SqliteStore({ file: join(dir, "allot.db"), synchronous: options.synchronous ?? "normal" });
+  }
   const engine = await Engine.open(store, options);
   return {
     engine,
@@ -17,6 +57,7 @@ export async function tempEngine(options: EngineOptions & { synchronous?: "full"
     dir,
     async cleanup() {
       await engine.close();
+      await drop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -102,7 +102,7 @@ export class Engine {
 
   /** Creates a pool. Errors: invalid-request, invalid-address, invalid-range, space-not-found, pool-exists, pool-overlap. */
   createPool(input: PoolInput, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => createPool(env, input, await findSpace(env.sql, input.space ?? DEFAULT_SPACE)));
+    return this.write(ctx, async (env) => createPool(env, input, await findSpace(env.sql, input.space ?? DEFAULT_SPACE, true)));
   }
 
   /** Errors: space-not-found, pool-not-found. */
@@ -119,23 +119,23 @@ export class Engine {
   }
 
   updatePool(ref: PoolRef, patch: PoolPatch, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => updatePool(env, await loadPool(env.sql, ref), patch));
+    return this.write(ctx, async (env) => updatePool(env, await loadPool(env.sql, ref, true), patch));
   }
 
   /** Errors: pool-not-found, pool-in-use (unless force). */
   deletePool(ref: PoolRef, options: { force?: boolean }, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => deletePool(env, await loadPool(env.sql, ref), options.force ?? false));
+    return this.write(ctx, async (env) => deletePool(env, await loadPool(env.sql, ref, true), options.force ?? false));
   }
 
   /** Carves a child pool. Errors: invalid-request, invalid-address, block-unavailable, address-outside-pool, pool-exists. */
   createChildPool(parent: PoolRef, input: ChildPoolInput, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => carveChild(env, await loadPool(env.sql, parent), input));
+    return this.write(ctx, async (env) => carveChild(env, await loadPool(env.sql, parent, true), input));
   }
 
   /** Exact counts, as decimal strings. Allocations past their time-to-live are not counted. */
   usage(ref: PoolRef): Promise<Usage> {
     return this.write(SYSTEM, async (env) => {
-      const pool = await loadPool(env.sql, ref);
+      const pool = await loadPool(env.sql, ref, true);
       await expirePool(env, pool);
       return usageOf(pool);
     });
@@ -149,7 +149,7 @@ export class Engine {
    * address-outside-pool, owner-conflict.
    */
   allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext): Promise<AllocateResult> {
-    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref), req));
+    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, true), req));
   }
 
   /** Releases by id, by address (any address of the run) or by owner. Errors: pool-not-found, allocation-not-found. */
@@ -158,16 +158,20 @@ export class Engine {
       let pool: PoolState;
       let row: AllocationRow | undefined;
       if ("id" in target) {
-        row = await allocationById(env.sql, target.id);
+        const seen = await allocationById(env.sql, target.id);
+        if (seen) {
+          pool = await loadPoolById(env.sql, seen.pool_id, true);
+          row = await allocationById(env.sql, target.id); // again, under the pool's lock
+        }
         if (!row || row.child_pool_id || expired(row, env.now)) throw new AllotError("allocation-not-found", `no allocation has id ${target.id}`);
-        pool = await loadPoolById(env.sql, row.pool_id);
+        pool = pool!;
       } else if ("address" in target) {
-        pool = await loadPool(env.sql, target.pool);
+        pool = await loadPool(env.sql, target.pool, true);
         const a = address(target.address, "address");
         row = a.family === pool.family ? await allocationHolding(env.sql, pool.id, a.value) : undefined;
         if (!row || row.child_pool_id || expired(row, env.now)) throw new AllotError("allocation-not-found", `${target.address} is not allocated in pool ${pool.name}`);
       } else {
-        pool = await loadPool(env.sql, target.pool);
+        pool = await loadPool(env.sql, target.pool, true);
         row = await allocationByOwner(env.sql, pool.id, target.owner);
         if (!row || expired(row, env.now)) throw new AllotError("allocation-not-found", `owner ${target.owner} holds nothing in pool ${pool.name}`);
       }
@@ -178,11 +182,13 @@ export class Engine {
   /** Changes MAC, hostname, labels or time-to-live (a renewal). Errors: allocation-not-found, invalid-request, invalid-address. */
   updateAllocation(id: string, patch: AllocationPatch, ctx: ChangeContext): Promise<Allocation> {
     return this.write(ctx, async (env) => {
-      const row = await allocationById(env.sql, id);
-      if (!row || row.child_pool_id || (row.expires_at !== null && row.expires_at <= env.now)) {
+      const seen = await allocationById(env.sql, id);
+      const pool = seen ? await loadPoolById(env.sql, seen.pool_id, true) : undefined;
+      const row = pool ? await allocationById(env.sql, id) : undefined; // again, under the pool's lock
+      if (!pool || !row || row.child_pool_id || expired(row, env.now)) {
         throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
       }
-      return updateAllocation(env, await loadPoolById(env.sql, row.pool_id), row, patch);
+      return updateAllocation(env, pool, row, patch);
     });
   }
 
@@ -248,7 +254,7 @@ export class Engine {
       );
       if (due.length === 0) return n;
       for (const poolId of new Set(due.map((d) => d.pool_id))) {
-        n += await this.write({ actor: "system:expiry" }, async (env) => expirePool(env, await loadPoolById(env.sql, poolId)));
+        n += await this.write({ actor: "system:expiry" }, async (env) => expirePool(env, await loadPoolById(env.sql, poolId, true)));
       }
     }
   }

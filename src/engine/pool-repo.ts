@@ -104,12 +104,17 @@ async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
   };
 }
 
-/** Finds a pool by id, or by name within a space (the `default` space unless one is named). */
-export async function loadPool(sql: Sql, ref: PoolRef): Promise<PoolState> {
+/**
+ * Finds a pool by id, or by name within a space (the `default` space unless one is named). With
+ * `lock`, the pool row stays locked until commit: every change to a pool's allocations, free runs and
+ * counters holds it, so changes to one pool queue while other pools proceed.
+ */
+export async function loadPool(sql: Sql, ref: PoolRef, lock = false): Promise<PoolState> {
   const space = ref.space ?? "default";
+  const forUpdate = lock ? sql.lock("p") : "";
   const row = UUID.test(ref.pool)
-    ? await sql.get<PoolRow>(`${POOL_SELECT} WHERE p.id = ?`, [ref.pool.toLowerCase()])
-    : await sql.get<PoolRow>(`${POOL_SELECT} WHERE s.name = ? AND p.name = ?`, [space, ref.pool]);
+    ? await sql.get<PoolRow>(`${POOL_SELECT} WHERE p.id = ?${forUpdate}`, [ref.pool.toLowerCase()])
+    : await sql.get<PoolRow>(`${POOL_SELECT} WHERE s.name = ? AND p.name = ?${forUpdate}`, [space, ref.pool]);
   if (!row) {
     if (!UUID.test(ref.pool) && !(await sql.get("SELECT 1 AS x FROM spaces WHERE name = ?", [space]))) {
       throw new AllotError("space-not-found", `space ${space} does not exist`);
@@ -122,8 +127,8 @@ export async function loadPool(sql: Sql, ref: PoolRef): Promise<PoolState> {
   return hydrate(sql, row);
 }
 
-export async function loadPoolById(sql: Sql, id: string): Promise<PoolState> {
-  return loadPool(sql, { pool: id });
+export async function loadPoolById(sql: Sql, id: string, lock = false): Promise<PoolState> {
+  return loadPool(sql, { pool: id }, lock);
 }
 
 export async function listPoolStates(sql: Sql, filter: { spaceId?: string; parentId?: string }): Promise<PoolState[]> {

@@ -1,5 +1,4 @@
-import { BITS, canonicalAddress, formatPrefix, prefixFirst, prefixLast } from "../addr/index.js";
-import { ConstraintError } from "../store/store.js";
+import { BITS, canonicalAddress, formatPrefix, fromKey, prefixFirst, prefixLast } from "../addr/index.js";
 import { type AllocationRow, toAllocation } from "./allocation-repo.js";
 import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
 import { AllotError } from "./errors.js";
@@ -59,16 +58,13 @@ async function insertPool(
     ],
   );
   for (const r of plan.ranges) {
-    try {
-      await env.sql.run(
-        `INSERT INTO pool_ranges (pool_id, seq, space_id, family, top_level, first, last, prefix_length, gateway, dns)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        [id, r.seq, space.id, plan.family, parentId === null ? 1 : 0, key(r.first), key(r.last), r.prefixLength, r.gateway, r.dns === null ? null : JSON.stringify(r.dns)],
-      );
-    } catch (err) {
-      if (err instanceof ConstraintError && err.constraint === "overlap") throw await overlapError(env, space, plan, r);
-      throw err;
-    }
+    // checked here to name the other pool; the trigger behind it refuses the row regardless
+    if (parentId === null) await assertNoOverlap(env, space, plan, r);
+    await env.sql.run(
+      `INSERT INTO pool_ranges (pool_id, seq, space_id, family, top_level, first, last, prefix_length, gateway, dns)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [id, r.seq, space.id, plan.family, parentId === null ? 1 : 0, key(r.first), key(r.last), r.prefixLength, r.gateway, r.dns === null ? null : JSON.stringify(r.dns)],
+    );
   }
   for (const e of plan.exclusions) {
     await env.sql.run("INSERT INTO exclusions (pool_id, first, last) VALUES (?, ?, ?)", [id, key(e.first), key(e.last)]);
@@ -79,16 +75,18 @@ async function insertPool(
   return state;
 }
 
-async function overlapError(env: TxEnv, space: { id: string; name: string }, plan: PoolPlan, r: { first: bigint; last: bigint }) {
-  const other = await env.sql.get<{ name: string }>(
-    `SELECT p.name FROM pool_ranges x JOIN pools p ON p.id = x.pool_id
+/** Refuses a top-level range that overlaps another pool of the space (the nearest range below its end). */
+async function assertNoOverlap(env: TxEnv, space: { id: string; name: string }, plan: PoolPlan, r: { first: bigint; last: bigint }) {
+  const other = await env.sql.get<{ name: string; last: Buffer }>(
+    `SELECT p.name, x.last FROM pool_ranges x JOIN pools p ON p.id = x.pool_id
      WHERE x.space_id = ? AND x.family = ? AND x.top_level = 1 AND x.first <= ? ORDER BY x.first DESC LIMIT 1`,
     [space.id, plan.family, key(r.last)],
   );
-  return new AllotError(
+  if (!other || fromKey(other.last) < r.first) return;
+  throw new AllotError(
     "pool-overlap",
-    `${fmt(plan.family, r.first)}-${fmt(plan.family, r.last)} overlaps pool ${other?.name ?? "?"} in space ${space.name}; pools in one space may not overlap (use another space for an overlapping plan)`,
-    { pool: other?.name },
+    `${fmt(plan.family, r.first)}-${fmt(plan.family, r.last)} overlaps pool ${other.name} in space ${space.name}; pools in one space may not overlap (use another space for an overlapping plan)`,
+    { pool: other.name },
   );
 }
 
@@ -174,7 +172,7 @@ export async function deletePool(env: TxEnv, pool: PoolState, force: boolean): P
       { allocated: pool.allocated.toString(), children: children.map((c) => c.name) },
     );
   }
-  for (const c of children) await deletePool(env, c, true);
+  for (const c of children) await deletePool(env, await loadPoolById(env.sql, c.id, true), true);
   const before = toPool(pool);
   const rows = await env.sql.all<AllocationRow>("SELECT * FROM allocations WHERE pool_id = ?", [pool.id]);
   for (const r of rows) {
@@ -183,7 +181,7 @@ export async function deletePool(env: TxEnv, pool: PoolState, force: boolean): P
   }
   await env.sql.run("DELETE FROM allocations WHERE pool_id = ?", [pool.id]);
   if (pool.parentId) {
-    const parent = await loadPoolById(env.sql, pool.parentId);
+    const parent = await loadPoolById(env.sql, pool.parentId, true);
     const carve = await env.sql.get<AllocationRow>("SELECT * FROM allocations WHERE child_pool_id = ?", [pool.id]);
     if (carve) await releaseRow(env, parent, carve, "uncarve");
   }

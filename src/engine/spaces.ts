@@ -16,8 +16,9 @@ const toSpace = (r: SpaceRow): Space => ({ id: r.id, name: r.name, description: 
 
 export const DEFAULT_SPACE = "default";
 
-export async function findSpace(sql: Sql, name: string): Promise<Space> {
-  const row = await sql.get<SpaceRow>("SELECT * FROM spaces WHERE name = ?", [name]);
+/** Finds a space; with `lock`, holds its row until commit (pool creation in a space queues on it). */
+export async function findSpace(sql: Sql, name: string, lock = false): Promise<Space> {
+  const row = await sql.get<SpaceRow>(`SELECT * FROM spaces s WHERE name = ?${lock ? sql.lock("s") : ""}`, [name]);
   if (!row) throw new AllotError("space-not-found", `space ${name} does not exist; create it with POST /v1/spaces or 'allot space create ${name}'`);
   return toSpace(row);
 }
@@ -42,7 +43,7 @@ export async function createSpace(env: TxEnv, input: { name: string; description
 
 export async function deleteSpace(env: TxEnv, name: string): Promise<Space> {
   if (name === DEFAULT_SPACE) throw new AllotError("invalid-request", "the default space always exists and cannot be deleted");
-  const space = await findSpace(env.sql, name);
+  const space = await findSpace(env.sql, name, true);
   const pools = await env.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM pools WHERE space_id = ?", [space.id]);
   if (pools && Number(pools.n) > 0) {
     throw new AllotError("space-in-use", `space ${name} still holds ${pools.n} pools; delete them first`);

@@ -10,6 +10,12 @@ export interface RunResult {
 }
 
 export interface Sql {
+  /**
+   * The clause that row-locks the selected rows of table alias `alias` until commit, for stores whose
+   * transactions run side by side (PostgreSQL's " FOR UPDATE OF p"); empty where transactions are
+   * already serial (SQLite).
+   */
+  lock(alias: string): string;
   all<T = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
   get<T = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
   run(sql: string, params?: readonly SqlValue[]): Promise<RunResult>;
@@ -35,7 +41,8 @@ export class ConstraintError extends Error {
   constructor(
     message: string,
     /** Which constraint: "unique", "overlap" or "foreign-key". */
-    readonly constraint: "unique" | "overlap" | "foreign-key" | "check",
+    /** "retry" is a serialization failure or deadlock: nothing was wrong but the timing. */
+    readonly constraint: "unique" | "overlap" | "foreign-key" | "check" | "retry",
   ) {
     super(message);
   }

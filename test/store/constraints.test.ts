@@ -17,9 +17,16 @@ const key = (a: string) => toKey(parseAddress(a).value);
 async function everything(store: Store) {
   return store.read(async (sql) => {
     const out: Record<string, unknown[]> = {};
-    for (const table of ["spaces", "pools", "pool_ranges", "exclusions", "allocations", "free_runs", "history"]) {
-      out[table] = await sql.all(`SELECT * FROM ${table} ORDER BY rowid`);
-    }
+    const keys: Record<string, string> = {
+      spaces: "id",
+      pools: "id",
+      pool_ranges: "pool_id, seq",
+      exclusions: "pool_id, first",
+      allocations: "id",
+      free_runs: "pool_id, first",
+      history: "seq",
+    };
+    for (const [table, order] of Object.entries(keys)) out[table] = await sql.all(`SELECT * FROM ${table} ORDER BY ${order}`);
     return out;
   });
 }

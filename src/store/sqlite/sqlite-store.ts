@@ -39,6 +39,7 @@ export class SqliteStore implements Store {
     this.db.defaultSafeIntegers(false);
     this.migrate();
     this.sql = {
+      lock: () => "",
       all: async <T>(q: string, p: readonly SqlValue[] = []) => this.call(() => this.prepare(q).all(...p) as T[]),
       get: async <T>(q: string, p: readonly SqlValue[] = []) => this.call(() => this.prepare(q).get(...p) as T | undefined),
       run: async (q: string, p: readonly SqlValue[] = []): Promise<RunResult> =>

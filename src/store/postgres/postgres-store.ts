@@ -1,0 +1,184 @@
+import pg from "pg";
+import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store } from "../store.js";
+import { migrations } from "./schema.js";
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Connections in the pool (default 10). */
+  maxConnections?: number;
+}
+
+/** Turns the engine's `?` placeholders into PostgreSQL's `$1, $2, …` (the engine's SQL has no `?` in literals). */
+const converted = new Map<string, string>();
+function toPg(q: string): string {
+  let out = converted.get(q);
+  if (out === undefined) {
+    let n = 0;
+    out = q.replace(/\?/g, () => `$${++n}`);
+    converted.set(q, out);
+  }
+  return out;
+}
+
+// bigint columns (history.seq, allocations.expires_at) hold values far below 2^53: read them as numbers,
+// exactly as better-sqlite3 returns SQLite integers.
+const types = {
+  getTypeParser(oid: number, format?: "text" | "binary") {
+    if (oid === pg.types.builtins.INT8) return (v: string) => Number(v);
+    return pg.types.getTypeParser(oid, format);
+  },
+};
+
+/** A stable key for the advisory lock that lets only one server at a time run migrations. */
+const MIGRATION_LOCK = 7_787_001;
+
+/**
+ * The scale-out store: a pool of connections to one PostgreSQL database, shared by any number of Allot
+ * servers. Transactions run side by side (READ COMMITTED); the engine locks the rows of the pools it
+ * changes, so changes to one pool queue while others proceed, and the schema's unique indexes and
+ * triggers refuse anything that would hold an address twice.
+ */
+export class PostgresStore implements Store {
+  readonly kind = "postgres";
+  readonly location: string;
+  private readonly pool: pg.Pool;
+
+  private constructor(options: PostgresStoreOptions) {
+    this.location = redact(options.url);
+    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types });
+    // an idle connection that breaks (server restart) must not crash the process
+    this.pool.on("error", () => {});
+  }
+
+  /** Connects, and brings the schema up to date (several servers starting at once migrate once). */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(options);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.pool.end();
+      throw describeConnectError(err, store.location);
+    }
+    return store;
+  }
+
+  /** The schema version this database is at. */
+  async schemaVersion(): Promise<number> {
+    const r = await this.pool.query<{ v: number }>("SELECT COALESCE(MAX(version), 0)::int AS v FROM allot_schema");
+    return r.rows[0]!.v;
+  }
+
+  private async migrate(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+      await client.query("CREATE TABLE IF NOT EXISTS allot_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)");
+      const r = await client.query<{ v: number }>("SELECT COALESCE(MAX(version), 0)::int AS v FROM allot_schema");
+      const current = r.rows[0]!.v;
+      if (current > migrations.length) {
+        throw new Error(`database ${this.location} has schema version ${current}, newer than this Allot (${migrations.length}); upgrade Allot`);
+      }
+      for (let v = current; v < migrations.length; v++) {
+        await client.query(migrations[v]!);
+        await client.query("INSERT INTO allot_schema (version, applied_at) VALUES ($1, $2)", [v + 1, new Date().toISOString()]);
+      }
+      await client.query("COMMIT");
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private sqlOn(client: pg.PoolClient): Sql {
+    const q = async (text: string, params: readonly SqlValue[]) => {
+      try {
+        return await client.query(toPg(text), params as unknown[]);
+      } catch (err) {
+        throw mapError(err);
+      }
+    };
+    return {
+      lock: (alias) => ` FOR UPDATE OF ${alias}`,
+      all: async <T>(text: string, params: readonly SqlValue[] = []) => (await q(text, params)).rows as T[],
+      get: async <T>(text: string, params: readonly SqlValue[] = []) => (await q(text, params)).rows[0] as T | undefined,
+      run: async (text: string, params: readonly SqlValue[] = []): Promise<RunResult> => ({ changes: (await q(text, params)).rowCount ?? 0 }),
+    };
+  }
+
+  private async withClient<T>(begin: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query(begin);
+      const result = await fn(this.sqlOn(client));
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => (broken = true));
+      throw mapError(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.withClient("BEGIN", fn);
+  }
+
+  read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    // one snapshot for all the statements of a read, as SQLite's serial reads see
+    return this.withClient("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function mapError(err: unknown): unknown {
+  if (err instanceof ConstraintError) return err;
+  const e = err as { code?: string; message?: string };
+  if (typeof e.message === "string" && e.message.includes("ALLOT_OVERLAP")) {
+    return new ConstraintError(e.message.replace(/^.*ALLOT_OVERLAP\s*/, ""), "overlap");
+  }
+  switch (e.code) {
+    case "23505":
+      return new ConstraintError(e.message ?? "unique violation", "unique");
+    case "23503":
+      return new ConstraintError(e.message ?? "foreign key violation", "foreign-key");
+    case "23514":
+      return new ConstraintError(e.message ?? "check violation", "check");
+    case "40001":
+    case "40P01":
+      return new ConstraintError(e.message ?? "serialization failure", "retry");
+  }
+  return err;
+}
+
+/** The URL without its password, for logs and messages. */
+export function redact(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable database URL)";
+  }
+}
+
+/** Says what went wrong when connecting, in words a person can act on. */
+function describeConnectError(err: unknown, where: string): Error {
+  const e = err as { code?: string; message?: string };
+  const why =
+    e.code === "28P01" ? "the password is wrong"
+    : e.code === "28000" ? "the user is not allowed to connect"
+    : e.code === "3D000" ? "the database does not exist (create it first)"
+    : e.code === "ECONNREFUSED" ? "nothing is listening there (is PostgreSQL running?)"
+    : e.code === "ENOTFOUND" ? "the host name does not resolve"
+    : (e.message ?? String(err));
+  return new Error(`cannot open the PostgreSQL database at ${where}: ${why}`);
+}
