@@ -283,7 +283,7 @@ async function carveScenario(): Promise<void> {
 
 async function httpScenario(): Promise<void> {
   const dataDir = join(dir, "http");
-  const server = await startServer({ port: 0, host: "127.0.0.1", dataDir, logLevel: "silent", expirySweepSeconds: 60 });
+  const server = await startServer({ port: 0, host: "127.0.0.1", dataDir, databaseUrl: null, logLevel: "silent", expirySweepSeconds: 60 });
   try {
     const base = new URL(server.url);
     if (base.hostname !== "127.0.0.1") throw new Error(`server listens on ${server.url}, expected loopback`);

@@ -8,7 +8,9 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startPostgres } from "./pg-server.mjs";
 
-const CONTRACT = ["test/engine/", "test/store/constraints", "test/api/"];
+const CONTRACT = ["test/engine/", "test/store/constraints", "test/store/durability", "test/api/"];
+/** Suites about what only a shared database allows (several servers on one store). */
+const POSTGRES_ONLY = ["test/store/replicas"];
 const filter = process.argv.slice(2);
 const stores = (process.env.ALLOT_TEST_STORES ?? "sqlite,postgres").split(",");
 const files = readdirSync("test", { recursive: true })
@@ -37,8 +39,8 @@ try {
     });
     if (r.status !== 0) status = r.status ?? 1;
   };
-  if (stores.includes("sqlite")) run("sqlite", files);
-  if (pg) run("postgres", files.filter((f) => CONTRACT.some((c) => f.startsWith(c))));
+  if (stores.includes("sqlite")) run("sqlite", files.filter((f) => !POSTGRES_ONLY.some((c) => f.startsWith(c))));
+  if (pg) run("postgres", files.filter((f) => [...CONTRACT, ...POSTGRES_ONLY].some((c) => f.startsWith(c))));
 } finally {
   await pg?.stop();
 }

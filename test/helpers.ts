@@ -13,26 +13,28 @@ export const ctx = { actor: "test" };
 /** Which store the contract suites run on: scripts/test.mjs runs them once per store. */
 export const STORE = process.env.ALLOT_TEST_STORE === "postgres" ? "postgres" : "sqlite";
 
-/** A URL for a fresh, empty database on the test run's PostgreSQL server, and a way to drop it. */
+/**
+ * A URL for a fresh, empty database on the test run's PostgreSQL server, and a way to drop it. Each is
+ * a schema of its own, reached through the connection's search_path: creating and dropping schemas is
+ * cheap, where a database per test would copy a template and force checkpoints.
+ */
 export async function tempPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const admin = process.env.ALLOT_TEST_PG_URL;
   if (!admin) throw new Error("ALLOT_TEST_PG_URL is not set: run the tests with npm test, which starts PostgreSQL");
   const name = `allot_t_${randomBytes(6).toString("hex")}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  await client.query(`CREATE DATABASE ${name}`);
-  await client.end();
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
+  const exec = async (q: string) => {
+    const client = new pg.Client({ connectionString: admin });
+    await client.connect();
+    try {
+      await client.query(q);
+    } finally {
+      await client.end();
+    }
   };
+  await exec(`CREATE SCHEMA ${name}`);
+  const url = new URL(admin);
+  url.searchParams.set("options", `-c search_path=${name}`);
+  return { url: url.toString(), drop: () => exec(`DROP SCHEMA IF EXISTS ${name} CASCADE`) };
 }
 
 /**

@@ -5,6 +5,7 @@ export interface ServeFlags {
   port?: string;
   host?: string;
   dataDir?: string;
+  databaseUrl?: string;
   logLevel?: string;
 }
 
@@ -12,6 +13,8 @@ export interface ServeConfig {
   port: number;
   host: string;
   dataDir: string;
+  /** postgres://… selects the PostgreSQL store; unset, the SQLite store in dataDir. */
+  databaseUrl: string | null;
   logLevel: string;
   /** Seconds between sweeps for allocations whose time-to-live ran out. */
   expirySweepSeconds: number;
@@ -31,8 +34,13 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
   if (!["fatal", "error", "warn", "info", "debug", "trace", "silent"].includes(logLevel)) {
     throw new ConfigError(`log level "${logLevel}" is unknown: use fatal, error, warn, info, debug, trace or silent`);
   }
+  const databaseUrl = flags.databaseUrl ?? env.ALLOT_DATABASE_URL ?? null;
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError(`database URL must start with postgres:// (got "${databaseUrl.replace(/:[^:@/]*@/, ":***@")}"); set --database-url or ALLOT_DATABASE_URL, or leave it unset for SQLite`);
+  }
   return {
     port,
+    databaseUrl,
     host: flags.host ?? env.ALLOT_HOST ?? DEFAULTS.host,
     dataDir: resolve(flags.dataDir ?? env.ALLOT_DATA_DIR ?? DEFAULTS.dataDir),
     logLevel,

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from "fastify";
-import { join } from "node:path";
 import { buildApp } from "../api/app.js";
 import { Engine } from "../engine/engine.js";
-import { SqliteStore } from "../store/sqlite/sqlite-store.js";
+import { openStore } from "../store/open-store.js";
 import type { AddressInfo } from "node:net";
 import { ConfigError, type ServeConfig } from "./config.js";
 
@@ -15,7 +14,12 @@ export interface RunningServer {
 
 /** Opens the store, starts the HTTP server and the expiry sweeper. */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
-  const store = new SqliteStore({ file: join(config.dataDir, "allot.db") });
+  let store;
+  try {
+    store = await openStore(config);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
   const engine = await Engine.open(store);
   const app = await buildApp({
     engine,
@@ -32,7 +36,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   }
   const { port } = app.server.address() as AddressInfo;
   const address = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
-  app.log.info({ dataDir: config.dataDir, store: store.kind }, `Allot listening on ${address}`);
+  app.log.info({ store: store.kind, location: store.location }, `Allot listening on ${address}`);
 
   let sweeping = false;
   const timer = setInterval(() => {

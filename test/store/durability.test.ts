@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
+import { STORE, tempPostgresDatabase } from "../helpers.js";
 import { startServerProcess } from "../process-helpers.js";
 
 interface Ack {
@@ -18,12 +20,14 @@ interface Ack {
  * allocation the server acknowledged must be there after a restart, no address may be held twice,
  * and the free-space index must still agree with the allocations.
  */
-test("acknowledged allocations survive kill -9 of the server, round after round", async () => {
+test(`acknowledged allocations survive kill -9 of the server, round after round (${STORE})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), "allot-crash-"));
   const dataDir = join(dir, "data");
+  const db = STORE === "postgres" ? await tempPostgresDatabase() : null;
+  const env: Record<string, string> = db ? { ALLOT_DATABASE_URL: db.url } : {};
   const acked: Ack[] = [];
   try {
-    let server = await startServerProcess(dataDir);
+    let server = await startServerProcess(dataDir, env);
     const created = await fetch(`${server.url}/v1/pools`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -58,11 +62,11 @@ test("acknowledged allocations survive kill -9 of the server, round after round"
       await server.stop("SIGKILL");
       stop = true;
       await Promise.all(clients);
-      server = await startServerProcess(dataDir);
+      server = await startServerProcess(dataDir, env);
     }
     await server.stop();
 
-    const engine = await Engine.open(new SqliteStore({ file: join(dataDir, "allot.db") }));
+    const engine = await Engine.open(db ? await PostgresStore.open({ url: db.url }) : new SqliteStore({ file: join(dataDir, "allot.db") }));
     try {
       const all = [];
       let after: string | undefined;
@@ -88,5 +92,6 @@ test("acknowledged allocations survive kill -9 of the server, round after round"
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    await db?.drop();
   }
 });

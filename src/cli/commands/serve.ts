@@ -8,8 +8,9 @@ export function serveCommand(): Command {
     .option("-p, --port <port>", `TCP port (env ALLOT_PORT, default ${DEFAULTS.port})`)
     .option("-H, --host <address>", `address to bind (env ALLOT_HOST, default ${DEFAULTS.host})`)
     .option("-d, --data-dir <dir>", `data directory (env ALLOT_DATA_DIR, default ${DEFAULTS.dataDir})`)
+    .option("--database-url <url>", "postgres://user:password@host/db: use PostgreSQL instead of SQLite (env ALLOT_DATABASE_URL)")
     .option("--log-level <level>", `log level (env ALLOT_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
-    .action(async (opts: { port?: string; host?: string; dataDir?: string; logLevel?: string }) => {
+    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string }) => {
       let server;
       try {
         server = await startServer(resolveServeConfig(opts));
