@@ -4,6 +4,7 @@ import { VERSION } from "../api/app.js";
 import { ApiError, DEFAULT_URL } from "./client.js";
 import { allocateCommand, allocationCommand, allocationsCommand, historyCommand, lookupCommand, releaseCommand } from "./commands/allocations.js";
 import { poolCommand, usageCommand } from "./commands/pools.js";
+import { checkCommand } from "./commands/check.js";
 import { serveCommand } from "./commands/serve.js";
 import { spaceCommand } from "./commands/spaces.js";
 import { UsageError, parseFormat } from "./context.js";
@@ -16,7 +17,7 @@ const program = new Command("allot")
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, checkCommand]) {
   program.addCommand(make());
 }
 

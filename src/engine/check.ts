@@ -19,7 +19,37 @@ export interface Problem {
 export async function checkPools(sql: Sql): Promise<Problem[]> {
   const problems: Problem[] = [];
   for (const pool of await listPoolStates(sql, {})) problems.push(...(await checkPool(sql, pool)));
+  problems.push(...(await checkOrphans(sql)));
   return problems;
+}
+
+/** Rows that point at nothing, and child pools without the carve in their parent that holds their block. */
+async function checkOrphans(sql: Sql): Promise<Problem[]> {
+  const out: Problem[] = [];
+  const orphaned: [string, string][] = [
+    ["allocations", "SELECT COUNT(*) AS n FROM allocations a WHERE NOT EXISTS (SELECT 1 FROM pools p WHERE p.id = a.pool_id)"],
+    ["free runs", "SELECT COUNT(*) AS n FROM free_runs f WHERE NOT EXISTS (SELECT 1 FROM pools p WHERE p.id = f.pool_id)"],
+    ["ranges", "SELECT COUNT(*) AS n FROM pool_ranges r WHERE NOT EXISTS (SELECT 1 FROM pools p WHERE p.id = r.pool_id)"],
+    ["exclusions", "SELECT COUNT(*) AS n FROM exclusions e WHERE NOT EXISTS (SELECT 1 FROM pools p WHERE p.id = e.pool_id)"],
+    ["pools", "SELECT COUNT(*) AS n FROM pools p WHERE NOT EXISTS (SELECT 1 FROM spaces s WHERE s.id = p.space_id)"],
+    ["child-pool carves", "SELECT COUNT(*) AS n FROM allocations a WHERE a.child_pool_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pools p WHERE p.id = a.child_pool_id)"],
+  ];
+  for (const [what, q] of orphaned) {
+    const n = Number((await sql.get<{ n: number | string }>(q))?.n ?? 0);
+    if (n > 0) out.push({ pool: "-", message: `${n} ${what} belong to nothing that exists` });
+  }
+  const children = await sql.all<{ id: string; name: string; parent_id: string; first: Buffer; last: Buffer }>(
+    `SELECT p.id, p.name, p.parent_id, r.first, r.last FROM pools p JOIN pool_ranges r ON r.pool_id = p.id WHERE p.parent_id IS NOT NULL`,
+  );
+  for (const c of children) {
+    const carve = await sql.get<{ first: Buffer; last: Buffer }>("SELECT first, last FROM allocations WHERE pool_id = ? AND child_pool_id = ?", [c.parent_id, c.id]);
+    if (!carve || !carve.first.equals(c.first) || !carve.last.equals(c.last)) {
+      out.push({ pool: c.name, message: "this child pool's block is not held for it in its parent" });
+    }
+  }
+  const empty = await sql.all<{ name: string }>("SELECT p.name FROM pools p WHERE NOT EXISTS (SELECT 1 FROM pool_ranges r WHERE r.pool_id = p.id)");
+  for (const e of empty) out.push({ pool: e.name, message: "the pool has no ranges" });
+  return out;
 }
 
 async function checkPool(sql: Sql, pool: PoolState): Promise<Problem[]> {

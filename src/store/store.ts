@@ -36,6 +36,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/**
+ * The store cannot serve the request just now: the database is unreachable, read-only or full. The
+ * change was not made; the message says why in terms an operator can act on.
+ */
+export class StoreUnavailableError extends Error {}
+
 /** A database constraint refused a write: the promise that an address is never held twice, kept by the store. */
 export class ConstraintError extends Error {
   constructor(

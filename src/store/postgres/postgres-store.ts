@@ -1,5 +1,5 @@
 import pg from "pg";
-import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store } from "../store.js";
+import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
 
 export interface PostgresStoreOptions {
@@ -110,7 +110,12 @@ export class PostgresStore implements Store {
   }
 
   private async withClient<T>(begin: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw unavailable(err, this.location) ?? err;
+    }
     let broken = false;
     try {
       await client.query(begin);
@@ -119,7 +124,7 @@ export class PostgresStore implements Store {
       return result;
     } catch (err) {
       await client.query("ROLLBACK").catch(() => (broken = true));
-      throw mapError(err);
+      throw unavailable(err, this.location) ?? mapError(err);
     } finally {
       client.release(broken);
     }
@@ -137,6 +142,21 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** Errors that say the database, not the request, is the problem (SQLSTATE classes 08, 53, 57; read-only). */
+function unavailable(err: unknown, where: string): StoreUnavailableError | null {
+  const e = err as { code?: string; message?: string };
+  const code = e.code ?? "";
+  const why =
+    code === "ECONNREFUSED" || code === "ECONNRESET" || code === "ETIMEDOUT" || code.startsWith("08") ? "the database cannot be reached"
+    : code === "57P01" || code === "57P02" || code === "57P03" ? "the database is shutting down or starting up"
+    : code === "25006" ? "the database is read-only"
+    : code === "53100" ? "the database's disk is full"
+    : code.startsWith("53") ? "the database is out of resources"
+    : /Connection terminated/.test(e.message ?? "") ? "the connection to the database was lost"
+    : null;
+  return why ? new StoreUnavailableError(`${why} (${where}): ${e.message ?? code}`) : null;
 }
 
 function mapError(err: unknown): unknown {

@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { Mutex } from "../mutex.js";
-import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store } from "../store.js";
+import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
 
 export interface SqliteStoreOptions {
@@ -119,6 +119,9 @@ function mapError(err: unknown): unknown {
     }
     if (err.code === "SQLITE_CONSTRAINT_FOREIGNKEY") return new ConstraintError(err.message, "foreign-key");
     if (err.code === "SQLITE_CONSTRAINT_CHECK") return new ConstraintError(err.message, "check");
+    if (/^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY)/.test(err.code)) {
+      return new StoreUnavailableError(`the SQLite database cannot be written (${err.code}): ${err.message}`);
+    }
   }
   return err;
 }
