@@ -10,7 +10,7 @@ import { startPostgres } from "./pg-server.mjs";
 
 const CONTRACT = ["test/engine/", "test/store/constraints", "test/store/durability", "test/api/"];
 /** Suites about what only a shared database allows (several servers on one store). */
-const POSTGRES_ONLY = ["test/store/replicas", "test/store/unavailable"];
+const POSTGRES_ONLY = ["test/store/replicas", "test/store/unavailable", "test/store/export-import"];
 const filter = process.argv.slice(2);
 const stores = (process.env.ALLOT_TEST_STORES ?? "sqlite,postgres").split(",");
 const files = readdirSync("test", { recursive: true })

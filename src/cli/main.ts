@@ -6,6 +6,7 @@ import { allocateCommand, allocationCommand, allocationsCommand, historyCommand,
 import { poolCommand, usageCommand } from "./commands/pools.js";
 import { checkCommand } from "./commands/check.js";
 import { serveCommand } from "./commands/serve.js";
+import { exportCommand, importCommand } from "./commands/transfer.js";
 import { spaceCommand } from "./commands/spaces.js";
 import { UsageError, parseFormat } from "./context.js";
 
@@ -17,7 +18,7 @@ const program = new Command("allot")
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, checkCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, checkCommand, exportCommand, importCommand]) {
   program.addCommand(make());
 }
 

@@ -33,6 +33,8 @@ export interface Store {
   transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   /** Runs read-only queries against a consistent view. */
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /** Called inside an import's transaction after rows were loaded with their own keys (to move sequences on). */
+  afterImport?(sql: Sql): Promise<void>;
   close(): Promise<void>;
 }
 

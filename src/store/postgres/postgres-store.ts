@@ -139,6 +139,11 @@ export class PostgresStore implements Store {
     return this.withClient("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn);
   }
 
+  async afterImport(sql: Sql): Promise<void> {
+    // history rows keep their sequence numbers; the next change must number after them
+    await sql.run("SELECT setval(pg_get_serial_sequence('history', 'seq'), GREATEST((SELECT MAX(seq) FROM history), 1))");
+  }
+
   async close(): Promise<void> {
     await this.pool.end();
   }

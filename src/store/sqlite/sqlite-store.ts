@@ -99,7 +99,15 @@ export class SqliteStore implements Store {
   }
 
   async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.mutex.run(() => fn(this.sql));
+    // a deferred transaction is a snapshot in WAL mode, even against writers in other processes
+    return this.mutex.run(async () => {
+      this.db.exec("BEGIN");
+      try {
+        return await fn(this.sql);
+      } finally {
+        if (this.db.inTransaction) this.db.exec("COMMIT");
+      }
+    });
   }
 
   async close(): Promise<void> {
