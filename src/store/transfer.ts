@@ -101,9 +101,10 @@ export async function importStore(store: Store, lines: AsyncIterable<string>, pr
       const bytes = bytesOf.get(table);
       if (!bytes) throw new ImportError(`line ${lineNo}: unknown table ${JSON.stringify(table)}`);
       const values = decode(row, bytes);
+      // child pools wait for their parents; all pools are in before the first row that refers to one
+      if (table !== "pools" && pending.length > 0) await flushPools(sql, pending, loaded);
       if (table === "pools" && values.parent_id !== null && !loaded.has(String(values.parent_id))) pending.push(values);
       else await insert(sql, table, values, loaded);
-      if (table !== "pools" && pending.length > 0) await flushPools(sql, pending, loaded);
       progress(++n, total);
     }
     if (pending.length > 0) await flushPools(sql, pending, loaded);

@@ -77,6 +77,30 @@ test("export and import move a whole database SQLite -> PostgreSQL -> SQLite los
       await pg.close();
     }
 
+    // pools may come in any order: children listed before their parents still load
+    const shuffled = join(dir, "shuffled.jsonl");
+    const lines = readFileSync(a, "utf8").trimEnd().split("\n");
+    const isPool = (l: string) => l.startsWith('{"table":"pools"');
+    const firstPool = lines.findIndex(isPool);
+    const pools = lines.filter(isPool);
+    const children = new Set(pools.map((l) => JSON.parse(l).row).filter((r) => r.parent_id !== null).map((r) => r.id as string));
+    const childFirst = (l: string) => (children.has(JSON.parse(l).row.id) ? 0 : 1);
+    const rest = lines.slice(firstPool + pools.length);
+    const isRange = (l: string) => l.startsWith('{"table":"pool_ranges"');
+    const rangeChildFirst = (l: string) => (children.has(JSON.parse(l).row.pool_id) ? 0 : 1);
+    writeFileSync(
+      shuffled,
+      [
+        ...lines.slice(0, firstPool),
+        ...[...pools].sort((x, y) => childFirst(x) - childFirst(y)),
+        ...rest.filter(isRange).sort((x, y) => rangeChildFirst(x) - rangeChildFirst(y)),
+        ...rest.filter((l) => !isRange(l)),
+      ].join("\n"),
+    );
+    run("import", "--data-dir", join(dir, "e"), "-f", shuffled);
+    run("export", "--data-dir", join(dir, "e"), "-f", join(dir, "e.jsonl"));
+    assert.deepEqual(body(join(dir, "e.jsonl")), body(a));
+
     // a second import into a database that holds data is refused and changes nothing
     const again = allot(["import", "--database-url", db.url, "-f", a]);
     assert.equal(again.code, 2);

@@ -1,139 +1,19 @@
+import { OVERLAP, tablesV1 } from "../schema.js";
+
+const refuse = (name: string, on: string, c: { message: string; when: string }) =>
+  `CREATE TRIGGER ${name} BEFORE INSERT ON ${on} WHEN ${c.when}
+   BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP ${c.message}'); END;`;
+
 /**
  * Versioned migrations for the SQLite store. Each entry runs once, in order, inside a transaction;
  * `PRAGMA user_version` records how far a database has come.
  */
 export const migrations: readonly string[] = [
-  /* 1: spaces, pools, ranges, exclusions, allocations, the free-space index, history */ `
-  CREATE TABLE spaces (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL UNIQUE,
-    description TEXT NOT NULL DEFAULT '',
-    created_at  TEXT NOT NULL
-  );
-
-  CREATE TABLE pools (
-    id                TEXT PRIMARY KEY,
-    space_id          TEXT NOT NULL REFERENCES spaces(id),
-    name              TEXT NOT NULL,
-    family            INTEGER NOT NULL CHECK (family IN (4, 6)),
-    parent_id         TEXT REFERENCES pools(id),
-    strategy          TEXT NOT NULL,
-    allocate_reserved INTEGER NOT NULL,
-    prefix_length     INTEGER,
-    gateway           TEXT,
-    dns               TEXT NOT NULL DEFAULT '[]',
-    description       TEXT NOT NULL DEFAULT '',
-    attributes        TEXT NOT NULL DEFAULT '{}',
-    -- counts are decimal text: an IPv6 pool holds up to 2^128 addresses
-    total             TEXT NOT NULL,
-    allocated         TEXT NOT NULL DEFAULT '0',
-    carved            TEXT NOT NULL DEFAULT '0',
-    created_at        TEXT NOT NULL,
-    updated_at        TEXT NOT NULL,
-    UNIQUE (space_id, name)
-  );
-  CREATE INDEX pools_parent ON pools(parent_id);
-
-  CREATE TABLE pool_ranges (
-    pool_id       TEXT NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
-    seq           INTEGER NOT NULL,
-    space_id      TEXT NOT NULL,
-    family        INTEGER NOT NULL,
-    top_level     INTEGER NOT NULL,
-    first         BLOB NOT NULL,
-    last          BLOB NOT NULL CHECK (last >= first),
-    prefix_length INTEGER NOT NULL,
-    gateway       TEXT,
-    dns           TEXT,
-    PRIMARY KEY (pool_id, seq)
-  );
-  CREATE INDEX pool_ranges_space ON pool_ranges(space_id, family, top_level, first);
-  -- Top-level pools in one space never overlap; children live inside a carve of their parent.
-  -- The look-up takes the nearest range below NEW.last: O(log n) because ranges never overlap.
-  CREATE TRIGGER pool_ranges_no_overlap BEFORE INSERT ON pool_ranges
-  WHEN NEW.top_level = 1 AND (
-    SELECT r.last FROM pool_ranges r
-    WHERE r.space_id = NEW.space_id AND r.family = NEW.family AND r.top_level = 1 AND r.first <= NEW.last
-    ORDER BY r.first DESC LIMIT 1) >= NEW.first
-  BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP pool range overlaps another pool in its space'); END;
-
-  CREATE TABLE exclusions (
-    pool_id TEXT NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
-    first   BLOB NOT NULL,
-    last    BLOB NOT NULL CHECK (last >= first),
-    PRIMARY KEY (pool_id, first)
-  );
-
-  CREATE TABLE allocations (
-    id            TEXT PRIMARY KEY,
-    pool_id       TEXT NOT NULL REFERENCES pools(id),
-    space_id      TEXT NOT NULL,
-    family        INTEGER NOT NULL,
-    first         BLOB NOT NULL,
-    last          BLOB NOT NULL CHECK (last >= first),
-    size          TEXT NOT NULL, -- decimal: a carved IPv6 child can span 2^64 and more
-    -- set when this run of the pool was carved out as a child pool rather than handed to a holder
-    child_pool_id TEXT,
-    owner         TEXT,
-    mac           TEXT,
-    hostname      TEXT,
-    labels        TEXT NOT NULL DEFAULT '{}',
-    expires_at    INTEGER,
-    created_at    TEXT NOT NULL,
-    updated_at    TEXT NOT NULL
-  );
-  CREATE UNIQUE INDEX allocations_first ON allocations(pool_id, first);
-  -- An address is held once per space: the first address of every holder's run is unique in its space.
-  CREATE UNIQUE INDEX allocations_space_first ON allocations(space_id, family, first) WHERE child_pool_id IS NULL;
-  CREATE UNIQUE INDEX allocations_owner ON allocations(pool_id, owner) WHERE owner IS NOT NULL;
-  -- Only allocations with a time-to-live are indexed: the global sweep reads the first, the sweep
-  -- before each allocation in a pool reads the second, so neither walks a pool's other rows.
-  CREATE INDEX allocations_expiry ON allocations(expires_at) WHERE expires_at IS NOT NULL;
-  CREATE INDEX allocations_pool_expiry ON allocations(pool_id, expires_at) WHERE expires_at IS NOT NULL;
-  CREATE INDEX allocations_mac ON allocations(mac, pool_id) WHERE mac IS NOT NULL;
-  CREATE INDEX allocations_hostname ON allocations(hostname, pool_id) WHERE hostname IS NOT NULL;
-  CREATE INDEX allocations_space_owner ON allocations(space_id, owner) WHERE owner IS NOT NULL;
-  -- ...and no run overlaps another in its pool (nearest run below NEW.last, as above).
-  CREATE TRIGGER allocations_no_overlap BEFORE INSERT ON allocations
-  WHEN (SELECT a.last FROM allocations a
-        WHERE a.pool_id = NEW.pool_id AND a.first <= NEW.last
-        ORDER BY a.first DESC LIMIT 1) >= NEW.first
-  BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP allocation overlaps another in its pool'); END;
-  -- ...nor, for holders (not carves), any run of another pool in the same space.
-  CREATE TRIGGER allocations_no_overlap_in_space BEFORE INSERT ON allocations
-  WHEN NEW.child_pool_id IS NULL AND (
-    SELECT a.last FROM allocations a
-    WHERE a.space_id = NEW.space_id AND a.family = NEW.family AND a.child_pool_id IS NULL AND a.first <= NEW.last
-    ORDER BY a.first DESC LIMIT 1) >= NEW.first
-  BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP allocation overlaps another in its space'); END;
+  `${tablesV1({ bytes: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" })}
+  ${refuse("pool_ranges_no_overlap", "pool_ranges", OVERLAP.poolRange)}
+  ${refuse("allocations_no_overlap", "allocations", OVERLAP.allocationInPool)}
+  ${refuse("allocations_no_overlap_in_space", "allocations", OVERLAP.allocationInSpace)}
   CREATE TRIGGER allocations_fixed_run BEFORE UPDATE OF first, last, pool_id, space_id ON allocations
-  BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP an allocation''s addresses never change; release and allocate instead'); END;
-
-  -- The free-space index: maximal runs of allocatable addresses. Lowest-free and specific requests are
-  -- one index seek; size_class (floor(log2(size))) lets a block request skip runs that are too small.
-  CREATE TABLE free_runs (
-    pool_id    TEXT NOT NULL REFERENCES pools(id) ON DELETE CASCADE,
-    first      BLOB NOT NULL,
-    last       BLOB NOT NULL CHECK (last >= first),
-    size_class INTEGER NOT NULL,
-    PRIMARY KEY (pool_id, first)
-  );
-  CREATE INDEX free_runs_class ON free_runs(pool_id, size_class, first);
-
-  CREATE TABLE history (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    at         TEXT NOT NULL,
-    actor      TEXT NOT NULL,
-    request_id TEXT,
-    action     TEXT NOT NULL,
-    entity     TEXT NOT NULL,
-    entity_id  TEXT NOT NULL,
-    space_id   TEXT,
-    pool_id    TEXT,
-    before     TEXT,
-    after      TEXT
-  );
-  CREATE INDEX history_entity ON history(entity, entity_id);
-  CREATE INDEX history_pool ON history(pool_id, seq);
+  BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP ${OVERLAP.fixedRun.message}'); END;
   `,
 ];
