@@ -216,12 +216,16 @@ export async function releaseRow(env: TxEnv, pool: PoolState, row: AllocationRow
 
 /** Releases this pool's allocations whose time-to-live has run out, so they are free before the next pick. */
 export async function expirePool(env: TxEnv, pool: PoolState): Promise<number> {
-  const rows = await env.sql.all<AllocationRow>(
-    "SELECT * FROM allocations WHERE expires_at IS NOT NULL AND expires_at <= ? AND pool_id = ? LIMIT 1000",
-    [env.now, pool.id],
-  );
-  for (const r of rows) await releaseRow({ ...env, ctx: { actor: "system:expiry" } }, pool, r, "expire");
-  return rows.length;
+  let n = 0;
+  for (;;) {
+    const rows = await env.sql.all<AllocationRow>(
+      "SELECT * FROM allocations WHERE expires_at IS NOT NULL AND expires_at <= ? AND pool_id = ? LIMIT 1000",
+      [env.now, pool.id],
+    );
+    for (const r of rows) await releaseRow({ ...env, ctx: { actor: "system:expiry" } }, pool, r, "expire");
+    n += rows.length;
+    if (rows.length < 1000) return n;
+  }
 }
 
 /** Updates an allocation's MAC, hostname, labels or time-to-live; its addresses never change. */

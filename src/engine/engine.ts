@@ -65,7 +65,8 @@ export class Engine {
       try {
         return await this.store.transaction((sql) => fn(this.env(sql, ctx)));
       } catch (err) {
-        if (!(err instanceof ConstraintError)) throw err;
+        // unique, overlap and retry mean another writer got there first; anything else would fail again
+        if (!(err instanceof ConstraintError) || err.constraint === "foreign-key" || err.constraint === "check") throw err;
         if (attempt >= 5) throw new AllotError("conflict", `the change conflicted with concurrent changes ${attempt} times; retry it (${err.message})`);
         await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
       }
@@ -124,7 +125,17 @@ export class Engine {
 
   /** Errors: pool-not-found, pool-in-use (unless force). */
   deletePool(ref: PoolRef, options: { force?: boolean }, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => deletePool(env, await loadPool(env.sql, ref, true), options.force ?? false));
+    return this.write(ctx, async (env) => {
+      // Locks go parent before child everywhere (a forced delete goes on down to the children), so a
+      // child's ancestors are locked from the top before the child itself, or two deletes could deadlock.
+      const seen = await loadPool(env.sql, ref);
+      const ancestors: string[] = [];
+      for (let p = seen.parentId; p !== null; p = (await loadPoolById(env.sql, p)).parentId) ancestors.unshift(p);
+      for (const id of ancestors) await loadPoolById(env.sql, id, true);
+      const pool = await loadPoolById(env.sql, seen.id, true);
+      if (pool.parentId !== seen.parentId) throw new ConstraintError("the pool moved while it was being deleted", "retry");
+      return deletePool(env, pool, options.force ?? false);
+    });
   }
 
   /** Carves a child pool. Errors: invalid-request, invalid-address, block-unavailable, address-outside-pool, pool-exists. */
@@ -253,9 +264,18 @@ export class Engine {
         ),
       );
       if (due.length === 0) return n;
+      let progressed = false;
       for (const poolId of new Set(due.map((d) => d.pool_id))) {
-        n += await this.write({ actor: "system:expiry" }, async (env) => expirePool(env, await loadPoolById(env.sql, poolId, true)));
+        try {
+          const released = await this.write({ actor: "system:expiry" }, async (env) => expirePool(env, await loadPoolById(env.sql, poolId, true)));
+          n += released;
+          progressed ||= released > 0;
+        } catch (err) {
+          // a pool deleted meanwhile has nothing left to expire; the others still get swept
+          if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
+        }
       }
+      if (!progressed) return n;
     }
   }
 

@@ -95,6 +95,7 @@ export function tablesV1(d: Dialect): string {
   CREATE INDEX allocations_mac ON allocations(mac, pool_id) WHERE mac IS NOT NULL;
   CREATE INDEX allocations_hostname ON allocations(hostname, pool_id) WHERE hostname IS NOT NULL;
   CREATE INDEX allocations_space_owner ON allocations(space_id, owner) WHERE owner IS NOT NULL;
+  CREATE INDEX allocations_child ON allocations(child_pool_id) WHERE child_pool_id IS NOT NULL;
 
   -- The free-space index: maximal runs of allocatable addresses. Lowest-free and specific requests are
   -- one index seek; size_class (floor(log2(size))) lets a block request skip runs that are too small.

@@ -42,7 +42,11 @@ function encode(row: Record<string, unknown>, bytes: readonly string[]): Record<
 function decode(row: Record<string, unknown>, bytes: readonly string[]): Row {
   const out: Row = {};
   for (const [k, v] of Object.entries(row)) {
-    out[k] = bytes.includes(k) && typeof v === "string" ? Buffer.from(v, "hex") : (v as SqlValue);
+    if (bytes.includes(k)) {
+      // an address key is exactly 16 bytes; anything else would sort wrongly in the indexes
+      if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) throw new ImportError(`a ${k} value is not a 16-byte address key`);
+      out[k] = Buffer.from(v, "hex");
+    } else out[k] = v as SqlValue;
   }
   return out;
 }

@@ -1,7 +1,10 @@
 import { Command } from "commander";
 import { Engine } from "../../engine/engine.js";
-import { ConfigError, resolveServeConfig } from "../../server/config.js";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { resolveServeConfig } from "../../server/config.js";
 import { openStore } from "../../store/open-store.js";
+import type { Store } from "../../store/store.js";
 import { UsageError, context } from "../context.js";
 import { print } from "../output.js";
 
@@ -12,13 +15,19 @@ export function withStoreOptions(cmd: Command): Command {
     .option("--database-url <url>", "PostgreSQL instead (env ALLOT_DATABASE_URL)");
 }
 
-/** Opens the engine on the store that --data-dir / --database-url (or the environment) name. */
-export async function openEngineFrom(o: { dataDir?: string; databaseUrl?: string }): Promise<Engine> {
+/**
+ * Opens the store that --data-dir / --database-url (or the environment) name. With `mustExist`, a
+ * SQLite data directory without a database is an error rather than a new, empty database.
+ */
+export async function openStoreFrom(o: { dataDir?: string; databaseUrl?: string }, mustExist: boolean): Promise<Store> {
   try {
     const config = resolveServeConfig({ ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}) });
-    return await Engine.open(await openStore(config));
+    if (mustExist && !config.databaseUrl && !existsSync(join(config.dataDir, "allot.db"))) {
+      throw new UsageError(`there is no Allot database in ${config.dataDir}; name it with --data-dir or ALLOT_DATA_DIR`);
+    }
+    return await openStore(config);
   } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.message);
+    if (err instanceof UsageError) throw err;
     throw new UsageError((err as Error).message);
   }
 }
@@ -30,7 +39,7 @@ export function checkCommand(): Command {
     ),
   ).action(async (o: { dataDir?: string; databaseUrl?: string }, cmd: Command) => {
     const { format } = context(cmd);
-    const engine = await openEngineFrom(o);
+    const engine = await Engine.open(await openStoreFrom(o, true));
     try {
       const problems = await engine.check();
       const pools = (await engine.listPools()).length;

@@ -3,26 +3,15 @@ import { Command } from "commander";
 import { createReadStream, createWriteStream } from "node:fs";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { resolveServeConfig } from "../../server/config.js";
-import { openStore } from "../../store/open-store.js";
-import type { Store } from "../../store/store.js";
 import { ImportError, exportStore, importStore } from "../../store/transfer.js";
 import { UsageError } from "../context.js";
-import { withStoreOptions } from "./check.js";
-
-async function storeFrom(o: { dataDir?: string; databaseUrl?: string }): Promise<Store> {
-  try {
-    return await openStore(resolveServeConfig({ ...(o.dataDir ? { dataDir: o.dataDir } : {}), ...(o.databaseUrl ? { databaseUrl: o.databaseUrl } : {}) }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
+import { openStoreFrom, withStoreOptions } from "./check.js";
 
 export function exportCommand(): Command {
   return withStoreOptions(new Command("export").description("write a whole database (spaces, pools, allocations, history) as JSON lines"))
     .option("-f, --file <file>", "write here instead of stdout")
     .action(async (o: { dataDir?: string; databaseUrl?: string; file?: string }) => {
-      const store = await storeFrom(o);
+      const store = await openStoreFrom(o, true);
       const out = o.file ? createWriteStream(o.file) : process.stdout;
       try {
         const header = await exportStore(store, async (line) => {
@@ -41,7 +30,7 @@ export function importCommand(): Command {
   return withStoreOptions(new Command("import").description("load an export into an empty database, all or nothing"))
     .requiredOption("-f, --file <file>", "the export (- for stdin)")
     .action(async (o: { dataDir?: string; databaseUrl?: string; file: string }) => {
-      const store = await storeFrom(o);
+      const store = await openStoreFrom(o, false);
       const input = o.file === "-" ? process.stdin : createReadStream(o.file);
       const bar = process.stderr.isTTY ? new SingleBar({ format: "importing [{bar}] {percentage}% {value}/{total} rows, eta {eta}s", hideCursor: true }) : null;
       try {

@@ -117,14 +117,21 @@ export class PostgresStore implements Store {
       throw unavailable(err, this.location) ?? err;
     }
     let broken = false;
+    let committing = false;
     try {
       await client.query(begin);
       const result = await fn(this.sqlOn(client));
+      committing = true;
       await client.query("COMMIT");
       return result;
     } catch (err) {
       await client.query("ROLLBACK").catch(() => (broken = true));
-      throw unavailable(err, this.location) ?? mapError(err);
+      const down = unavailable(err, this.location);
+      if (down && committing) {
+        // the commit may have reached the database before the connection went: say so, not "not made"
+        throw new StoreUnavailableError(`${down.message}; the connection was lost while committing, so the change may or may not have been made (retrying with the same owner is safe)`);
+      }
+      throw down ?? mapError(err);
     } finally {
       client.release(broken);
     }

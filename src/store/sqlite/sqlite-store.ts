@@ -86,10 +86,12 @@ export class SqliteStore implements Store {
 
   async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     return this.mutex.run(async () => {
-      this.db.exec("BEGIN IMMEDIATE");
+      // BEGIN and COMMIT fail too (another process holds the lock; in WAL mode a full disk shows at
+      // COMMIT), so they go through the same error mapping as every statement
+      this.call(() => this.db.exec("BEGIN IMMEDIATE"));
       try {
         const result = await fn(this.sql);
-        this.db.exec("COMMIT");
+        this.call(() => this.db.exec("COMMIT"));
         return result;
       } catch (err) {
         if (this.db.inTransaction) this.db.exec("ROLLBACK");
