@@ -114,6 +114,12 @@ export const AllocateInput = z.strictObject({
   ttl: z.number().int().describe("Seconds until the allocation is released automatically (positive)").optional(),
 });
 
+export const BulkAllocateInput = z.strictObject({
+  count: z.number().int().min(1).max(1_000_000).describe("How many separate addresses"),
+  labels: labels.optional(),
+  ttl: z.number().int().optional().describe("Seconds until they are released automatically (positive)"),
+});
+
 export const AllocationPatch = z.strictObject({
   mac: z.string().max(32).nullable().optional(),
   hostname: z.string().max(253).nullable().optional(),

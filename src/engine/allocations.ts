@@ -132,13 +132,19 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
 }
 
 export async function insertAllocation(sql: Sql, row: AllocationRow): Promise<void> {
+  await insertAllocations(sql, [row]);
+}
+
+/** Inserts rows in one statement (the overlap triggers still check each row). */
+export async function insertAllocations(sql: Sql, rows: readonly AllocationRow[]): Promise<void> {
+  if (rows.length === 0) return;
   await sql.run(
     `INSERT INTO allocations (id, pool_id, space_id, family, first, last, size, child_pool_id, owner, mac, hostname,
-       labels, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
+       labels, expires_at, created_at, updated_at) VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+    rows.flatMap((row) => [
       row.id, row.pool_id, row.space_id, row.family, row.first, row.last, row.size, row.child_pool_id, row.owner,
       row.mac, row.hostname, row.labels, row.expires_at, row.created_at, row.updated_at,
-    ],
+    ]),
   );
 }
 

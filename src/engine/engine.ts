@@ -3,6 +3,7 @@ import { fromKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
+import { type BulkRequest, allocateMany } from "./bulk.js";
 import { type Problem, checkPools } from "./check.js";
 import { AllotError } from "./errors.js";
 import { type HistoryEntry, listHistory } from "./history.js";
@@ -161,6 +162,14 @@ export class Engine {
    */
   allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext): Promise<AllocateResult> {
     return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, true), req));
+  }
+
+  /**
+   * Allocates `count` separate addresses in one request, all or none (no owner: each gets its own id).
+   * Errors: invalid-request, pool-exhausted.
+   */
+  allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext): Promise<Allocation[]> {
+    return this.write(ctx, async (env) => allocateMany(env, await loadPool(env.sql, ref, true), req));
   }
 
   /** Releases by id, by address (any address of the run) or by owner. Errors: pool-not-found, allocation-not-found. */

@@ -15,10 +15,16 @@ export interface HistoryRecord {
 
 /** Records a change inside the transaction that makes it, so a change and its record stand or fall together. */
 export async function record(sql: Sql, ctx: ChangeContext, at: string, r: HistoryRecord): Promise<void> {
+  await recordMany(sql, ctx, at, [r]);
+}
+
+/** Records several changes in one statement, in order. */
+export async function recordMany(sql: Sql, ctx: ChangeContext, at: string, list: readonly HistoryRecord[]): Promise<void> {
+  if (list.length === 0) return;
   await sql.run(
     `INSERT INTO history (at, actor, request_id, action, entity, entity_id, space_id, pool_id, before, after)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    [
+     VALUES ${list.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
+    list.flatMap((r) => [
       at,
       ctx.actor,
       ctx.requestId ?? null,
@@ -29,7 +35,7 @@ export async function record(sql: Sql, ctx: ChangeContext, at: string, r: Histor
       r.poolId ?? null,
       r.before === undefined ? null : JSON.stringify(r.before),
       r.after === undefined ? null : JSON.stringify(r.after),
-    ],
+    ]),
   );
 }
 

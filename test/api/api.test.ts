@@ -107,6 +107,28 @@ describe("pools and allocations over HTTP", () => {
     await app.inject({ method: "DELETE", url: `/v1/allocations/${a.id}` });
   });
 
+  test("many separate addresses in one request: all of them, or none when the pool cannot hold them", async () => {
+    await post("/v1/pools", { name: "bulk", cidr: "10.31.0.0/24", exclusions: ["10.31.0.5"] });
+    await post("/v1/pools/bulk/allocations", { address: "10.31.0.3" });
+    const res = await post("/v1/pools/bulk/allocations/bulk", { count: 10, labels: { batch: "1" } });
+    assert.equal(res.statusCode, 201, res.body);
+    const got = res.json().items.map((a: { address: string }) => a.address);
+    // lowest free first, around the held address and the exclusion, each its own allocation
+    assert.deepEqual(got, ["10.31.0.1", "10.31.0.2", "10.31.0.4", "10.31.0.6", "10.31.0.7", "10.31.0.8", "10.31.0.9", "10.31.0.10", "10.31.0.11", "10.31.0.12"]);
+    assert.equal(new Set(res.json().items.map((a: { id: string }) => a.id)).size, 10);
+    assert.equal((await get("/v1/pools/bulk/usage")).json().allocated, "11");
+    const before = (await get("/v1/history?limit=1000")).json().items.length;
+    assertProblem(await post("/v1/pools/bulk/allocations/bulk", { count: 300 }), 409, "pool-exhausted", /242 free addresses, fewer than the 300/);
+    assert.equal((await get("/v1/pools/bulk/usage")).json().allocated, "11", "none of the 300 was taken");
+    assert.equal((await get("/v1/history?limit=1000")).json().items.length, before);
+    assertProblem(await post("/v1/pools/bulk/allocations/bulk", { count: 0 }), 400, "invalid-request", /count/);
+    const all = await post("/v1/pools/bulk/allocations/bulk", { count: 242 });
+    assert.equal(all.statusCode, 201);
+    assert.equal((await get("/v1/pools/bulk/usage")).json().free, "0");
+    assert.deepEqual(await env.engine.check(), []);
+    await app.inject({ method: "DELETE", url: "/v1/pools/bulk?force=true" });
+  });
+
   test("allocations list pages in address order", async () => {
     await post("/v1/pools", { name: "paged", cidr: "10.30.0.0/28" });
     for (let i = 0; i < 7; i++) await post("/v1/pools/paged/allocations", { owner: `o${i}` });

@@ -46,6 +46,11 @@ test("a complete session: space, pool, child, allocations, lookup, usage, releas
   assert.ok(renewed.expiresAt);
   assert.equal(json("allocation", "update", a.id, "--no-ttl").expiresAt, null);
 
+  const many = json("allocate", "lab-net", "-s", "lab", "--count", "3");
+  assert.deepEqual(many.map((x: { address: string }) => x.address), ["10.50.0.19", "10.50.0.20", "10.50.0.21"]);
+  for (const m of many) assert.equal(run("release", "--id", m.id).code, 0);
+  assert.equal(run("allocate", "lab-net", "-s", "lab", "--count", "2", "--owner", "x").code, 2);
+
   const table = run("allocations", "lab-net", "-s", "lab");
   assert.equal(table.code, 0);
   assert.match(table.stdout, /^ADDRESS\s+POOL\s+OWNER/m);

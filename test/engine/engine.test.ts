@@ -396,6 +396,19 @@ describe("allocations", () => {
       assert.equal((await next(engine, "n")).address, "10.110.0.1");
     }));
 
+  test("a bulk request with the random strategy takes distinct free addresses until the pool is full", () =>
+    withEngine(async (engine) => {
+      await engine.createPool({ name: "r", cidr: "10.9.0.0/26", strategy: "random", exclusions: ["10.9.0.10-10.9.0.19"] }, ctx);
+      await next(engine, "r", { address: "10.9.0.33" });
+      const got = await engine.allocateMany({ pool: "r" }, { count: 51 }, ctx);
+      const addrs = got.map((a) => a.address);
+      assert.equal(new Set(addrs).size, 51);
+      assert.ok(!addrs.includes("10.9.0.33") && !addrs.includes("10.9.0.15") && !addrs.includes("10.9.0.0") && !addrs.includes("10.9.0.63"));
+      assert.equal((await engine.usage({ pool: "r" })).free, "0");
+      await rejectsWith(engine.allocateMany({ pool: "r" }, { count: 1 }, ctx), "pool-exhausted");
+      assert.deepEqual(await engine.check(), []);
+    }));
+
   test("a block is the lowest run that fits, and any address of it releases all of it", () =>
     withEngine(async (engine) => {
       await engine.createPool({ name: "b", cidr: "10.120.0.0/24", exclusions: ["10.120.0.4"] }, ctx);

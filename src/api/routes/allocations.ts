@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { AllocateRequest, AllocationPatch as Patch } from "../../engine/types.js";
-import { AllocateInput, Allocation, AllocationPatch, PoolParams, items, poolRef as ref, problems } from "../schemas.js";
+import { AllocateInput, Allocation, AllocationPatch, BulkAllocateInput, PoolParams, items, poolRef as ref, problems } from "../schemas.js";
 
 export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
   const tags = ["allocations"];
@@ -24,6 +24,21 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
       const { allocation, created } = await req.engine.allocate(ref(req.params, req.query), req.body as AllocateRequest, req.change);
       return reply.status(created ? 201 : 200).send(allocation);
     },
+  );
+
+  app.post(
+    "/pools/:pool/allocations/bulk",
+    {
+      schema: {
+        tags,
+        summary: "Allocate many separate addresses in one request, all or none",
+        params: PoolParams,
+        querystring: z.strictObject({ space: z.string().max(128).optional() }),
+        body: BulkAllocateInput,
+        response: { 201: items(Allocation), ...problems },
+      },
+    },
+    async (req, reply) => reply.status(201).send({ items: await req.engine.allocateMany(ref(req.params, req.query), req.body, req.change) }),
   );
 
   app.get(

@@ -26,6 +26,7 @@ export function allocateCommand(): Command {
     .option(...spaceOpt)
     .option("-a, --address <address>", "this address exactly")
     .option("-n, --size <n>", "a contiguous block of n addresses", parseInteger)
+    .option("-c, --count <n>", "n separate addresses in one request, all or none", parseInteger)
     .option("-O, --owner <key>", "who holds it; asking again with the same owner returns the same allocation")
     .option("-m, --mac <mac>", "MAC address")
     .option("--hostname <name>", "hostname")
@@ -33,6 +34,16 @@ export function allocateCommand(): Command {
     .option("--ttl <seconds>", "release automatically after this many seconds", parseInteger)
     .action(async (pool: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, format } = context(cmd);
+      const space = { space: o.space as string | undefined };
+      if (o.count !== undefined) {
+        if (o.address !== undefined || o.size !== undefined || o.owner !== undefined || o.mac !== undefined || o.hostname !== undefined) {
+          throw new UsageError("--count takes separate addresses with no owner, MAC or hostname; leave out --address, --size, --owner, --mac and --hostname");
+        }
+        const body = compact({ count: o.count, labels: keyValues(o.label as string[] | undefined, "--label"), ttl: o.ttl });
+        const res = await client.request<{ items: Allocation[] }>("POST", `v1/pools/${seg(pool)}/allocations/bulk`, body, space);
+        print(format, res.items, allocationColumns, res.items);
+        return;
+      }
       const body = compact({
         address: o.address,
         size: o.size,
