@@ -608,8 +608,12 @@ for (const setup of SETUPS) {
         { numRuns: RUNS_PER_CASE, includeErrorInReport: true },
       );
       if (process.env.PROPERTY_STATS) console.log(setup.label, strategy, Object.fromEntries([...seen].sort()));
-      const missing = EACH_CASE_SEES.filter((k) => !seen.has(k));
-      assert.deepEqual(missing, [], `never reached: ${missing.join(", ")}`);
+      // with fewer runs than the default (the PostgreSQL pass uses 10), one case may by chance miss a
+      // common outcome; those are then required of all cases together (below) instead
+      if (RUNS_PER_CASE >= 30) {
+        const missing = EACH_CASE_SEES.filter((k) => !seen.has(k));
+        assert.deepEqual(missing, [], `never reached: ${missing.join(", ")}`);
+      }
       for (const [k, n] of seen) seenInAll.set(k, (seenInAll.get(k) ?? 0) + n);
       casesRun++;
     });
@@ -618,6 +622,6 @@ for (const setup of SETUPS) {
 
 test("the sequences, all cases together, reached every outcome", (t) => {
   if (casesRun < SETUPS.length * 2) return t.skip("only when every case ran");
-  const missing = ALL_CASES_SEE.filter((k) => !seenInAll.has(k));
+  const missing = [...ALL_CASES_SEE, ...(RUNS_PER_CASE < 30 ? EACH_CASE_SEES : [])].filter((k) => !seenInAll.has(k));
   assert.deepEqual(missing, [], `never reached: ${missing.join(", ")}`);
 });
