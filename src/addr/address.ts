@@ -67,10 +67,6 @@ export function canonicalAddress(text: string): string {
   return formatAddress(parseAddress(text));
 }
 
-export function addr(family: Family, value: bigint): Address {
-  return { family, value };
-}
-
 /** Fixed-width big-endian bytes, so that byte order equals numeric order in the store's indexes. */
 export function toKey(value: bigint): Buffer {
   const buf = Buffer.alloc(16);

@@ -66,15 +66,3 @@ export function parsePrefix(text: string, strict = true): Prefix {
 export function formatPrefix(p: Prefix): string {
   return `${formatAddress({ family: p.family, value: p.network })}/${p.length}`;
 }
-
-/** The length of the largest aligned prefix that starts at `start` and ends at or before `last`. */
-export function largestAlignedBlock(family: Family, start: bigint, last: bigint): number {
-  const bits = BITS[family];
-  let len = bits;
-  while (len > 0) {
-    const size = 1n << BigInt(bits - len + 1);
-    if (start % size !== 0n || start + size - 1n > last) break;
-    len--;
-  }
-  return len;
-}

@@ -27,7 +27,7 @@ export const MAX_BLOCK = 2 ** 32;
 /** A century: longer is a mistake, and it keeps expiry times inside what dates can represent. */
 export const MAX_TTL = 100 * 365 * 24 * 3600;
 
-function checkTtl(ttl: number | null | undefined): void {
+export function checkTtl(ttl: number | null | undefined): void {
   if (ttl === undefined || ttl === null) return;
   if (!Number.isInteger(ttl) || ttl <= 0 || ttl > MAX_TTL) {
     throw new AllotError("invalid-request", `ttl must be a whole number of seconds from 1 to ${MAX_TTL} (a century), not ${ttl}`);

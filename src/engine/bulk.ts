@@ -1,6 +1,6 @@
 import type { AllocationRow } from "./allocation-repo.js";
 import { toAllocation } from "./allocation-repo.js";
-import { type TxEnv, MAX_TTL, expirePool, insertAllocations } from "./allocations.js";
+import { type TxEnv, checkTtl, expirePool, insertAllocations } from "./allocations.js";
 import { allocators } from "./allocators/index.js";
 import { AllotError } from "./errors.js";
 import { lowestRun, runContaining, take } from "./free-space.js";
@@ -33,9 +33,7 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
   if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
     throw new AllotError("invalid-request", `count must be a whole number from 1 to ${MAX_COUNT}, not ${count}`);
   }
-  if (req.ttl !== undefined && (!Number.isInteger(req.ttl) || req.ttl <= 0 || req.ttl > MAX_TTL)) {
-    throw new AllotError("invalid-request", `ttl must be a whole number of seconds from 1 to ${MAX_TTL}, not ${req.ttl}`);
-  }
+  checkTtl(req.ttl);
   await expirePool(env, pool);
   const free = pool.total - pool.allocated - pool.carved;
   if (BigInt(count) > free) {

@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { fromKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
 import { type BulkRequest, allocateMany } from "./bulk.js";
+import { allRuns } from "./free-space.js";
 import { type Problem, checkPools } from "./check.js";
 import { AllotError } from "./errors.js";
 import { type HistoryEntry, listHistory } from "./history.js";
@@ -291,9 +291,7 @@ export class Engine {
   /** Free runs of a pool, for consistency checks. */
   freeRuns(ref: PoolRef): Promise<{ first: bigint; last: bigint }[]> {
     return this.read(async (sql) => {
-      const pool = await loadPool(sql, ref);
-      const rows = await sql.all<{ first: Buffer; last: Buffer }>("SELECT first, last FROM free_runs WHERE pool_id = ? ORDER BY first", [pool.id]);
-      return rows.map((r) => ({ first: fromKey(r.first), last: fromKey(r.last) }));
+      return allRuns(sql, (await loadPool(sql, ref)).id);
     });
   }
 

@@ -2,7 +2,6 @@ import {
   AddressSyntaxError,
   BITS,
   type Family,
-  canonicalAddress,
   formatAddress,
   formatPrefix,
   parseAddress,
@@ -208,5 +207,3 @@ export function planPool(input: PoolInput): PoolPlan {
   const total = free.reduce((n, i) => n + intervalSize(i), 0n);
   return { family, ranges, exclusions, free, total };
 }
-
-export const canonical = canonicalAddress;
