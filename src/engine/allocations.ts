@@ -1,5 +1,5 @@
 import { formatAddress, fromKey } from "../addr/index.js";
-import type { Sql } from "../store/store.js";
+import { type Sql, insertRows } from "../store/store.js";
 import { type AllocationRow, allocationByOwner, allocationHolding, toAllocation } from "./allocation-repo.js";
 import { allocators } from "./allocators/index.js";
 import { giveCarve } from "./carve.js";
@@ -137,16 +137,13 @@ export async function insertAllocation(sql: Sql, row: AllocationRow): Promise<vo
 
 /** Inserts rows in one statement (the overlap triggers still check each row). */
 export async function insertAllocations(sql: Sql, rows: readonly AllocationRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await sql.run(
-    `INSERT INTO allocations (id, pool_id, space_id, family, first, last, size, child_pool_id, owner, mac, hostname,
-       labels, expires_at, created_at, updated_at) VALUES ${rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-    rows.flatMap((row) => [
-      row.id, row.pool_id, row.space_id, row.family, row.first, row.last, row.size, row.child_pool_id, row.owner,
-      row.mac, row.hostname, row.labels, row.expires_at, row.created_at, row.updated_at,
-    ]),
-  );
+  await insertRows(sql, "allocations", ALLOCATION_COLUMNS, rows.map((row) => ALLOCATION_COLUMNS.map((c) => row[c])));
 }
+
+const ALLOCATION_COLUMNS = [
+  "id", "pool_id", "space_id", "family", "first", "last", "size", "child_pool_id", "owner",
+  "mac", "hostname", "labels", "expires_at", "created_at", "updated_at",
+] as const satisfies readonly (keyof AllocationRow)[];
 
 function exhausted(pool: PoolState, n: bigint): AllotError {
   const used = pool.allocated + pool.carved;

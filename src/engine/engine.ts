@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
+import { v7 as timeOrderedId } from "uuid";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
@@ -74,8 +75,9 @@ export class Engine {
     }
   }
 
+  /** Ids are time-ordered (UUIDv7) so new rows append to the id indexes instead of landing at random pages. */
   private env(sql: Sql, ctx: ChangeContext): TxEnv {
-    return { sql, ctx, now: this.clock(), randomBelow: this.randomBelow, newId: randomUUID };
+    return { sql, ctx, now: this.clock(), randomBelow: this.randomBelow, newId: timeOrderedId };
   }
 
   private read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {

@@ -1,4 +1,4 @@
-import type { Sql } from "../store/store.js";
+import { type Sql, insertRows } from "../store/store.js";
 import type { ChangeContext } from "./types.js";
 
 export type HistoryEntity = "space" | "pool" | "allocation";
@@ -18,13 +18,15 @@ export async function record(sql: Sql, ctx: ChangeContext, at: string, r: Histor
   await recordMany(sql, ctx, at, [r]);
 }
 
-/** Records several changes in one statement, in order. */
+const HISTORY_COLUMNS = ["at", "actor", "request_id", "action", "entity", "entity_id", "space_id", "pool_id", "before", "after"];
+
+/** Records several changes, in order. */
 export async function recordMany(sql: Sql, ctx: ChangeContext, at: string, list: readonly HistoryRecord[]): Promise<void> {
-  if (list.length === 0) return;
-  await sql.run(
-    `INSERT INTO history (at, actor, request_id, action, entity, entity_id, space_id, pool_id, before, after)
-     VALUES ${list.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ")}`,
-    list.flatMap((r) => [
+  await insertRows(
+    sql,
+    "history",
+    HISTORY_COLUMNS,
+    list.map((r) => [
       at,
       ctx.actor,
       ctx.requestId ?? null,

@@ -21,6 +21,22 @@ export interface Sql {
   run(sql: string, params?: readonly SqlValue[]): Promise<RunResult>;
 }
 
+/** Rows per multi-row INSERT: per-statement overhead, not the rows, dominates bulk writes on both stores. */
+const ROWS_PER_INSERT = 500;
+
+/**
+ * Inserts many rows into `table`, each a list of values in `columns` order, a few hundred per
+ * statement (well under both stores' parameter limits). Table and column names are the caller's own
+ * constants, never user input.
+ */
+export async function insertRows(sql: Sql, table: string, columns: readonly string[], rows: readonly (readonly SqlValue[])[]): Promise<void> {
+  const tuple = `(${columns.map(() => "?").join(", ")})`;
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const chunk = rows.slice(i, i + ROWS_PER_INSERT);
+    await sql.run(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${chunk.map(() => tuple).join(", ")}`, chunk.flat());
+  }
+}
+
 export interface Store {
   /** "sqlite" or "postgres"; informational only: the engine never branches on it. */
   readonly kind: string;

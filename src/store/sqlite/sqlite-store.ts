@@ -36,6 +36,7 @@ export class SqliteStore implements Store {
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
     this.db.pragma("busy_timeout = 5000");
+    this.db.pragma("cache_size = -65536");
     this.db.defaultSafeIntegers(false);
     this.migrate();
     this.sql = {
