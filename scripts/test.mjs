@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startPostgres } from "./pg-server.mjs";
 
-const CONTRACT = ["test/engine/", "test/store/constraints", "test/store/durability", "test/api/"];
+const CONTRACT = ["test/engine/", "test/store/constraints", "test/store/durability", "test/store/group-commit", "test/api/"];
 /** Suites about what only a shared database allows (several servers on one store). */
 const POSTGRES_ONLY = ["test/store/replicas", "test/store/unavailable", "test/store/export-import"];
 const filter = process.argv.slice(2);

@@ -93,8 +93,8 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
       randomBelow: env.randomBelow,
     });
     if (proposed === null) throw exhausted(pool, n);
-    first = proposed;
-    run = await runContaining(env.sql, pool.id, first);
+    first = proposed.first;
+    run = proposed.run ?? (await runContaining(env.sql, pool.id, first));
     if (!run || run.last < first + n - 1n) throw new Error(`strategy ${pool.strategy} proposed a run that is not free`);
   }
   const last = first + n - 1n;

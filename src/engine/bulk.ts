@@ -75,11 +75,11 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
       await take(env.sql, pool.id, run, run.first, run.first + k - 1n);
       for (let a = run.first; a < run.first + k; a++) await hold(a);
     } else {
-      const a = (await allocators[pool.strategy].propose({
+      const p = (await allocators[pool.strategy].propose({
         sql: env.sql, poolId: pool.id, size: 1n, ranges: pool.ranges, maxClass: sizeClass(pool.total), randomBelow: env.randomBelow,
       }))!;
-      await take(env.sql, pool.id, (await runContaining(env.sql, pool.id, a))!, a, a);
-      await hold(a);
+      await take(env.sql, pool.id, p.run ?? (await runContaining(env.sql, pool.id, p.first))!, p.first, p.first);
+      await hold(p.first);
     }
   }
   await flush();

@@ -63,15 +63,33 @@ const POOL_SELECT = `SELECT p.*, s.name AS space_name, pp.name AS parent_name
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+type RangeRow = { seq: number; first: Buffer; last: Buffer; prefix_length: number; gateway: string | null; dns: string | null };
+type ExclusionRow = { first: Buffer; last: Buffer };
+
+/**
+ * A pool's ranges and exclusions are written once, when it is created, and pool ids are never reused,
+ * so each process reads them once per pool rather than on every change (two round trips fewer per
+ * allocation on PostgreSQL). Bounded, oldest first out.
+ */
+const shapes = new Map<string, { ranges: RangeRow[]; exclusions: ExclusionRow[] }>();
+const SHAPES_KEPT = 10_000;
+
+async function shapeOf(sql: Sql, poolId: string): Promise<{ ranges: RangeRow[]; exclusions: ExclusionRow[] }> {
+  let shape = shapes.get(poolId);
+  if (!shape) {
+    const ranges = await sql.all<RangeRow>("SELECT seq, first, last, prefix_length, gateway, dns FROM pool_ranges WHERE pool_id = ? ORDER BY seq", [poolId]);
+    const exclusions = await sql.all<ExclusionRow>("SELECT first, last FROM exclusions WHERE pool_id = ? ORDER BY first", [poolId]);
+    // a pool being created has no ranges yet in this transaction's view: never remember that
+    if (ranges.length === 0) return { ranges, exclusions };
+    shape = { ranges, exclusions };
+    if (shapes.size >= SHAPES_KEPT) shapes.delete(shapes.keys().next().value!);
+    shapes.set(poolId, shape);
+  }
+  return shape;
+}
+
 async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
-  const ranges = await sql.all<{ seq: number; first: Buffer; last: Buffer; prefix_length: number; gateway: string | null; dns: string | null }>(
-    "SELECT seq, first, last, prefix_length, gateway, dns FROM pool_ranges WHERE pool_id = ? ORDER BY seq",
-    [row.id],
-  );
-  const exclusions = await sql.all<{ first: Buffer; last: Buffer }>(
-    "SELECT first, last FROM exclusions WHERE pool_id = ? ORDER BY first",
-    [row.id],
-  );
+  const { ranges, exclusions } = await shapeOf(sql, row.id);
   return {
     id: row.id,
     spaceId: row.space_id,

@@ -16,6 +16,12 @@ export interface AllocatorInput {
   randomBelow: (n: bigint) => bigint;
 }
 
+/** Where a new allocation starts, with the free run holding it when the strategy already read it (saves a seek). */
+export interface Proposal {
+  first: bigint;
+  run?: Interval;
+}
+
 /**
  * A strategy proposes the first address of a free run of `size` addresses, or null when none exists.
  * It only reads the free-space index; the engine takes the run, so every strategy gets the same
@@ -23,5 +29,5 @@ export interface AllocatorInput {
  */
 export interface Allocator {
   readonly name: Strategy;
-  propose(input: AllocatorInput): Promise<bigint | null>;
+  propose(input: AllocatorInput): Promise<Proposal | null>;
 }

@@ -5,7 +5,11 @@ import type { Allocator } from "./allocator.js";
 export const lowestFree: Allocator = {
   name: "lowest-free",
   async propose({ sql, poolId, size, maxClass }) {
-    if (size === 1n) return (await lowestRun(sql, poolId))?.first ?? null;
-    return findFit(sql, poolId, size, false, maxClass);
+    if (size === 1n) {
+      const run = await lowestRun(sql, poolId);
+      return run ? { first: run.first, run } : null;
+    }
+    const first = await findFit(sql, poolId, size, false, maxClass);
+    return first === null ? null : { first };
   },
 };

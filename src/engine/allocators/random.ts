@@ -11,7 +11,10 @@ import type { Allocator } from "./allocator.js";
 export const random: Allocator = {
   name: "random",
   async propose({ sql, poolId, size, ranges, maxClass, randomBelow }) {
-    if (size > 1n) return findFit(sql, poolId, size, false, maxClass);
+    if (size > 1n) {
+      const first = await findFit(sql, poolId, size, false, maxClass);
+      return first === null ? null : { first };
+    }
     const span = ranges.reduce((n, r) => n + intervalSize(r), 0n);
     let offset = randomBelow(span);
     let point = 0n;
@@ -23,8 +26,9 @@ export const random: Allocator = {
       }
       offset -= n;
     }
-    if (await runContaining(sql, poolId, point)) return point;
+    const holding = await runContaining(sql, poolId, point);
+    if (holding) return { first: point, run: holding };
     const next = (await runAtOrAfter(sql, poolId, point)) ?? (await lowestRun(sql, poolId));
-    return next?.first ?? null;
+    return next ? { first: next.first, run: next } : null;
   },
 };

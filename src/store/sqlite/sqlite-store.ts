@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { GroupCommit, type TxSession } from "../group-commit.js";
 import { Mutex } from "../mutex.js";
 import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
@@ -18,7 +19,8 @@ export interface SqliteStoreOptions {
 /**
  * The embedded store: one better-sqlite3 connection in WAL mode. better-sqlite3 is synchronous, so
  * transactions are serialised by a mutex rather than by the database; this keeps a transaction's
- * statements from interleaving with another request's while the engine awaits between them.
+ * statements from interleaving with another request's while the engine awaits between them. Changes
+ * that queue behind a commit share the next one (group commit), so one disk flush serves many.
  */
 export class SqliteStore implements Store {
   readonly kind = "sqlite";
@@ -27,6 +29,11 @@ export class SqliteStore implements Store {
   private readonly mutex = new Mutex();
   private readonly statements = new Map<string, Database.Statement>();
   private readonly sql: Sql;
+  private readonly commits = new GroupCommit({
+    withSession: (work) => this.mutex.run(() => work(this.session())),
+    runners: 1,
+    maxBatch: 256,
+  });
 
   constructor(options: SqliteStoreOptions) {
     this.location = options.file;
@@ -85,20 +92,29 @@ export class SqliteStore implements Store {
     }
   }
 
-  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.mutex.run(async () => {
-      // BEGIN and COMMIT fail too (another process holds the lock; in WAL mode a full disk shows at
-      // COMMIT), so they go through the same error mapping as every statement
-      this.call(() => this.db.exec("BEGIN IMMEDIATE"));
-      try {
-        const result = await fn(this.sql);
-        this.call(() => this.db.exec("COMMIT"));
-        return result;
-      } catch (err) {
+  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.commits.submit(fn);
+  }
+
+  /** The one connection's statements for a group-commit batch; BEGIN and COMMIT can fail too (another process holds the lock; a full disk shows at COMMIT). */
+  private session(): TxSession {
+    const exec = async (statement: string): Promise<void> => {
+      this.call(() => this.db.exec(statement));
+    };
+    return {
+      sql: this.sql,
+      begin: () => exec("BEGIN IMMEDIATE"),
+      commit: () => exec("COMMIT"),
+      rollback: async () => {
         if (this.db.inTransaction) this.db.exec("ROLLBACK");
-        throw err;
-      }
-    });
+      },
+      savepoint: () => exec("SAVEPOINT change"),
+      releaseSavepoint: () => exec("RELEASE change"),
+      rollbackToSavepoint: async () => {
+        if (!this.db.inTransaction) throw new Error("the transaction was rolled back by SQLite");
+        await exec("ROLLBACK TO change");
+      },
+    };
   }
 
   async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
