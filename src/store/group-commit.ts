@@ -49,7 +49,9 @@ export class GroupCommit {
       this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
       if (this.active < this.options.runners) {
         this.active++;
-        void this.run();
+        // start on the next turn of the event loop, so that every request that arrived in this one
+        // (a synchronous store runs a whole batch without yielding to I/O) joins the batch
+        setImmediate(() => void this.run());
       }
     });
   }

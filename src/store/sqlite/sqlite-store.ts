@@ -98,8 +98,9 @@ export class SqliteStore implements Store {
 
   /** The one connection's statements for a group-commit batch; BEGIN and COMMIT can fail too (another process holds the lock; a full disk shows at COMMIT). */
   private session(): TxSession {
+    // prepared once and cached like every statement: a batch runs two savepoint statements per change
     const exec = async (statement: string): Promise<void> => {
-      this.call(() => this.db.exec(statement));
+      this.call(() => this.prepare(statement).run());
     };
     return {
       sql: this.sql,
