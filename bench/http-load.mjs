@@ -1,23 +1,26 @@
 // The HTTP load generator, run in a worker thread so that the clients' own work (fetch, JSON) does not
-// share an event loop with the server under test. Plain JavaScript because worker threads do not get
-// the tsx loader. `concurrency` clients each loop: take the next request number, POST one allocation,
-// wait for the whole answer, until `total` have been sent. Only a loopback URL is accepted, and the
-// loop is bounded by `total`. Input and output shapes: LoadInput and LoadOutput in bench/run.ts.
+// share an event loop with anything under test. Plain JavaScript because worker threads do not get the
+// tsx loader. `concurrency` clients, client i talking to urls[i % urls.length], each loop: send `body`
+// (POST; GET when body is null),
+// wait for the whole answer, again, until the time is up. Only loopback URLs are accepted.
+// Input and output shapes: LoadInput and LoadOutput in bench/scale.ts.
 import { parentPort, workerData } from "node:worker_threads";
 
-async function run(input, count, record) {
-  const host = new URL(input.url).hostname;
-  if (host !== "127.0.0.1" && host !== "localhost" && host !== "[::1]") throw new Error(`refusing to load a non-loopback host ${host}`);
+async function run(input, ms, record) {
+  for (const url of input.urls) {
+    const host = new URL(url).hostname;
+    if (host !== "127.0.0.1" && host !== "localhost" && host !== "[::1]") throw new Error(`refusing to load a non-loopback host ${host}`);
+  }
   const samplesUs = [];
   const statuses = {};
   const errors = [];
-  let next = 0;
-  const client = async () => {
-    while (next < count) {
-      next++;
+  const end = Date.now() + ms;
+  const client = async (i) => {
+    const url = input.urls[i % input.urls.length];
+    while (Date.now() < end) {
       const t0 = process.hrtime.bigint();
       try {
-        const res = await fetch(input.url, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+        const res = input.body === null ? await fetch(url) : await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: input.body });
         await res.arrayBuffer();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       } catch (err) {
@@ -28,11 +31,11 @@ async function run(input, count, record) {
     }
   };
   const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: input.concurrency }, client));
+  await Promise.all(Array.from({ length: input.concurrency }, (_, i) => client(i)));
   return { samplesUs, wallMs: Number(process.hrtime.bigint() - start) / 1e6, statuses, errors };
 }
 
 if (parentPort) {
-  await run(workerData, workerData.warmup, false);
-  parentPort.postMessage(await run(workerData, workerData.total, true));
+  await run(workerData, workerData.warmupMs, false);
+  parentPort.postMessage(await run(workerData, workerData.durationMs, true));
 }

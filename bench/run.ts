@@ -14,13 +14,15 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
-import { Worker } from "node:worker_threads";
+import pg from "pg";
 import { type Family, formatAddress } from "../src/addr/index.js";
 import { Engine } from "../src/engine/engine.js";
 import type { PoolInput, PoolRef } from "../src/engine/types.js";
-import { startServer } from "../src/server/serve.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
+import { startPostgres } from "../scripts/pg-server.mjs";
 import { carveChildren, deleteEveryNthChild, fillPool, fragment } from "./fill.js";
+import { fsyncRate, postgresBulkInsert, postgresInsertRate, sqliteBulkInsert, sqliteInsertRate } from "./limits.js";
+import { type BulkRow, type Deployment, type LoadRow, bulkRequest, createPool, deploy, loadHealth, loadPools } from "./scale.js";
 import {
   type LatencyStats,
   MiB,
@@ -41,21 +43,6 @@ import {
 } from "./lib.js";
 
 type Sync = "full" | "normal";
-
-/** What bench/http-load.mjs (the load-generating worker) takes and reports. */
-interface LoadInput {
-  /** e.g. http://127.0.0.1:PORT/v1/pools/NAME/allocations */
-  url: string;
-  total: number;
-  warmup: number;
-  concurrency: number;
-}
-interface LoadOutput {
-  samplesUs: number[];
-  wallMs: number;
-  statuses: Record<string, number>;
-  errors: string[];
-}
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const CONFIG = {
@@ -82,11 +69,20 @@ const CONFIG = {
   carveEvery: 10,
   carveOps: QUICK ? 100 : 500,
   carveWarmup: QUICK ? 10 : 20,
-  httpRequests: QUICK ? 1_000 : 5_000,
-  httpWarmup: QUICK ? 100 : 200,
-  httpConcurrency: 16,
+  /** Milliseconds per limit measurement (fsync, plain inserts). */
+  limitMs: QUICK ? 2_000 : 5_000,
+  /** Concurrent clients of the durable HTTP runs and of the plain-insert limits set against them. */
+  concurrencies: [1, 32],
+  httpWarmupMs: QUICK ? 500 : 1_000,
+  httpDurationMs: QUICK ? 3_000 : 10_000,
+  /** PostgreSQL deployments: this many `allot serve` processes on one database. */
+  replicas: [1, 3],
+  bulkCount: 100_000,
+  bulkRepeats: QUICK ? 1 : 3,
+  /** The target for one request of 100,000 separate addresses on SQLite, in seconds. */
+  bulkTargetSeconds: 2,
   v4Cidr: "10.0.0.0/8",
-  v6Cidr: "fd00:0:0:1::/64",
+  v6Cidr: "fd00:0:1::/48",
 };
 const BIG_V4 = CONFIG.v4Fills[CONFIG.v4Fills.length - 1]!;
 const CTX = { actor: "bench" };
@@ -144,7 +140,17 @@ const results = {
   setup: [] as SetupRow[],
   operationsAt1M: { fill: BIG_V4, rows: [] as OpRow[] },
   carve: { parent: CONFIG.v4Cidr, childrenCarved: 0, childrenDeleted: 0, setupSeconds: 0, rows: [] as OpRow[] },
-  http: null as null | (LatencyStats & { concurrency: number; statuses: Record<string, number>; errors: string[] }),
+  /** This machine's limits, measured in this run. */
+  limits: {
+    fsync: null as null | LatencyStats,
+    plainInsert: [] as (LatencyStats & { store: "sqlite" | "postgres"; concurrency: number })[],
+    plainBulk: [] as { store: "sqlite" | "postgres"; rows: number; seconds: number }[],
+  },
+  /** Durable allocations through the HTTP API, each with its ratio to the plain insert rate at the same concurrency. */
+  http: [] as (LoadRow & { plainPerSec: number; ratioToPlain: number })[],
+  /** GET /healthz on the SQLite server: the HTTP stack's own cost per request, under every API figure. */
+  httpFloor: [] as (LatencyStats & { concurrency: number })[],
+  bulk: [] as (BulkRow & { plainSeconds: number; ratioToPlain: number })[],
   memory: {
     rssAtStartMiB: 0,
     afterBigFill: null as null | { fill: number; rssMiB: number; heapUsedMiB: number; externalMiB: number },
@@ -281,39 +287,104 @@ async function carveScenario(): Promise<void> {
   rmSync(file, { force: true });
 }
 
-async function httpScenario(): Promise<void> {
-  const dataDir = join(dir, "http");
-  const server = await startServer({ port: 0, host: "127.0.0.1", dataDir, databaseUrl: null, logLevel: "silent", expirySweepSeconds: 60 });
+function plainRate(store: "sqlite" | "postgres", concurrency: number): number {
+  const row = results.limits.plainInsert.find((r) => r.store === store && r.concurrency === concurrency);
+  if (!row) throw new Error(`no plain insert rate measured for ${store} at ${concurrency}`);
+  return row.opsPerSec;
+}
+
+async function limitsScenario(pgUrl: string): Promise<void> {
+  const fsync = fsyncRate(dir, CONFIG.limitMs);
+  results.limits.fsync = fsync;
+  progress(`fsync on ${dir}: ${fsync.opsPerSec}/s, p50 ${fsync.p50Us} µs`);
+  for (const concurrency of CONFIG.concurrencies) {
+    const sqlite = await sqliteInsertRate(dir, concurrency, CONFIG.limitMs);
+    results.limits.plainInsert.push({ store: "sqlite", concurrency, ...sqlite });
+    const pg = await postgresInsertRate(pgUrl, concurrency, CONFIG.limitMs);
+    results.limits.plainInsert.push({ store: "postgres", concurrency, ...pg });
+    progress(`plain INSERT transactions, ${concurrency} at once: SQLite ${sqlite.opsPerSec}/s (${sqlite.errors} busy errors), PostgreSQL ${pg.opsPerSec}/s`);
+  }
+  results.limits.plainBulk.push({ store: "sqlite", rows: CONFIG.bulkCount, seconds: await sqliteBulkInsert(dir, CONFIG.bulkCount) });
+  results.limits.plainBulk.push({ store: "postgres", rows: CONFIG.bulkCount, seconds: await postgresBulkInsert(pgUrl, CONFIG.bulkCount) });
+  progress(`plain ${fmtNum(CONFIG.bulkCount)}-row INSERT transaction: ${results.limits.plainBulk.map((b) => `${b.store} ${b.seconds} s`).join(", ")}`);
+}
+
+/** Durable HTTP allocation runs on one deployment, then (on single-server deployments) the 100,000-address requests. */
+async function deploymentScenario(d: Deployment): Promise<void> {
+  const label = `${d.store}, ${d.servers.length} server${d.servers.length > 1 ? "s" : ""}`;
+  // each run gets its own /8 (pools in one space may not overlap)
+  let octet = 10;
+  const runs: { concurrency: number; pools: number }[] = [
+    ...CONFIG.concurrencies.map((concurrency) => ({ concurrency, pools: 1 })),
+    // the same clients each on a pool of its own: what changes when they stop contending for one pool
+    { concurrency: Math.max(...CONFIG.concurrencies), pools: Math.max(...CONFIG.concurrencies) },
+  ];
+  for (const { concurrency, pools: n } of runs) {
+    const pools = Array.from({ length: n }, (_, i) => `load-${concurrency}-${n}-${i}`);
+    for (const [i, pool] of pools.entries()) await createPool(d, pool, `${octet}.${i}.0.0/16`);
+    octet++;
+    const row = await loadPools(d, pools, concurrency, CONFIG.httpWarmupMs, CONFIG.httpDurationMs);
+    const plainPerSec = plainRate(d.store, concurrency);
+    results.http.push({ ...row, plainPerSec, ratioToPlain: round(row.opsPerSec / plainPerSec, 2) });
+    progress(`  ${label}, ${concurrency} clients, ${n} pool(s): ${row.opsPerSec} allocations/s, p50 ${row.p50Us} µs, p99 ${row.p99Us} µs`);
+  }
+  if (d.store === "sqlite") {
+    for (const concurrency of CONFIG.concurrencies) {
+      const floor = await loadHealth(d, concurrency, CONFIG.httpWarmupMs, CONFIG.httpDurationMs / 2);
+      results.httpFloor.push({ concurrency, ...floor });
+      progress(`  GET /healthz, ${concurrency} clients: ${floor.opsPerSec}/s, p50 ${floor.p50Us} µs`);
+    }
+  }
+  if (d.servers.length > 1) return;
+  const plainSeconds = results.limits.plainBulk.find((b) => b.store === d.store)!.seconds;
+  await createPool(d, "bulk", `${octet}.0.0.0/8`);
+  const n = CONFIG.bulkCount;
+  for (const [path, body, request] of [
+    ["/v1/pools/bulk/allocations", { size: n }, `block of ${fmtNum(n)}`],
+    ["/v1/pools/bulk/allocations/bulk", { count: n }, `${fmtNum(n)} separate addresses`],
+  ] as const) {
+    const row = await bulkRequest(d, path, body, request, CONFIG.bulkRepeats);
+    results.bulk.push({ ...row, plainSeconds, ratioToPlain: round(row.medianSeconds / plainSeconds, 2) });
+    progress(`  ${label}: ${request} answered in ${row.seconds.join(" / ")} s (whole answer read in ${row.wholeAnswerSeconds.join(" / ")} s)`);
+  }
+}
+
+async function scaleScenario(): Promise<void> {
+  progress("PostgreSQL (durable: fsync and synchronous_commit on), started for the limits and the scale-out runs");
+  const pg = await startPostgres({ durable: true });
   try {
-    const base = new URL(server.url);
-    if (base.hostname !== "127.0.0.1") throw new Error(`server listens on ${server.url}, expected loopback`);
-    progress(`HTTP: ${server.url}, ${CONFIG.httpConcurrency} clients, ${fmtNum(CONFIG.httpRequests)} requests`);
-    const created = await fetch(new URL("/v1/pools", base), {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ name: "http", cidr: CONFIG.v4Cidr, allocateReserved: false }),
-    });
-    if (created.status !== 201) throw new Error(`creating the HTTP pool answered ${created.status}: ${await created.text()}`);
-    const input: LoadInput = {
-      url: new URL("/v1/pools/http/allocations", base).toString(),
-      total: CONFIG.httpRequests,
-      warmup: CONFIG.httpWarmup,
-      concurrency: CONFIG.httpConcurrency,
-    };
-    const worker = new Worker(fileURLToPath(new URL("./http-load.mjs", import.meta.url)), { workerData: input });
-    const out = await new Promise<LoadOutput>((resolve, reject) => {
-      worker.once("message", (m: LoadOutput) => resolve(m));
-      worker.once("error", reject);
-      worker.once("exit", (code) => reject(new Error(`load worker exited with ${code} before reporting`)));
-    });
-    await worker.terminate();
-    const stats = summarize(out.samplesUs, out.wallMs);
-    results.http = { concurrency: CONFIG.httpConcurrency, statuses: out.statuses, errors: out.errors, ...stats };
-    progress(`  ${stats.opsPerSec} req/s, p50 ${stats.p50Us} µs, p99 ${stats.p99Us} µs, statuses ${JSON.stringify(out.statuses)}`);
-    const bad = Object.entries(out.statuses).filter(([s]) => s !== "201");
-    if (bad.length > 0) throw new Error(`HTTP load saw non-201 answers: ${JSON.stringify(out.statuses)} ${out.errors.join("; ")}`);
+    await limitsScenario(pg.url);
+    const deployments: [string, () => Promise<Deployment>][] = [
+      ["sqlite", () => deploy("sqlite", 1, join(dir, "http-sqlite"))],
+      ...CONFIG.replicas.map((n): [string, () => Promise<Deployment>] => [`postgres-${n}`, async () => {
+        const db = `allot_bench_${n}`;
+        await createDatabase(pg.url, db);
+        const url = new URL(pg.url);
+        url.pathname = `/${db}`;
+        return deploy("postgres", n, join(dir, `http-pg-${n}`), url.toString());
+      }]),
+    ];
+    for (const [name, start] of deployments) {
+      progress(`HTTP: ${name}`);
+      const d = await start();
+      try {
+        await deploymentScenario(d);
+      } finally {
+        await d.stop();
+      }
+    }
   } finally {
-    await server.stop();
+    await pg.stop();
+  }
+}
+
+async function createDatabase(adminUrl: string, name: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
   }
 }
 
@@ -326,16 +397,31 @@ function report(): string {
   out.push(`Allot benchmark${QUICK ? " (BENCH_QUICK: scaled down)" : ""}`);
   out.push(`${m.cpuModel}, ${m.cores} cores, ${fmtNum(m.totalMemMiB)} MiB RAM; Node ${m.node}; SQLite ${m.sqlite}; ${m.platform}`);
   out.push(`Load average (1/5/15 min) at start ${results.loadAverage.atStart.join(" ")}, at end ${results.loadAverage.atEnd.join(" ")}`);
+  const lim = results.limits;
+  out.push("");
+  out.push(`0. This machine's limits (same run): fsync of the data disk; plain single-row INSERT transactions (SQLite WAL synchronous=FULL, one connection`);
+  out.push("   per writer thread; PostgreSQL fsync on, one connection per writer); one plain INSERT transaction of 100,000 rows");
+  const limRows: (string | number)[][] = [];
+  if (lim.fsync) limRows.push(["fsync after a 4 KiB append", "1", lim.fsync.opsPerSec, us(lim.fsync.p50Us), us(lim.fsync.p99Us)]);
+  for (const r of lim.plainInsert) limRows.push([`${r.store} single-row INSERT`, String(r.concurrency), r.opsPerSec, us(r.p50Us), us(r.p99Us)]);
+  out.push(table(["limit", "writers", "per s", "p50", "p99"], limRows));
+  for (const b of lim.plainBulk) out.push(`   ${b.store}: ${fmtNum(b.rows)} rows in one transaction: ${b.seconds} s`);
+  out.push("");
   out.push(`Latencies in µs per operation, each its own transaction through the Engine (FULL = synchronous=FULL, the default; NORMAL = synchronous=NORMAL).`);
   out.push("");
+  const plainP50 = lim.plainInsert.find((r) => r.store === "sqlite" && r.concurrency === 1)?.p50Us;
   out.push(`1. Lowest-free allocation vs. pool fill (every ${CONFIG.fragmentEvery}th address released after the fill; ${fmtNum(CONFIG.lowestFreeOps)} timed after ${CONFIG.warmup} warm-up)`);
   out.push(
     table(
-      ["pool", "fill", "sync", "free runs", "n", "p50", "p95", "p99", "max", "ops/s"],
-      results.lowestFree.map((r) => [r.cidr, r.fill, r.synchronous.toUpperCase(), r.freeRunsAtStart, r.n, us(r.p50Us), us(r.p95Us), us(r.p99Us), us(r.maxUs), r.opsPerSec]),
+      ["pool", "fill", "sync", "free runs", "n", "p50", "p95", "p99", "max", "ops/s", "of limit"],
+      results.lowestFree.map((r) => [
+        r.cidr, r.fill, r.synchronous.toUpperCase(), r.freeRunsAtStart, r.n, us(r.p50Us), us(r.p95Us), us(r.p99Us), us(r.maxUs), r.opsPerSec,
+        r.synchronous === "full" && plainP50 ? `${(r.p50Us / plainP50).toFixed(2)}x` : "-",
+      ]),
     ),
   );
-  for (const [k, v] of Object.entries(results.ratios)) out.push(`   ${k}: ${v.toFixed(2)}x${v < 2 ? "" : "  <-- not flat"}`);
+  out.push(`   "of limit": p50 as a multiple of one plain single-row INSERT transaction on SQLite (p50 ${plainP50 ?? "-"} µs)`);
+  for (const [k, v] of Object.entries(results.ratios)) out.push(`   ${k}: ${v.toFixed(2)}x (target: at most 1.5x)${v <= 1.5 ? "" : "  <-- MISSED"}`);
   if (results.lowestFree.some((r) => r.n < r.planned)) out.push(`   (n below ${fmtNum(CONFIG.lowestFreeOps)}: the loop hit its ${CONFIG.lowestFreeBudgetMs / 1000} s budget first)`);
   out.push("");
   out.push("   Set-up (bulk fill inside 20,000-allocation transactions, not a latency figure)");
@@ -356,14 +442,32 @@ function report(): string {
   out.push(`4. Child pool carve (/24, first free aligned) from ${c.parent} holding ${fmtNum(c.childrenCarved - c.childrenDeleted)} children (${fmtNum(c.childrenDeleted)} /24 holes)`);
   out.push(opTable(c.rows));
   out.push("");
-  const h = results.http;
-  if (h) {
-    out.push(`5. HTTP end to end: POST /v1/pools/<pool>/allocations, ${h.concurrency} concurrent keep-alive clients (worker thread), loopback, FULL`);
-    out.push(
-      table(["requests", "req/s", "p50", "p95", "p99", "max", "statuses"], [[h.n, h.opsPerSec, us(h.p50Us), us(h.p95Us), us(h.p99Us), us(h.maxUs), JSON.stringify(h.statuses)]]),
-    );
-    out.push("");
-  }
+  const pct = (x: number) => `${round(x * 100, 0)}%`;
+  out.push(`5. Durable allocations through the HTTP API: POST /v1/pools/<pool>/allocations (next free, one pool), keep-alive clients in a worker thread,`);
+  out.push(`   \`allot serve\` processes (PostgreSQL: several on one database, clients spread over them); for ${CONFIG.httpDurationMs / 1000} s after ${CONFIG.httpWarmupMs / 1000} s warm-up.`);
+  out.push(`   "of limit": allocations/s as a share of the same store's plain INSERT transactions/s at the same concurrency (target: at least 50%)`);
+  out.push(
+    table(
+      ["store", "servers", "clients", "pools", "allocs", "allocs/s", "p50", "p99", "plain tx/s", "of limit", "target"],
+      results.http.map((r) => [r.store, r.replicas, r.concurrency, r.pools, r.n, r.opsPerSec, us(r.p50Us), us(r.p99Us), r.plainPerSec, pct(r.ratioToPlain), r.ratioToPlain >= 0.5 ? "met" : "MISSED"]),
+    ),
+  );
+  for (const f of results.httpFloor) out.push(`   HTTP floor, GET /healthz with ${f.concurrency} client(s): ${fmtNum(f.opsPerSec)}/s, p50 ${us(f.p50Us)} µs, p99 ${us(f.p99Us)} µs`);
+  out.push("");
+  out.push(`7. ${fmtNum(CONFIG.bulkCount)} addresses in one HTTP request (one server), median of ${CONFIG.bulkRepeats}: seconds until the answer starts (committed, serialised);`);
+  out.push("   \"whole s\": until the client has read the whole answer");
+  out.push(`   "of limit": time as a multiple of one plain ${fmtNum(CONFIG.bulkCount)}-row INSERT transaction on the same store. Target on SQLite: within ${CONFIG.bulkTargetSeconds} s`);
+  out.push(
+    table(
+      ["store", "request", "median s", "runs s", "whole s", "answer MiB", "plain s", "of limit", "target"],
+      results.bulk.map((b) => [
+        b.store, b.request, round(b.medianSeconds, 2), b.seconds.map((x) => x.toFixed(2)).join(" / "), b.wholeAnswerSeconds.map((x) => x.toFixed(2)).join(" / "),
+        b.answerMiB, round(b.plainSeconds, 2), `${b.ratioToPlain.toFixed(1)}x`,
+        b.store === "sqlite" ? (b.medianSeconds <= CONFIG.bulkTargetSeconds ? "met" : "MISSED") : "-",
+      ]),
+    ),
+  );
+  out.push("");
   const mem = results.memory;
   out.push("6. Memory and disk");
   const mrows: (string | number)[][] = [["RSS at start", `${mem.rssAtStartMiB} MiB`]];
@@ -392,11 +496,11 @@ try {
   collectGarbage();
   results.memory.rssAtStartMiB = memory().rssMiB;
   progress(`temp dir ${dir}${QUICK ? " (BENCH_QUICK)" : ""}`);
+  await scaleScenario();
   for (const fill of CONFIG.v4Fills) await fillScenario(4, fill);
   for (const fill of CONFIG.v6Fills) await fillScenario(6, fill);
   for (const family of [4, 6] as const) for (const sync of ["full", "normal"] as const) ratio(family, sync);
   await carveScenario();
-  await httpScenario();
   results.totalRunSeconds = round(usSince(runStart) / 1e6, 1);
   results.loadAverage.atEnd = load();
   const resultsFile = fileURLToPath(new URL("./results.json", import.meta.url));

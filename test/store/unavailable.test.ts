@@ -3,13 +3,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-// @ts-expect-error: a plain JS helper shared with the test runner
 import { startPostgres } from "../../scripts/pg-server.mjs";
 import { allot, startServerProcess } from "../process-helpers.js";
 
 test("a database that goes away gives 503 with the reason, and nothing half-made", async () => {
   const dir = mkdtempSync(join(tmpdir(), "allot-unavail-"));
-  const pg = (await startPostgres()) as { url: string; stop(): Promise<void> };
+  const pg = await startPostgres();
   let stopped = false;
   const server = await startServerProcess(join(dir, "data"), { ALLOT_DATABASE_URL: pg.url });
   try {

@@ -1,0 +1,128 @@
+/**
+ * Durable allocations through the HTTP API, the way users run Allot: `allot serve` processes (one on
+ * SQLite; one or three on one PostgreSQL database), loaded by N keep-alive clients from a worker
+ * thread, every allocation committed before its answer. Also one request for a block of 100,000
+ * addresses and one for 100,000 separate addresses.
+ */
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { type ServerProcess, startServerProcess } from "../test/process-helpers.js";
+import { type LatencyStats, round, summarize, usSince } from "./lib.js";
+
+/** What bench/http-load.mjs takes and reports. */
+interface LoadInput {
+  urls: string[];
+  /** JSON to POST; null to GET. */
+  body: string | null;
+  concurrency: number;
+  warmupMs: number;
+  durationMs: number;
+}
+interface LoadOutput {
+  samplesUs: number[];
+  wallMs: number;
+  statuses: Record<string, number>;
+  errors: string[];
+}
+
+export interface LoadRow extends LatencyStats {
+  store: "sqlite" | "postgres";
+  replicas: number;
+  concurrency: number;
+  /** Pools the clients allocate from: 1 (all in one) or one per client. */
+  pools: number;
+  statuses: Record<string, number>;
+}
+
+export interface BulkRow {
+  store: "sqlite" | "postgres";
+  request: string;
+  /** Seconds per request, client side, from sending it until the answer's headers arrive (the server's work done), per repetition. */
+  seconds: number[];
+  medianSeconds: number;
+  /** The same until the whole answer was read. */
+  wholeAnswerSeconds: number[];
+  answerMiB: number;
+}
+
+/** A running deployment: `replicas` server processes sharing one database. */
+export interface Deployment {
+  store: "sqlite" | "postgres";
+  servers: ServerProcess[];
+  stop(): Promise<void>;
+}
+
+export async function deploy(store: "sqlite" | "postgres", replicas: number, dataDir: string, databaseUrl?: string): Promise<Deployment> {
+  const env: Record<string, string> = databaseUrl ? { ALLOT_DATABASE_URL: databaseUrl } : {};
+  // one at a time: the first one migrates the schema, the others find it done
+  const servers: ServerProcess[] = [];
+  for (let i = 0; i < replicas; i++) servers.push(await startServerProcess(dataDir, env));
+  return {
+    store,
+    servers,
+    async stop() {
+      await Promise.all(servers.map((s) => s.stop()));
+    },
+  };
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; bytes: number; text: () => string; headersUs: number }> {
+  const t0 = process.hrtime.bigint();
+  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const headersUs = usSince(t0);
+  const buf = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, bytes: buf.length, text: () => buf.toString(), headersUs };
+}
+
+export async function createPool(d: Deployment, name: string, cidr: string): Promise<void> {
+  const r = await post(new URL("/v1/pools", d.servers[0]!.url).toString(), { name, cidr, allocateReserved: false });
+  if (r.status !== 201) throw new Error(`creating pool ${name} answered ${r.status}: ${r.text()}`);
+}
+
+/**
+ * `concurrency` clients allocating the next free address, client i from pools[i % pools.length] through
+ * server i % servers: all in one pool, or each in its own.
+ */
+export async function loadPools(d: Deployment, pools: string[], concurrency: number, warmupMs: number, durationMs: number): Promise<LoadRow> {
+  const urls = Array.from({ length: Math.max(concurrency, d.servers.length) }, (_, i) =>
+    new URL(`/v1/pools/${pools[i % pools.length]}/allocations`, d.servers[i % d.servers.length]!.url).toString(),
+  );
+  const out = await runLoad({ urls, body: "{}", concurrency, warmupMs, durationMs }, 201);
+  return { store: d.store, replicas: d.servers.length, concurrency, pools: pools.length, statuses: out.statuses, ...summarize(out.samplesUs, out.wallMs) };
+}
+
+/** The HTTP stack alone: GET /healthz at the same concurrency, the floor under any API request. */
+export async function loadHealth(d: Deployment, concurrency: number, warmupMs: number, durationMs: number): Promise<LatencyStats> {
+  const out = await runLoad({ urls: [new URL("/healthz", d.servers[0]!.url).toString()], body: null, concurrency, warmupMs, durationMs }, 200);
+  return summarize(out.samplesUs, out.wallMs);
+}
+
+async function runLoad(input: LoadInput, expected: number): Promise<LoadOutput> {
+  const worker = new Worker(fileURLToPath(new URL("./http-load.mjs", import.meta.url)), { workerData: input });
+  const out = await new Promise<LoadOutput>((resolve, reject) => {
+    worker.once("message", resolve);
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`load worker exited with ${code} before reporting`)));
+  }).finally(() => worker.terminate());
+  const bad = Object.entries(out.statuses).filter(([s]) => s !== String(expected));
+  if (bad.length > 0) throw new Error(`HTTP load saw answers other than ${expected}: ${JSON.stringify(out.statuses)} ${out.errors.join("; ")}`);
+  return out;
+}
+
+/** One request for `body` (a block or a bulk of separate addresses), `times` times; the answer must be 201. */
+export async function bulkRequest(d: Deployment, path: string, body: unknown, request: string, times: number): Promise<BulkRow> {
+  const url = new URL(path, d.servers[0]!.url).toString();
+  const seconds: number[] = [];
+  const wholeAnswerSeconds: number[] = [];
+  let bytes = 0;
+  for (let i = 0; i < times; i++) {
+    const t0 = process.hrtime.bigint();
+    const r = await post(url, body);
+    wholeAnswerSeconds.push(round(usSince(t0) / 1e6, 3));
+    seconds.push(round(r.headersUs / 1e6, 3));
+    if (r.status !== 201) throw new Error(`${request} answered ${r.status}: ${r.text().slice(0, 500)}`);
+    bytes = r.bytes;
+  }
+  const sorted = [...seconds].sort((a, b) => a - b);
+  return { store: d.store, request, seconds, wholeAnswerSeconds, medianSeconds: sorted[Math.floor(sorted.length / 2)]!, answerMiB: round(bytes / 1024 / 1024, 1) };
+}
