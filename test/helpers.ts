@@ -3,12 +3,21 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import type { InjectOptions } from "fastify";
+import { type AppOptions, buildApp } from "../src/api/app.js";
 import { Engine, type EngineOptions } from "../src/engine/engine.js";
 import { PostgresStore } from "../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import type { Store } from "../src/store/store.js";
+import { SecretBox } from "../src/engine/secrets.js";
 
 export const ctx = { actor: "test" };
+
+/** The admin token every test server and app is started with (ALLOT_ADMIN_TOKEN), and its header. */
+export const TEST_ADMIN_TOKEN = "allot_test-admin-token-not-a-secret";
+export const AUTH = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } as const;
+/** The secret key every test engine and server uses (ALLOT_SECRET_KEY), so servers sharing a database agree. */
+export const TEST_SECRET_KEY = "a1".repeat(32);
 
 /** Which store the contract suites run on: scripts/test.mjs runs them once per store. */
 export const STORE = process.env.ALLOT_TEST_STORE === "postgres" ? "postgres" : "sqlite";
@@ -52,7 +61,7 @@ export async function tempEngine(options: EngineOptions & { synchronous?: "full"
   } else {
     store = new SqliteStore({ file: join(dir, "allot.db"), synchronous: options.synchronous ?? "normal" });
   }
-  const engine = await Engine.open(store, options);
+  const engine = await Engine.open(store, { secrets: new SecretBox(Buffer.from(TEST_SECRET_KEY, "hex")), ...options });
   return {
     engine,
     store,
@@ -69,4 +78,24 @@ export async function tempEngine(options: EngineOptions & { synchronous?: "full"
 export function manualClock(start = Date.parse("2026-01-01T00:00:00Z")) {
   let now = start;
   return { now: () => now, advance: (ms: number) => (now += ms) };
+}
+
+/**
+ * The HTTP app on a fresh engine, with the test admin token, and `inject` that sends it (pass
+ * `headers: { authorization: ... }` to send another token, or `{ authorization: undefined }` for none).
+ */
+export async function tempApp(options: Omit<AppOptions, "engine"> = {}) {
+  const env = await tempEngine();
+  await env.engine.ensureAdminToken(TEST_ADMIN_TOKEN);
+  const app = await buildApp({ engine: env.engine, ...options });
+  const inject = (opts: InjectOptions) => app.inject({ ...opts, headers: { ...AUTH, ...(opts.headers ?? {}) } });
+  return {
+    ...env,
+    app,
+    inject,
+    async cleanup() {
+      await app.close();
+      await env.cleanup();
+    },
+  };
 }

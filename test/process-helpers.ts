@@ -1,8 +1,11 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { TEST_ADMIN_TOKEN, TEST_SECRET_KEY } from "./helpers.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = ["--import", "tsx", "src/cli/main.ts"];
+/** Every test server starts with the test admin token and secret key; every CLI call sends that token. */
+const serverEnv = { ALLOT_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ALLOT_SECRET_KEY: TEST_SECRET_KEY };
 
 export interface ServerProcess {
   url: string;
@@ -15,7 +18,7 @@ export interface ServerProcess {
 export function startServerProcess(dataDir: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
   const proc = spawn(process.execPath, [...cli, "serve", "--port", "0", "--data-dir", dataDir], {
     cwd: root,
-    env: { ...process.env, ...extraEnv },
+    env: { ...process.env, ...serverEnv, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],
   });
   return new Promise((resolve, reject) => {
@@ -51,6 +54,6 @@ export function startServerProcess(dataDir: string, extraEnv: Record<string, str
 
 /** Runs the `allot` CLI once, as a user would, and returns its exit code and output. */
 export function allot(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env: { ...process.env, ...env }, encoding: "utf8" });
+  const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env: { ...process.env, ALLOT_TOKEN: TEST_ADMIN_TOKEN, ...env }, encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -6,7 +6,13 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { Engine } from "../engine/engine.js";
 import type { ChangeContext } from "../engine/types.js";
+import rateLimit from "@fastify/rate-limit";
+import { AllotError } from "../engine/errors.js";
+import { TokenCache, registerAuth } from "./auth.js";
+import { registerMetrics } from "./metrics.js";
 import { errorHandler, sendProblem } from "./problem.js";
+import type { ScopedEngine } from "./scoped-engine.js";
+import { adminRoutes } from "./routes/admin.js";
 import { allocationRoutes } from "./routes/allocations.js";
 import { lookupRoutes } from "./routes/lookup.js";
 import { poolRoutes } from "./routes/pools.js";
@@ -14,7 +20,8 @@ import { spaceRoutes } from "./routes/spaces.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    engine: Engine;
+    /** The engine as this request's token sees it (set by the auth hook on /v1 routes). */
+    engine: ScopedEngine;
     /** Actor and request id recorded with every change this request makes. */
     change: ChangeContext;
   }
@@ -25,8 +32,12 @@ export const VERSION = "0.1.0";
 export interface AppOptions {
   engine: Engine;
   logger?: FastifyServerOptions["logger"];
-  /** Largest accepted request body in bytes. */
+  /** Largest accepted request body in bytes (default 1 MiB). */
   bodyLimit?: number;
+  /** Requests per minute per token on /v1; 0 or absent for no limit. */
+  rateLimitPerMinute?: number;
+  /** How long a checked token is trusted before the database is asked again (default 10 s). */
+  tokenCacheMs?: number;
 }
 
 /** Builds the HTTP app; it does not listen, so tests can drive it with inject(). */
@@ -46,13 +57,26 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => sendProblem(reply, req, "not-found", `no route ${req.method} ${req.url}; see /openapi.json`));
 
   const engine = options.engine;
-  app.decorateRequest("engine", {
-    getter: () => engine,
-  });
-  app.decorateRequest("change", {
-    getter(this: { id: string }) {
-      return { actor: "api", requestId: this.id };
-    },
+  const tokens = new TokenCache(engine, options.tokenCacheMs ?? 10_000);
+  app.decorateRequest("engine", null as unknown as ScopedEngine);
+  app.decorateRequest("change", null as unknown as ChangeContext);
+  registerAuth(app, engine, tokens);
+  registerMetrics(app, engine);
+  if (options.rateLimitPerMinute) {
+    await app.register(rateLimit, {
+      global: true,
+      hook: "preHandler", // after authentication: the limit is per token
+      max: options.rateLimitPerMinute,
+      timeWindow: 60_000,
+      keyGenerator: (req) => req.change?.actor ?? req.ip,
+      allowList: (req) => !req.routeOptions.url?.startsWith("/v1/"),
+      errorResponseBuilder: (_req, ctx) =>
+        new AllotError("rate-limited", `this token may make ${ctx.max} requests a minute (ALLOT_RATE_LIMIT); retry in ${Math.ceil(ctx.ttl / 1000)} s`),
+    });
+  }
+  // a token revoked here stops working here at once
+  app.addHook("onResponse", async (req, reply) => {
+    if (req.routeOptions.url === "/v1/tokens/:token" && req.method === "DELETE" && reply.statusCode === 200) tokens.clear();
   });
   app.addHook("onSend", async (req, reply) => {
     reply.header("x-request-id", req.id);
@@ -76,7 +100,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: "allocations", description: "Addresses and blocks held by owners" },
         { name: "lookup", description: "Who holds an address" },
         { name: "history", description: "Every change, with actor and request id" },
-        { name: "health", description: "Liveness" },
+        { name: "webhooks", description: "Change events POSTed to your URL, signed with HMAC-SHA256" },
+        { name: "tokens", description: "API tokens: scopes read < write < admin, optionally limited to spaces" },
+        { name: "health", description: "Liveness and readiness (no token needed)" },
       ],
     },
     transform: jsonSchemaTransform,
@@ -89,6 +115,24 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     { schema: { tags: ["health"], summary: "Liveness: the server is up", response: { 200: z.object({ status: z.literal("ok"), version: z.string() }) } } },
     async () => ({ status: "ok" as const, version: VERSION }),
   );
+  app.get(
+    "/readyz",
+    {
+      schema: {
+        tags: ["health"],
+        summary: "Readiness: the database answers",
+        response: { 200: z.object({ status: z.literal("ready"), store: z.string() }), 503: z.object({ status: z.literal("unavailable"), reason: z.string() }) },
+      },
+    },
+    async (_req, reply) => {
+      try {
+        await engine.listSpaces();
+        return { status: "ready" as const, store: engine.store.kind };
+      } catch (err) {
+        return reply.status(503).send({ status: "unavailable" as const, reason: (err as Error).message });
+      }
+    },
+  );
 
   await app.register(
     async (v1) => {
@@ -96,6 +140,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(poolRoutes);
       await v1.register(allocationRoutes);
       await v1.register(lookupRoutes);
+      await v1.register(adminRoutes);
     },
     { prefix: "/v1" },
   );

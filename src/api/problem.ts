@@ -16,6 +16,7 @@ export function sendProblem(
   const { title } = ERRORS[code];
   const status = statusOverride ?? ERRORS[code].status;
   const body = { type: problemType(code), title, status, detail, code, instance: req.url, requestId: req.id, ...extra };
+  reply.problemCode = code; // for the failure metrics
   return reply.status(status).header("content-type", "application/problem+json; charset=utf-8").send(JSON.stringify(body));
 }
 
@@ -49,7 +50,7 @@ export function errorHandler(err: FastifyError | AllotError | Error, req: Fastif
     return sendProblem(reply, req, "invalid-request", "the request body is not valid JSON; check its quotes, commas and brackets");
   }
   if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
-    return sendProblem(reply, req, "invalid-request", `the request body is larger than the limit of ${req.routeOptions.bodyLimit ?? "?"} bytes`, {}, 413);
+    return sendProblem(reply, req, "payload-too-large", `the request body is larger than the limit of ${req.routeOptions.bodyLimit ?? "?"} bytes (ALLOT_BODY_LIMIT)`);
   }
   if (typeof fe.statusCode === "number" && fe.statusCode >= 400 && fe.statusCode < 500) {
     return sendProblem(reply, req, fe.statusCode === 404 ? "not-found" : "invalid-request", fe.message, {}, fe.statusCode);

@@ -32,6 +32,10 @@ const Exclusion = z.union([
   z.strictObject({ start: addressText, end: addressText.optional() }),
 ]);
 
+const thresholds = z.array(z.number().gt(0).max(100)).max(10).describe("Utilisation percentages whose crossing is recorded in history and exported as a metric, e.g. [80, 95]");
+const secretName = z.string().min(1).max(128);
+const secretValue = z.string().min(1).max(8192);
+
 export const PoolInput = z.strictObject({
   name,
   space: name.optional().describe("Space the pool belongs to (default: default)"),
@@ -45,6 +49,8 @@ export const PoolInput = z.strictObject({
   allocateReserved: z.boolean().optional().describe("Whether network, broadcast and gateway addresses may be allocated (default false)"),
   description: z.string().max(4096).optional(),
   attributes: attributes.optional(),
+  secrets: z.record(secretName, secretValue).optional().describe("Attributes stored encrypted; read APIs show only a hint"),
+  thresholds: thresholds.optional(),
 });
 
 export const ChildPoolInput = z.strictObject({
@@ -58,6 +64,8 @@ export const ChildPoolInput = z.strictObject({
   allocateReserved: z.boolean().optional(),
   description: z.string().max(4096).optional(),
   attributes: attributes.optional(),
+  secrets: z.record(secretName, secretValue).optional(),
+  thresholds: thresholds.optional(),
 });
 
 export const PoolPatch = z.strictObject({
@@ -65,6 +73,8 @@ export const PoolPatch = z.strictObject({
   description: z.string().max(4096).optional(),
   attributes: attributes.optional(),
   strategy: z.enum(STRATEGIES as [string, ...string[]]).optional(),
+  secrets: z.record(secretName, secretValue.nullable()).optional().describe("Sets each named secret; null removes it"),
+  thresholds: thresholds.optional(),
 });
 
 export const Usage = z.object({
@@ -99,6 +109,8 @@ export const Pool = z.object({
   exclusions: z.array(z.object({ start: z.string(), end: z.string() })),
   description: z.string(),
   attributes,
+  secrets: z.record(z.string(), z.string()).describe("Secret names with a hint of each value (its last four characters)"),
+  thresholds: z.array(z.number()),
   usage: Usage,
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -164,8 +176,76 @@ export const HistoryEntry = z.object({
   action: z.string(),
   entity: z.string(),
   entityId: z.string(),
+  spaceId: z.string().nullable(),
+  poolId: z.string().nullable(),
   before: z.unknown(),
   after: z.unknown(),
+});
+
+const isoTime = z.string().min(1).max(64).describe("ISO 8601 time, e.g. 2026-11-01T12:00:00Z");
+
+export const HistoryQuery = z.strictObject({
+  space: z.string().max(128).optional().describe("Only this space (with address: the space to search, default 'default')"),
+  pool: z.string().max(200).optional().describe("Only this pool (by id, or by name within space)"),
+  address: z.string().min(1).max(100).optional().describe("Only allocation changes whose run held this address"),
+  owner: z.string().min(1).max(512).optional(),
+  actor: z.string().min(1).max(256).optional().describe("e.g. token:ci, system:expiry"),
+  entity: z.enum(["space", "pool", "allocation", "token", "webhook"]).optional(),
+  from: isoTime.optional(),
+  to: isoTime.optional(),
+  before: z.coerce.number().int().min(1).optional().describe("Only entries numbered below this seq (the next page)"),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+export const Holding = z.object({
+  address: z.string(),
+  space: z.string(),
+  at: z.string(),
+  holder: z
+    .object({ allocation: z.unknown(), allocatedAt: z.string(), releasedAt: z.string().nullable() })
+    .nullable()
+    .describe("The allocation live at that moment (as it was made), or null when nobody held the address"),
+});
+
+export const Token = z.object({
+  id: z.string(),
+  name: z.string(),
+  scope: z.enum(["read", "write", "admin"]),
+  spaces: z.array(z.string()).nullable(),
+  hint: z.string(),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+});
+
+export const NewToken = Token.extend({ token: z.string().describe("The secret: shown this once, stored only as a hash") });
+
+export const Webhook = z.object({
+  id: z.string(),
+  name: z.string(),
+  url: z.string(),
+  spaces: z.array(z.string()).nullable(),
+  secretHint: z.string(),
+  delivered: z.number(),
+  failures: z.number(),
+  lastError: z.string().nullable(),
+  createdAt: z.string(),
+});
+
+export const NewWebhook = Webhook.extend({ secret: z.string().describe("The signing secret: shown this once") });
+
+export const WebhookInput = z.strictObject({
+  name,
+  url: z.string().min(1).max(2048).describe("http:// or https:// URL that receives POSTed change events"),
+  secret: z.string().min(16).max(512).optional().describe("HMAC-SHA256 signing secret (default: a random one, returned once)"),
+  spaces: z.array(name).min(1).max(256).optional().describe("Only changes in these spaces (default: every change)"),
+});
+
+export const TokenInput = z.strictObject({
+  name,
+  scope: z.enum(["read", "write", "admin"]),
+  spaces: z.array(name).min(1).max(256).optional().describe("Limit the token to these spaces (default: every space)"),
+  expiresAt: isoTime.optional(),
 });
 
 export const Problem = z

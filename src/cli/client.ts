@@ -12,7 +12,11 @@ export class ApiError extends Error {
 export const DEFAULT_URL = "http://127.0.0.1:7878";
 
 export class Client {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    /** The API token, sent as a bearer token. */
+    private readonly token?: string,
+  ) {}
 
   async request<T>(method: string, path: string, body?: unknown, query: Record<string, string | number | boolean | undefined> = {}): Promise<T> {
     const url = new URL(path, this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`);
@@ -21,7 +25,10 @@ export class Client {
     try {
       res = await fetch(url, {
         method,
-        headers: body === undefined ? {} : { "content-type": "application/json" },
+        headers: {
+          ...(body === undefined ? {} : { "content-type": "application/json" }),
+          ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+        },
         body: body === undefined ? null : JSON.stringify(body),
       });
     } catch (err) {
@@ -36,7 +43,8 @@ export class Client {
     const data: unknown = text ? safeJson(text) : undefined;
     if (!res.ok) {
       const p = (data ?? {}) as { detail?: string; code?: string };
-      throw new ApiError(p.detail ?? `${res.status} ${res.statusText}`, res.status, p.code ?? String(res.status));
+      const hint = res.status === 401 && !this.token ? "; pass --token or set ALLOT_TOKEN" : "";
+      throw new ApiError(`${p.detail ?? `${res.status} ${res.statusText}`}${hint}`, res.status, p.code ?? String(res.status));
     }
     return data as T;
   }

@@ -4,13 +4,15 @@ import type { Format } from "./output.js";
 
 export interface GlobalOptions {
   url: string;
+  token?: string;
   output: Format;
 }
 
 /** The client and output format for a command, from the global --url and -o options. */
 export function context(cmd: Command): { client: Client; format: Format; opts: Record<string, unknown> } {
   const all = cmd.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
-  return { client: new Client(all.url ?? process.env.ALLOT_URL ?? DEFAULT_URL), format: all.output ?? "table", opts: cmd.opts() };
+  const token = all.token ?? process.env.ALLOT_TOKEN;
+  return { client: new Client(all.url ?? process.env.ALLOT_URL ?? DEFAULT_URL, token || undefined), format: all.output ?? "table", opts: cmd.opts() };
 }
 
 export function parseFormat(v: string): Format {

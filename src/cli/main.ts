@@ -8,17 +8,19 @@ import { checkCommand } from "./commands/check.js";
 import { serveCommand } from "./commands/serve.js";
 import { exportCommand, importCommand } from "./commands/transfer.js";
 import { spaceCommand } from "./commands/spaces.js";
+import { tokenCommand, webhookCommand } from "./commands/admin.js";
 import { UsageError, parseFormat } from "./context.js";
 
 const program = new Command("allot")
   .description("Allot IP address management: serve the API, or manage spaces, pools and allocations")
   .version(VERSION)
   .addOption(new Option("--url <url>", "Allot server URL").env("ALLOT_URL").default(DEFAULT_URL))
+  .addOption(new Option("--token <token>", "API token (printed by the server at first start, or from 'allot token create')").env("ALLOT_TOKEN"))
   .addOption(new Option("-o, --output <format>", "table, json or yaml").argParser(parseFormat).default("table"))
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, checkCommand, exportCommand, importCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, checkCommand, exportCommand, importCommand]) {
   program.addCommand(make());
 }
 

@@ -10,6 +10,7 @@ import { fmtSpan, address } from "./pool-plan.js";
 import { type PoolState, key, rangeOf, saveCounters } from "./pool-repo.js";
 import type { Allocation, AllocateRequest, AllocationPatch, ChangeContext } from "./types.js";
 import { normalizeMac } from "./mac.js";
+import type { SecretBox } from "./secrets.js";
 import { sizeClass, within } from "./intervals.js";
 
 /** Everything an operation inside a transaction needs. */
@@ -20,6 +21,8 @@ export interface TxEnv {
   now: number;
   randomBelow: (n: bigint) => bigint;
   newId: () => string;
+  /** Seals secret attributes; null when the engine has no key (secrets are then refused). */
+  secrets: SecretBox | null;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -118,7 +121,7 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
   };
   await insertAllocation(env.sql, row);
   pool.allocated += n;
-  await saveCounters(env.sql, pool, iso(env.now));
+  await saveCounters(env, pool, iso(env.now));
   const allocation = toAllocation(pool, row);
   await record(env.sql, env.ctx, iso(env.now), {
     action: "allocate",
@@ -127,6 +130,7 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
     spaceId: pool.spaceId,
     poolId: pool.id,
     after: allocation,
+    held: row,
   });
   return { allocation, created: true };
 }
@@ -205,7 +209,7 @@ export async function releaseRow(env: TxEnv, pool: PoolState, row: AllocationRow
     await give(env.sql, pool.id, { first, last }, rangeOf(pool, first)!);
     pool.allocated -= BigInt(row.size);
   }
-  await saveCounters(env.sql, pool, iso(env.now));
+  await saveCounters(env, pool, iso(env.now));
   await record(env.sql, env.ctx, iso(env.now), {
     action,
     entity: "allocation",
@@ -213,6 +217,7 @@ export async function releaseRow(env: TxEnv, pool: PoolState, row: AllocationRow
     spaceId: pool.spaceId,
     poolId: pool.id,
     before,
+    ...(row.child_pool_id ? {} : { held: row }),
   });
   return before;
 }
@@ -247,6 +252,6 @@ export async function updateAllocation(env: TxEnv, pool: PoolState, row: Allocat
     next.mac, next.hostname, next.labels, next.expires_at, next.updated_at, row.id,
   ]);
   const after = toAllocation(pool, next);
-  await record(env.sql, env.ctx, iso(env.now), { action: "update", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, before, after });
+  await record(env.sql, env.ctx, iso(env.now), { action: "update", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, before, after, held: next });
   return after;
 }

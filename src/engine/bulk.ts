@@ -62,7 +62,7 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
     };
     const allocation = toAllocation(pool, row);
     rows.push(row);
-    records.push({ action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: allocation });
+    records.push({ action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: allocation, held: row });
     out.push(allocation);
     if (rows.length === BATCH) await flush();
   };
@@ -84,6 +84,6 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
   }
   await flush();
   pool.allocated += BigInt(count);
-  await saveCounters(env.sql, pool, at);
+  await saveCounters(env, pool, at);
   return out;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { v7 as timeOrderedId } from "uuid";
+import { toKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
@@ -7,8 +8,11 @@ import { type BulkRequest, allocateMany } from "./bulk.js";
 import { allRuns } from "./free-space.js";
 import { type Problem, checkPools } from "./check.js";
 import { AllotError } from "./errors.js";
-import { type HistoryEntry, listHistory } from "./history.js";
+import { type HistoryEntity, type HistoryEntry, type HistoryFilter, type Holding, holderAt, listHistory } from "./history.js";
+import { type NewToken, type Token, type TokenInput, countTokens, createToken, findToken, listTokens, revokeToken, tokenBySecret } from "./tokens.js";
 import { type LookupResult, lookupIn } from "./lookup.js";
+import type { SecretBox } from "./secrets.js";
+import { type DueDelivery, type NewWebhook, type Webhook, type WebhookInput, createWebhook, deleteWebhook, leaseDue, listWebhooks, settleDelivery } from "./webhooks.js";
 import { address } from "./pool-plan.js";
 import { type PoolState, listPoolStates, loadPool, loadPoolById, toPool, usageOf } from "./pool-repo.js";
 import { carveChild, createPool, deletePool, updatePool } from "./pools.js";
@@ -20,6 +24,8 @@ export interface EngineOptions {
   clock?: () => number;
   /** Uniform random bigint in [0, n) (default: from crypto). */
   randomBelow?: (n: bigint) => bigint;
+  /** Seals secret attributes; without it, secrets are refused (secrets-unavailable). */
+  secrets?: SecretBox;
 }
 
 export const SYSTEM: ChangeContext = { actor: "system" };
@@ -32,6 +38,48 @@ function cryptoRandomBelow(n: bigint): bigint {
   return BigInt(`0x${randomBytes(24).toString("hex")}`) % n;
 }
 
+export interface HistoryQuery {
+  space?: string;
+  pool?: PoolRef;
+  address?: string;
+  owner?: string;
+  actor?: string;
+  entity?: HistoryEntity;
+  from?: string;
+  to?: string;
+  /** Entries numbered below this seq (paging). */
+  before?: number;
+  limit?: number;
+  visibleSpaces?: string[];
+}
+
+/** An ISO 8601 time in the fixed form history stores, so comparing the text compares the times. */
+function isoTime(text: string, field: string): string {
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms)) throw new AllotError("invalid-request", `${field} ${JSON.stringify(text)} is not an ISO 8601 time such as 2026-11-01T12:00:00Z`);
+  return new Date(ms).toISOString();
+}
+
+async function spaceIds(sql: Sql, names: string[]): Promise<string[]> {
+  const all = await listSpaces(sql);
+  return all.filter((s) => names.includes(s.name)).map((s) => s.id);
+}
+
+/**
+ * Secrets sealed under one key cannot be opened with another, so the first key a database sees is
+ * remembered (as a fingerprint) and a server started with a different one refuses to start.
+ */
+async function checkSecretKey(sql: Sql, box: SecretBox, where: string): Promise<void> {
+  const stored = await sql.get<{ value: string }>("SELECT value FROM settings WHERE key = 'secret_key_fingerprint'");
+  if (!stored) {
+    await sql.run("INSERT INTO settings (key, value) VALUES ('secret_key_fingerprint', ?)", [box.fingerprint()]);
+  } else if (stored.value !== box.fingerprint()) {
+    throw new Error(
+      `the secret key (ALLOT_SECRET_KEY, or secret.key in the data directory) differs from the one the secrets in ${where} were sealed with; start every server with the same key`,
+    );
+  }
+}
+
 /** How a release names its target. */
 export type ReleaseTarget = { id: string } | { pool: PoolRef; address: string } | { pool: PoolRef; owner: string };
 
@@ -42,6 +90,7 @@ export type ReleaseTarget = { id: string } | { pool: PoolRef; address: string } 
 export class Engine {
   private readonly clock: () => number;
   private readonly randomBelow: (n: bigint) => bigint;
+  private readonly secrets: SecretBox | null;
 
   private constructor(
     readonly store: Store,
@@ -49,12 +98,16 @@ export class Engine {
   ) {
     this.clock = options.clock ?? Date.now;
     this.randomBelow = options.randomBelow ?? cryptoRandomBelow;
+    this.secrets = options.secrets ?? null;
   }
 
   /** Opens an engine on a store, creating the `default` space if it is missing. */
   static async open(store: Store, options: EngineOptions = {}): Promise<Engine> {
     const engine = new Engine(store, options);
-    await engine.write(SYSTEM, (env) => createSpace(env, { name: DEFAULT_SPACE, description: "The default address space" }, true));
+    await engine.write(SYSTEM, async (env) => {
+      await createSpace(env, { name: DEFAULT_SPACE, description: "The default address space" }, true);
+      if (engine.secrets) await checkSecretKey(env.sql, engine.secrets, store.location);
+    });
     return engine;
   }
 
@@ -77,7 +130,7 @@ export class Engine {
 
   /** Ids are time-ordered (UUIDv7) so new rows append to the id indexes instead of landing at random pages. */
   private env(sql: Sql, ctx: ChangeContext): TxEnv {
-    return { sql, ctx, now: this.clock(), randomBelow: this.randomBelow, newId: timeOrderedId };
+    return { sql, ctx, now: this.clock(), randomBelow: this.randomBelow, newId: timeOrderedId, secrets: this.secrets };
   }
 
   private read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
@@ -256,10 +309,120 @@ export class Engine {
     });
   }
 
-  history(filter: { pool?: PoolRef; limit?: number }): Promise<HistoryEntry[]> {
+  /**
+   * History, newest first, filtered by any of space, pool, address (in a space), owner, actor, entity
+   * and time range. `visibleSpaces` limits it to those spaces' entries (a space-limited token's view).
+   */
+  history(query: HistoryQuery): Promise<HistoryEntry[]> {
     return this.read(async (sql) => {
-      const poolId = filter.pool ? (await loadPool(sql, filter.pool)).id : undefined;
-      return listHistory(sql, { ...(poolId ? { poolId } : {}), limit: filter.limit ?? 100 });
+      const f: HistoryFilter = { limit: query.limit ?? 100 };
+      if (query.visibleSpaces) f.visibleSpaceIds = await spaceIds(sql, query.visibleSpaces);
+      if (query.space !== undefined || query.address !== undefined) f.spaceId = (await findSpace(sql, query.space ?? DEFAULT_SPACE)).id;
+      if (query.pool) f.poolId = (await loadPool(sql, query.pool)).id;
+      if (query.address !== undefined) {
+        const a = address(query.address, "address");
+        f.address = { family: a.family, key: toKey(a.value) };
+      }
+      if (query.from !== undefined) f.from = isoTime(query.from, "from");
+      if (query.to !== undefined) f.to = isoTime(query.to, "to");
+      if (query.owner !== undefined) f.owner = query.owner;
+      if (query.actor !== undefined) f.actor = query.actor;
+      if (query.entity !== undefined) f.entity = query.entity;
+      if (query.before !== undefined) f.beforeSeq = query.before;
+      return listHistory(sql, f);
+    });
+  }
+
+  /** Deletes history entries older than `before` (ISO 8601), a batch per transaction; returns how many. */
+  async pruneHistory(before: string): Promise<number> {
+    const cutoff = isoTime(before, "before");
+    let removed = 0;
+    for (;;) {
+      const n = await this.write(SYSTEM, async (env) =>
+        (await env.sql.run("DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE at < ? ORDER BY seq LIMIT 10000)", [cutoff])).changes,
+      );
+      removed += n;
+      if (n < 10000) return removed;
+    }
+  }
+
+  /** Who held an address in a space at a moment: the allocation live then, or null. */
+  holderAt(addressText: string, at: string, space = DEFAULT_SPACE): Promise<Holding | null> {
+    return this.read(async (sql) => {
+      const a = address(addressText, "address");
+      const s = await findSpace(sql, space);
+      return holderAt(sql, s.id, a.family, toKey(a.value), isoTime(at, "at"));
+    });
+  }
+
+  /** A pool's secret in clear, for the server's own use (a provider driver); never for an API answer. */
+  poolSecret(ref: PoolRef, name: string): Promise<string | null> {
+    return this.read(async (sql) => {
+      const pool = await loadPool(sql, ref);
+      const sealed = pool.secrets[name];
+      if (!sealed) return null;
+      if (!this.secrets) throw new AllotError("secrets-unavailable", "this server has no key to decrypt secrets with; set ALLOT_SECRET_KEY");
+      return this.secrets.open(sealed);
+    });
+  }
+
+  // ---- webhooks
+
+  createWebhook(input: WebhookInput, ctx: ChangeContext): Promise<NewWebhook> {
+    return this.write(ctx, (env) => createWebhook(env, input));
+  }
+
+  listWebhooks(): Promise<Webhook[]> {
+    return this.read(listWebhooks);
+  }
+
+  deleteWebhook(idOrName: string, ctx: ChangeContext): Promise<Webhook> {
+    return this.write(ctx, (env) => deleteWebhook(env, idOrName));
+  }
+
+  /** Leases one webhook with events waiting (for the delivery loop), with its signing secret in clear. */
+  async leaseWebhookDelivery(batch = 100): Promise<(DueDelivery & { secretText: string }) | null> {
+    const d = await this.write(SYSTEM, (env) => leaseDue(env, batch));
+    if (!d) return null;
+    if (!this.secrets) throw new AllotError("secrets-unavailable", "this server has no key to open webhook secrets with; set ALLOT_SECRET_KEY");
+    return { ...d, secretText: this.secrets.open(d.secret) };
+  }
+
+  settleWebhookDelivery(d: DueDelivery, outcome: { ok: true } | { ok: false; error: string }): Promise<void> {
+    return this.write(SYSTEM, (env) => settleDelivery(env.sql, d, this.clock(), outcome));
+  }
+
+  // ---- tokens
+
+  createToken(input: TokenInput, ctx: ChangeContext): Promise<NewToken> {
+    return this.write(ctx, (env) => createToken(env, input));
+  }
+
+  listTokens(): Promise<Token[]> {
+    return this.read(listTokens);
+  }
+
+  getToken(idOrName: string): Promise<Token> {
+    return this.read((sql) => findToken(sql, idOrName));
+  }
+
+  revokeToken(idOrName: string, ctx: ChangeContext): Promise<Token> {
+    return this.write(ctx, (env) => revokeToken(env, idOrName));
+  }
+
+  /** The live token with this secret, or null. */
+  authenticate(secret: string): Promise<Token | null> {
+    return this.read((sql) => tokenBySecret(sql, secret, this.clock()));
+  }
+
+  /**
+   * On a database with no tokens at all, creates the admin token (from `secret`, or random) and returns
+   * it; otherwise null. Several servers starting at once on one database make exactly one.
+   */
+  ensureAdminToken(secret?: string): Promise<NewToken | null> {
+    return this.write(SYSTEM, async (env) => {
+      if ((await countTokens(env.sql)) > 0) return null;
+      return createToken(env, { name: "admin", scope: "admin", ...(secret ? { token: secret } : {}) });
     });
   }
 

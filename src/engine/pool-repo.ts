@@ -2,7 +2,9 @@ import { type Family, formatAddress, fromKey, toKey } from "../addr/index.js";
 import type { Sql } from "../store/store.js";
 import { AllotError } from "./errors.js";
 import type { Interval } from "./intervals.js";
-import type { Pool, PoolRange, PoolRef, Strategy, Usage } from "./types.js";
+import { type HistoryRecord, recordMany } from "./history.js";
+import type { SealedSecret } from "./secrets.js";
+import type { ChangeContext, Pool, PoolRange, PoolRef, Strategy, Usage } from "./types.js";
 
 /** A pool as the engine works with it: the stored row with its ranges as intervals. */
 export interface PoolState {
@@ -27,6 +29,11 @@ export interface PoolState {
   updatedAt: string;
   ranges: RangeState[];
   exclusions: Interval[];
+  /** Utilisation percentages whose crossing is recorded in history. */
+  thresholds: number[];
+  secrets: Record<string, SealedSecret>;
+  /** allocated + carved as last read or saved: what a threshold crossing is measured from. */
+  usedAtLoad: bigint;
 }
 
 export interface RangeState extends Interval {
@@ -56,6 +63,8 @@ interface PoolRow {
   carved: string;
   created_at: string;
   updated_at: string;
+  thresholds: string;
+  secrets: string;
 }
 
 const POOL_SELECT = `SELECT p.*, s.name AS space_name, pp.name AS parent_name
@@ -108,6 +117,9 @@ async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
     total: BigInt(row.total),
     allocated: BigInt(row.allocated),
     carved: BigInt(row.carved),
+    thresholds: JSON.parse(row.thresholds) as number[],
+    secrets: JSON.parse(row.secrets) as Record<string, SealedSecret>,
+    usedAtLoad: BigInt(row.allocated) + BigInt(row.carved),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     ranges: ranges.map((r) => ({
@@ -219,20 +231,49 @@ export function toPool(p: PoolState): Pool {
     exclusions: p.exclusions.map((e) => ({ start: f(e.first), end: f(e.last) })),
     description: p.description,
     attributes: p.attributes,
+    secrets: Object.fromEntries(Object.entries(p.secrets).map(([k, v]) => [k, v.hint])),
+    thresholds: p.thresholds,
     usage: usageOf(p),
     createdAt: p.createdAt,
     updatedAt: p.updatedAt,
   };
 }
 
-export async function saveCounters(sql: Sql, p: PoolState, at: string): Promise<void> {
-  await sql.run("UPDATE pools SET allocated = ?, carved = ?, updated_at = ? WHERE id = ?", [
+/**
+ * Writes a pool's counters, and records in the same transaction every utilisation threshold the
+ * change crossed, upwards ("threshold-crossed") or back down ("threshold-cleared").
+ */
+export async function saveCounters(env: { sql: Sql; ctx: ChangeContext }, p: PoolState, at: string): Promise<void> {
+  await env.sql.run("UPDATE pools SET allocated = ?, carved = ?, updated_at = ? WHERE id = ?", [
     p.allocated.toString(),
     p.carved.toString(),
     at,
     p.id,
   ]);
   p.updatedAt = at;
+  const used = p.allocated + p.carved;
+  const records: HistoryRecord[] = [];
+  for (const t of p.thresholds) {
+    const was = reached(p.usedAtLoad, p.total, t);
+    const is = reached(used, p.total, t);
+    if (was === is) continue;
+    records.push({
+      action: is ? "threshold-crossed" : "threshold-cleared",
+      entity: "pool",
+      entityId: p.id,
+      spaceId: p.spaceId,
+      poolId: p.id,
+      after: { pool: p.name, space: p.space, threshold: t, used: used.toString(), total: p.total.toString(), utilization: usageOf(p).utilization },
+    });
+  }
+  if (records.length) await recordMany(env.sql, env.ctx, at, records);
+  p.usedAtLoad = used;
+}
+
+/** Whether `used` of `total` is at or above `percent` (which may have decimals), in exact arithmetic. */
+export function reached(used: bigint, total: bigint, percent: number): boolean {
+  if (total === 0n) return false;
+  return used * 1_000_000n >= total * BigInt(Math.round(percent * 10_000));
 }
 
 export const key = toKey;

@@ -4,6 +4,7 @@ import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
 import { AllotError } from "./errors.js";
 import { findCarve, isCarvable, takeCarve } from "./carve.js";
 import { insertRun } from "./free-space.js";
+import type { SealedSecret } from "./secrets.js";
 import { record } from "./history.js";
 import { type PoolPlan, dnsList, fmt, planPool, prefix } from "./pool-plan.js";
 import { type PoolState, key, listPoolStates, loadPoolById, saveCounters, toPool } from "./pool-repo.js";
@@ -21,6 +22,30 @@ export function checkName(kind: string, name: unknown): string {
     );
   }
   return name;
+}
+
+/** Utilisation thresholds: up to 10 percentages above 0 and at most 100, kept sorted. */
+function checkThresholds(list: unknown): number[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list) || list.length > 10 || list.some((t) => typeof t !== "number" || !Number.isFinite(t) || t <= 0 || t > 100)) {
+    throw new AllotError("invalid-request", "thresholds must be a list of up to 10 percentages above 0 and at most 100, such as [80, 95]");
+  }
+  return [...new Set(list as number[])].sort((a, b) => a - b);
+}
+
+/** Seals new secret values over `current`; a null value removes that secret. */
+function sealSecrets(env: TxEnv, current: Record<string, SealedSecret>, changes: Record<string, string | null>): Record<string, SealedSecret> {
+  const out = { ...current };
+  for (const [name, value] of Object.entries(changes)) {
+    checkName("secret", name);
+    if (value === null) {
+      delete out[name];
+      continue;
+    }
+    if (!env.secrets) throw new AllotError("secrets-unavailable", "this server has no key to encrypt secrets with; set ALLOT_SECRET_KEY or let the server create secret.key in its data directory");
+    out[name] = env.secrets.seal(value);
+  }
+  return out;
 }
 
 function checkStrategy(s: unknown): Strategy {
@@ -48,13 +73,15 @@ async function insertPool(
   const id = env.newId();
   const at = iso(env.now);
   const dns = dnsList(input.dns, "dns") ?? [];
+  const thresholds = checkThresholds(input.thresholds);
+  const secrets = sealSecrets(env, {}, input.secrets ?? {});
   await env.sql.run(
     `INSERT INTO pools (id, space_id, name, family, parent_id, strategy, allocate_reserved, prefix_length, gateway, dns,
-       description, attributes, total, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       description, attributes, total, created_at, updated_at, thresholds, secrets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       id, space.id, input.name, plan.family, parentId, checkStrategy(input.strategy), input.allocateReserved ? 1 : 0,
       input.prefixLength ?? null, input.gateway === undefined ? null : canonicalAddress(input.gateway), JSON.stringify(dns), input.description ?? "",
-      JSON.stringify(input.attributes ?? {}), plan.total.toString(), at, at,
+      JSON.stringify(input.attributes ?? {}), plan.total.toString(), at, at, JSON.stringify(thresholds), JSON.stringify(secrets),
     ],
   );
   for (const r of plan.ranges) {
@@ -158,7 +185,7 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
   };
   await insertAllocation(env.sql, row);
   parent.carved += taken;
-  await saveCounters(env.sql, parent, iso(env.now));
+  await saveCounters(env, parent, iso(env.now));
   return toPool(await loadPoolById(env.sql, child.id));
 }
 
@@ -177,7 +204,7 @@ export async function deletePool(env: TxEnv, pool: PoolState, force: boolean): P
   const rows = await env.sql.all<AllocationRow>("SELECT * FROM allocations WHERE pool_id = ?", [pool.id]);
   for (const r of rows) {
     if (r.child_pool_id) continue; // the child's own deletion above recorded it
-    await record(env.sql, env.ctx, iso(env.now), { action: "release", entity: "allocation", entityId: r.id, spaceId: pool.spaceId, poolId: pool.id, before: toAllocation(pool, r) });
+    await record(env.sql, env.ctx, iso(env.now), { action: "release", entity: "allocation", entityId: r.id, spaceId: pool.spaceId, poolId: pool.id, before: toAllocation(pool, r), held: r });
   }
   await env.sql.run("DELETE FROM allocations WHERE pool_id = ?", [pool.id]);
   if (pool.parentId) {
@@ -204,10 +231,13 @@ export async function updatePool(env: TxEnv, pool: PoolState, patch: PoolPatch):
     description: patch.description ?? pool.description,
     attributes: patch.attributes ?? pool.attributes,
     strategy: patch.strategy === undefined ? pool.strategy : checkStrategy(patch.strategy),
+    thresholds: patch.thresholds === undefined ? pool.thresholds : checkThresholds(patch.thresholds),
+    secrets: patch.secrets === undefined ? pool.secrets : sealSecrets(env, pool.secrets, patch.secrets),
   };
-  await env.sql.run("UPDATE pools SET name = ?, description = ?, attributes = ?, strategy = ?, updated_at = ? WHERE id = ?", [
-    next.name, next.description, JSON.stringify(next.attributes), next.strategy, iso(env.now), pool.id,
-  ]);
+  await env.sql.run(
+    "UPDATE pools SET name = ?, description = ?, attributes = ?, strategy = ?, thresholds = ?, secrets = ?, updated_at = ? WHERE id = ?",
+    [next.name, next.description, JSON.stringify(next.attributes), next.strategy, JSON.stringify(next.thresholds), JSON.stringify(next.secrets), iso(env.now), pool.id],
+  );
   const after = toPool(await loadPoolById(env.sql, pool.id));
   await record(env.sql, env.ctx, iso(env.now), { action: "update", entity: "pool", entityId: pool.id, spaceId: pool.spaceId, poolId: pool.id, before, after });
   return after;

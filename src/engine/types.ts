@@ -58,6 +58,10 @@ export interface Pool {
   exclusions: AddressSpan[];
   description: string;
   attributes: Record<string, unknown>;
+  /** Secret attributes: name to a hint (the last four characters); the values are never returned. */
+  secrets: Record<string, string>;
+  /** Utilisation percentages whose crossing is recorded in history and exported as a metric. */
+  thresholds: number[];
   usage: Usage;
   createdAt: string;
   updatedAt: string;
@@ -109,6 +113,9 @@ export interface PoolInput {
   allocateReserved?: boolean;
   description?: string;
   attributes?: Record<string, unknown>;
+  /** Attributes stored encrypted and never returned (a provider API token, say). */
+  secrets?: Record<string, string>;
+  thresholds?: number[];
 }
 
 export interface ChildPoolInput extends Omit<PoolInput, "ranges" | "cidr" | "space"> {
@@ -123,6 +130,9 @@ export interface PoolPatch {
   description?: string;
   attributes?: Record<string, unknown>;
   strategy?: Strategy;
+  /** Sets each named secret; null removes it. Secrets not named are kept. */
+  secrets?: Record<string, string | null>;
+  thresholds?: number[];
 }
 
 export interface AllocateRequest {

@@ -7,6 +7,9 @@ export interface ServeFlags {
   dataDir?: string;
   databaseUrl?: string;
   logLevel?: string;
+  bodyLimit?: string;
+  rateLimit?: string;
+  historyRetentionDays?: string;
 }
 
 export interface ServeConfig {
@@ -18,9 +21,19 @@ export interface ServeConfig {
   logLevel: string;
   /** Seconds between sweeps for allocations whose time-to-live ran out. */
   expirySweepSeconds: number;
+  /** Largest request body in bytes. */
+  bodyLimit: number;
+  /** Requests per minute per token on /v1; 0 for no limit. */
+  rateLimitPerMinute: number;
+  /** History older than this many days is deleted; 0 keeps it forever. */
+  historyRetentionDays: number;
+  /** ALLOT_ADMIN_TOKEN: the admin token to create at first start instead of a random one. */
+  adminToken: string | null;
+  /** ALLOT_SECRET_KEY: the key that seals secrets; unset, secret.key in the data directory (created if missing). */
+  secretKey: string | null;
 }
 
-export const DEFAULTS = { port: 7878, host: "127.0.0.1", dataDir: "./allot-data", logLevel: "info" } as const;
+export const DEFAULTS = { port: 7878, host: "127.0.0.1", dataDir: "./allot-data", logLevel: "info", bodyLimit: 1_048_576, rateLimit: 0, historyRetentionDays: 0 } as const;
 
 export class ConfigError extends Error {}
 
@@ -38,9 +51,24 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError(`database URL must start with postgres:// (got "${databaseUrl.replace(/:[^:@/]*@/, ":***@")}"); set --database-url or ALLOT_DATABASE_URL, or leave it unset for SQLite`);
   }
+  const whole = (text: string, what: string, max: number) => {
+    if (!/^\d+$/.test(text) || Number(text) > max) throw new ConfigError(`${what} "${text}" is not a whole number from 0 to ${max}`);
+    return Number(text);
+  };
+  const bodyLimit = whole(flags.bodyLimit ?? env.ALLOT_BODY_LIMIT ?? String(DEFAULTS.bodyLimit), "body limit (--body-limit, ALLOT_BODY_LIMIT, bytes)", 1024 ** 3);
+  if (bodyLimit < 1024) throw new ConfigError(`body limit ${bodyLimit} is too small to carry a request; use at least 1024 bytes`);
   return {
     port,
     databaseUrl,
+    bodyLimit,
+    rateLimitPerMinute: whole(flags.rateLimit ?? env.ALLOT_RATE_LIMIT ?? String(DEFAULTS.rateLimit), "rate limit (--rate-limit, ALLOT_RATE_LIMIT, requests a minute per token)", 10_000_000),
+    historyRetentionDays: whole(
+      flags.historyRetentionDays ?? env.ALLOT_HISTORY_RETENTION_DAYS ?? String(DEFAULTS.historyRetentionDays),
+      "history retention (--history-retention-days, ALLOT_HISTORY_RETENTION_DAYS)",
+      100_000,
+    ),
+    adminToken: env.ALLOT_ADMIN_TOKEN || null,
+    secretKey: env.ALLOT_SECRET_KEY || null,
     host: flags.host ?? env.ALLOT_HOST ?? DEFAULTS.host,
     dataDir: resolve(flags.dataDir ?? env.ALLOT_DATA_DIR ?? DEFAULTS.dataDir),
     logLevel,

@@ -1,9 +1,14 @@
 import type { FastifyInstance } from "fastify";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { AllotError } from "../engine/errors.js";
+import { SecretBox, newSecretKey, parseSecretKey } from "../engine/secrets.js";
 import { buildApp } from "../api/app.js";
 import { Engine } from "../engine/engine.js";
 import { openStore } from "../store/open-store.js";
 import type { AddressInfo } from "node:net";
 import { ConfigError, type ServeConfig } from "./config.js";
+import { startWebhookLoop } from "./webhooks.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -14,17 +19,42 @@ export interface RunningServer {
 
 /** Opens the store, starts the HTTP server and the expiry sweeper. */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
+  const box = new SecretBox(secretKey(config));
   let store;
   try {
     store = await openStore(config);
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  const engine = await Engine.open(store);
+  let engine: Engine;
+  try {
+    engine = await Engine.open(store, { secrets: box });
+  } catch (err) {
+    await store.close();
+    throw new ConfigError((err as Error).message);
+  }
+  let admin;
+  try {
+    admin = await engine.ensureAdminToken(config.adminToken ?? undefined);
+  } catch (err) {
+    await engine.close();
+    if (err instanceof AllotError) throw new ConfigError(`ALLOT_ADMIN_TOKEN: ${err.message}`);
+    throw err;
+  }
+  if (admin && !config.adminToken) {
+    // the only time this secret exists outside its holder: the database keeps a hash
+    process.stderr.write(
+      `\nCreated the admin API token. It is shown this once and stored only as a hash; keep it now:\n\n  ${admin.token}\n\n` +
+        `Use it with: export ALLOT_TOKEN=${admin.token}\n(make narrower tokens with 'allot token create')\n\n`,
+    );
+  }
   const app = await buildApp({
     engine,
     logger: { level: config.logLevel },
+    bodyLimit: config.bodyLimit,
+    rateLimitPerMinute: config.rateLimitPerMinute,
   });
+  if (admin) app.log.info({ token: admin.name, fromEnvironment: !!config.adminToken }, "created the admin token");
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
@@ -50,14 +80,59 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   }, config.expirySweepSeconds * 1000);
   timer.unref();
 
+  const stopWebhooks = startWebhookLoop(engine, app.log);
+  const retention = config.historyRetentionDays > 0 ? setInterval(() => void prune(), 3600_000) : null;
+  retention?.unref();
+  const prune = async () => {
+    try {
+      const removed = await engine.pruneHistory(new Date(Date.now() - config.historyRetentionDays * 86_400_000).toISOString());
+      if (removed > 0) app.log.info({ removed, retentionDays: config.historyRetentionDays }, "deleted history past its retention");
+    } catch (err) {
+      app.log.error({ err }, "history retention sweep failed");
+    }
+  };
+  if (retention) void prune();
+
   return {
     app,
     engine,
     url: address,
     async stop() {
       clearInterval(timer);
+      if (retention) clearInterval(retention);
+      stopWebhooks();
       await app.close();
       await engine.close();
     },
   };
+}
+
+/** The key that seals secrets: ALLOT_SECRET_KEY, else secret.key in the data directory, made on first start. */
+function secretKey(config: ServeConfig): Buffer {
+  if (config.secretKey) {
+    try {
+      return parseSecretKey(config.secretKey);
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+  }
+  const file = join(config.dataDir, "secret.key");
+  if (existsSync(file)) {
+    try {
+      return parseSecretKey(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new ConfigError(`${file}: ${(err as Error).message}`);
+    }
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = newSecretKey();
+  try {
+    writeFileSync(file, `${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });
+  } catch (err) {
+    // another server sharing this data directory made it first: use theirs
+    if ((err as { code?: string }).code === "EEXIST") return parseSecretKey(readFileSync(file, "utf8"));
+    throw err;
+  }
+  chmodSync(file, 0o600);
+  return key;
 }

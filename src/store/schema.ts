@@ -127,6 +127,68 @@ export function tablesV1(d: Dialect): string {
 }
 
 /**
+ * Version 2: API tokens; history rows that carry the address run and owner they are about (so "who
+ * held this address then" and owner filters are index seeks); pool secrets and utilisation thresholds;
+ * webhooks; and settings (the fingerprint of the key that encrypts secrets).
+ */
+export function tablesV2(d: Dialect): string {
+  return `
+  CREATE TABLE tokens (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    scope      TEXT NOT NULL CHECK (scope IN ('read', 'write', 'admin')),
+    spaces     TEXT, -- JSON array of space names; NULL for every space
+    hash       TEXT NOT NULL UNIQUE, -- SHA-256 of the secret, which is never stored
+    hint       TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at TEXT,
+    revoked_at TEXT
+  );
+
+  ALTER TABLE history ADD COLUMN family INTEGER;
+  ALTER TABLE history ADD COLUMN first ${d.bytes};
+  ALTER TABLE history ADD COLUMN last ${d.bytes};
+  ALTER TABLE history ADD COLUMN owner TEXT;
+  CREATE INDEX history_address ON history(space_id, family, first) WHERE first IS NOT NULL;
+  -- blocks alone, so "which block reached this address" walks blocks, not every address below it
+  CREATE INDEX history_blocks ON history(space_id, family, first) WHERE first <> last;
+  CREATE INDEX history_owner ON history(owner, seq) WHERE owner IS NOT NULL;
+  CREATE INDEX history_actor ON history(actor, seq);
+  CREATE INDEX history_at ON history(at);
+
+  -- name -> encrypted value (see src/engine/secrets.ts); thresholds: utilisation percentages to watch
+  ALTER TABLE pools ADD COLUMN secrets TEXT NOT NULL DEFAULT '{}';
+  ALTER TABLE pools ADD COLUMN thresholds TEXT NOT NULL DEFAULT '[]';
+
+  CREATE TABLE webhooks (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    url             TEXT NOT NULL,
+    secret          TEXT NOT NULL, -- encrypted, like pool secrets
+    spaces          TEXT, -- JSON array of space names; NULL for every space
+    delivered       ${d.bigint} NOT NULL DEFAULT 0,
+    failures        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at ${d.bigint} NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL
+  );
+
+  -- history entries each webhook has yet to deliver, filled by a trigger on history in the change's own
+  -- transaction: whatever is committed is here, in whatever order transactions committed
+  CREATE TABLE webhook_outbox (
+    webhook_id TEXT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+    seq        ${d.bigint} NOT NULL,
+    PRIMARY KEY (webhook_id, seq)
+  );
+
+  CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+`;
+}
+
+/**
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
  */

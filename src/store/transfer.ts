@@ -7,7 +7,9 @@ import type { Sql, SqlValue, Store } from "./store.js";
  * not a replay; address keys travel as hex.
  */
 export const FORMAT = "allot-export";
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Version 1 (before tokens, webhooks and address-indexed history) still imports. */
+const READABLE_VERSIONS = [1, 2];
 
 /** Tables in load order, each with the key that orders its rows and the columns that hold bytes. */
 export const TABLES: readonly { name: string; order: string; bytes: readonly string[] }[] = [
@@ -18,7 +20,12 @@ export const TABLES: readonly { name: string; order: string; bytes: readonly str
   { name: "exclusions", order: "pool_id, first", bytes: ["first", "last"] },
   { name: "free_runs", order: "pool_id, first", bytes: ["first", "last"] },
   { name: "allocations", order: "id", bytes: ["first", "last"] },
-  { name: "history", order: "seq", bytes: [] },
+  { name: "history", order: "seq", bytes: ["first", "last"] },
+  { name: "tokens", order: "id", bytes: [] },
+  { name: "webhooks", order: "id", bytes: [] },
+  { name: "webhook_outbox", order: "webhook_id, seq", bytes: [] },
+  // the fingerprint of the key that sealed the secrets: the target then needs that same key
+  { name: "settings", order: "key", bytes: [] },
 ];
 
 export interface ExportHeader {
@@ -42,7 +49,7 @@ function encode(row: Record<string, unknown>, bytes: readonly string[]): Record<
 function decode(row: Record<string, unknown>, bytes: readonly string[]): Row {
   const out: Row = {};
   for (const [k, v] of Object.entries(row)) {
-    if (bytes.includes(k)) {
+    if (bytes.includes(k) && v !== null) {
       // an address key is exactly 16 bytes; anything else would sort wrongly in the indexes
       if (typeof v !== "string" || !/^[0-9a-f]{32}$/.test(v)) throw new ImportError(`a ${k} value is not a 16-byte address key`);
       out[k] = Buffer.from(v, "hex");
@@ -86,13 +93,13 @@ export async function importStore(store: Store, lines: AsyncIterable<string>, pr
   if (first.done) throw new ImportError("the export is empty");
   const header = parseLine(first.value, 1) as ExportHeader;
   if (header.format !== FORMAT) throw new ImportError("this is not an Allot export (its first line has no format: allot-export)");
-  if (header.version !== FORMAT_VERSION) throw new ImportError(`export format version ${header.version} is not one this Allot reads (${FORMAT_VERSION})`);
+  if (!READABLE_VERSIONS.includes(header.version)) throw new ImportError(`export format version ${header.version} is not one this Allot reads (${READABLE_VERSIONS.join(", ")})`);
   const total = Object.values(header.counts).reduce((a, b) => a + b, 0);
   await store.transaction(async (sql) => {
     await assertEmpty(sql);
-    // the target's own default space (made when it was first opened) gives way to the exported one
-    await sql.run("DELETE FROM history");
-    await sql.run("DELETE FROM spaces");
+    // what the target made when it was first opened (its default space, its admin token, its key's
+    // fingerprint) gives way to the exported database's own
+    for (const t of ["webhook_outbox", "webhooks", "history", "tokens", "settings", "spaces"]) await sql.run(`DELETE FROM ${t}`);
     const bytesOf = new Map(TABLES.map((t) => [t.name, t.bytes]));
     const pending: Row[] = []; // child pools whose parent is not loaded yet
     const loaded = new Set<string>();

@@ -1,18 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { FastifyInstance } from "fastify";
-import { buildApp } from "../../src/api/app.js";
-import { tempEngine } from "../helpers.js";
+import { tempApp } from "../helpers.js";
 
-let app: FastifyInstance;
-let env: Awaited<ReturnType<typeof tempEngine>>;
+let env: Awaited<ReturnType<typeof tempApp>>;
+let app: { inject: Awaited<ReturnType<typeof tempApp>>["inject"] };
 
 before(async () => {
-  env = await tempEngine();
-  app = await buildApp({ engine: env.engine });
+  env = await tempApp();
+  app = { inject: env.inject };
 });
 after(async () => {
-  await app.close();
   await env.cleanup();
 });
 

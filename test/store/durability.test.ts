@@ -6,7 +6,7 @@ import { test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
 import { SqliteStore } from "../../src/store/sqlite/sqlite-store.js";
-import { STORE, tempPostgresDatabase } from "../helpers.js";
+import { AUTH, STORE, tempPostgresDatabase } from "../helpers.js";
 import { startServerProcess } from "../process-helpers.js";
 
 interface Ack {
@@ -30,7 +30,7 @@ test(`acknowledged allocations survive kill -9 of the server, round after round 
     let server = await startServerProcess(dataDir, env);
     const created = await fetch(`${server.url}/v1/pools`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...AUTH, "content-type": "application/json" },
       body: JSON.stringify({ name: "crash", cidr: "10.99.0.0/16" }),
     });
     assert.equal(created.status, 201);
@@ -44,7 +44,7 @@ test(`acknowledged allocations survive kill -9 of the server, round after round 
           try {
             const res = await fetch(`${url}/v1/pools/crash/allocations`, {
               method: "POST",
-              headers: { "content-type": "application/json" },
+              headers: { ...AUTH, "content-type": "application/json" },
               body: JSON.stringify(i % 7 === 3 ? { owner, size: 3 } : { owner }),
             });
             if (res.status === 201) {

@@ -7,7 +7,7 @@ import { parseAddress } from "../../src/addr/index.js";
 import { Engine } from "../../src/engine/engine.js";
 import type { Allocation } from "../../src/engine/types.js";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.js";
-import { tempPostgresDatabase } from "../helpers.js";
+import { AUTH, tempPostgresDatabase } from "../helpers.js";
 import { type ServerProcess, startServerProcess } from "../process-helpers.js";
 
 const POOLS = ["rack-a", "rack-b"];
@@ -17,7 +17,7 @@ const ROUNDS = 12;
 async function call(url: string, method: string, path: string, body?: unknown) {
   const res = await fetch(`${url}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
+    headers: body === undefined ? AUTH : { ...AUTH, "content-type": "application/json" },
     body: body === undefined ? null : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as Allocation & { code?: string } };

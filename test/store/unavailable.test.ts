@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { startPostgres } from "../../scripts/pg-server.mjs";
 import { allot, startServerProcess } from "../process-helpers.js";
+import { AUTH } from "../helpers.js";
 
 test("a database that goes away gives 503 with the reason, and nothing half-made", async () => {
   const dir = mkdtempSync(join(tmpdir(), "allot-unavail-"));
@@ -13,7 +14,7 @@ test("a database that goes away gives 503 with the reason, and nothing half-made
   const server = await startServerProcess(join(dir, "data"), { ALLOT_DATABASE_URL: pg.url });
   try {
     const post = (path: string, body: unknown) =>
-      fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      fetch(`${server.url}${path}`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify(body) });
     assert.equal((await post("/v1/pools", { name: "p", cidr: "10.8.0.0/24" })).status, 201);
     await pg.stop();
     stopped = true;

@@ -10,7 +10,7 @@ export const spaceRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.post(
     "/spaces",
-    { schema: { tags, summary: "Create a space (an independent address plan)", body: SpaceInput, response: { 201: Space, ...problems } } },
+    { config: { scope: "admin" }, schema: { tags, summary: "Create a space (an independent address plan)", body: SpaceInput, response: { 201: Space, ...problems } } },
     async (req, reply) => reply.status(201).send(await req.engine.createSpace(req.body, req.change)),
   );
 
@@ -21,7 +21,7 @@ export const spaceRoutes: FastifyPluginAsyncZod = async (app) => {
 
   app.delete(
     "/spaces/:space",
-    { schema: { tags, summary: "Delete an empty space", params, response: { 200: Space, ...problems } } },
+    { config: { scope: "admin" }, schema: { tags, summary: "Delete an empty space", params, response: { 200: Space, ...problems } } },
     async (req) => req.engine.deleteSpace(req.params.space, req.change),
   );
 };

@@ -4,7 +4,7 @@ import type { LookupResult } from "../../engine/lookup.js";
 import type { Allocation } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, keyValues, parseInteger } from "../context.js";
-import { type Column, print } from "../output.js";
+import { type Column, print, printObject } from "../output.js";
 
 export const allocationColumns: Column<Allocation>[] = [
   ["ADDRESS", (a) => (a.size > 1 ? `${a.address}-${a.lastAddress}` : a.address)],
@@ -150,16 +150,51 @@ export function lookupCommand(): Command {
     });
 }
 
+interface HistoryOptions {
+  pool?: string;
+  space?: string;
+  address?: string;
+  owner?: string;
+  actor?: string;
+  entity?: string;
+  from?: string;
+  to?: string;
+  at?: string;
+  before?: number;
+  limit?: number;
+}
+
 export function historyCommand(): Command {
   return new Command("history")
-    .description("recent changes, newest first")
+    .description("changes, newest first; with --address and --at, who held the address at that moment")
     .option("-p, --pool <pool>", "only this pool's")
-    .option(...spaceOpt)
+    .option("-s, --space <space>", "only this space's (with --address: the space to search, default: default)")
+    .option("-a, --address <address>", "only changes to allocations that held this address")
+    .option("--owner <owner>", "only changes to this owner's allocations")
+    .option("--actor <actor>", "only changes made by this actor (token:NAME, system:expiry, …)")
+    .option("--entity <entity>", "only changes to space, pool, allocation, token or webhook")
+    .option("--from <time>", "only changes at or after this ISO 8601 time")
+    .option("--to <time>", "only changes at or before this ISO 8601 time")
+    .option("--at <time>", "with --address: who held it at this ISO 8601 time")
+    .option("--before <seq>", "only changes numbered below this (the next page)", parseInteger)
     .option("--limit <n>", "at most n (default 100)", parseInteger)
-    .action(async (o: { pool?: string; space?: string; limit?: number }, cmd: Command) => {
+    .action(async (o: HistoryOptions, cmd: Command) => {
       const { client, format } = context(cmd);
-      const path = o.pool ? `v1/pools/${seg(o.pool)}/history` : "v1/history";
-      const res = await client.request<{ items: HistoryEntry[] }>("GET", path, undefined, { limit: o.limit, ...(o.pool ? { space: o.space } : {}) });
+      if (o.at !== undefined) {
+        if (o.address === undefined) throw new UsageError("--at asks who held an address then: give --address too");
+        const held = await client.request<{ holder: { allocation: Allocation; allocatedAt: string; releasedAt: string | null } | null }>(
+          "GET", "v1/history/holder", undefined, { address: o.address, at: o.at, space: o.space },
+        );
+        if (format !== "table") return print(format, held, [], held);
+        if (!held.holder) return void process.stdout.write(`nobody held ${o.address} at ${o.at}\n`);
+        const a = held.holder.allocation;
+        return printObject(format, {
+          address: o.address, pool: a.pool, owner: a.owner, mac: a.mac, hostname: a.hostname, allocation: a.id,
+          allocatedAt: held.holder.allocatedAt, releasedAt: held.holder.releasedAt ?? "(still held)",
+        });
+      }
+      const { at: _at, ...query } = o;
+      const res = await client.request<{ items: HistoryEntry[] }>("GET", "v1/history", undefined, { ...query });
       const describe = (h: HistoryEntry) => {
         const x = (h.after ?? h.before) as Record<string, unknown> | null;
         return x ? (x.address ?? x.name ?? "") : "";

@@ -10,7 +10,14 @@ export function serveCommand(): Command {
     .option("-d, --data-dir <dir>", `data directory (env ALLOT_DATA_DIR, default ${DEFAULTS.dataDir})`)
     .option("--database-url <url>", "postgres://user:password@host/db: use PostgreSQL instead of SQLite (env ALLOT_DATABASE_URL)")
     .option("--log-level <level>", `log level (env ALLOT_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
-    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string }) => {
+    .option("--body-limit <bytes>", `largest request body (env ALLOT_BODY_LIMIT, default ${DEFAULTS.bodyLimit})`)
+    .option("--rate-limit <n>", "requests a minute per token, 0 for none (env ALLOT_RATE_LIMIT, default 0)")
+    .option("--history-retention-days <n>", "delete history older than this, 0 to keep it (env ALLOT_HISTORY_RETENTION_DAYS, default 0)")
+    .addHelpText(
+      "after",
+      "\nAlso from the environment: ALLOT_ADMIN_TOKEN (the admin token to create at first start, instead of a random one\nprinted once) and ALLOT_SECRET_KEY (64 hex digits: the key that encrypts secrets; default secret.key in the data directory).",
+    )
+    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string; bodyLimit?: string; rateLimit?: string; historyRetentionDays?: string }) => {
       let server;
       try {
         server = await startServer(resolveServeConfig(opts));

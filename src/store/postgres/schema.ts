@@ -1,4 +1,4 @@
-import { OVERLAP, tablesV1 } from "../schema.js";
+import { OVERLAP, tablesV1, tablesV2 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -22,5 +22,15 @@ export const migrations: readonly string[] = [
   END $$;
   CREATE TRIGGER allocations_fixed_run BEFORE UPDATE OF first, last, pool_id, space_id ON allocations
     FOR EACH ROW EXECUTE FUNCTION allot_allocations_fixed_run();
+  `,
+  `${tablesV2({ bytes: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY" })}
+  -- once per statement (a bulk change inserts hundreds of history rows in one)
+  CREATE FUNCTION allot_history_to_webhooks() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO webhook_outbox (webhook_id, seq) SELECT w.id, n.seq FROM webhooks w CROSS JOIN new_rows n;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER history_to_webhooks AFTER INSERT ON history REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION allot_history_to_webhooks();
   `,
 ];

@@ -1,4 +1,4 @@
-import { OVERLAP, tablesV1 } from "../schema.js";
+import { OVERLAP, tablesV1, tablesV2 } from "../schema.js";
 
 const refuse = (name: string, on: string, c: { message: string; when: string }) =>
   `CREATE TRIGGER ${name} BEFORE INSERT ON ${on} WHEN ${c.when}
@@ -15,5 +15,9 @@ export const migrations: readonly string[] = [
   ${refuse("allocations_no_overlap_in_space", "allocations", OVERLAP.allocationInSpace)}
   CREATE TRIGGER allocations_fixed_run BEFORE UPDATE OF first, last, pool_id, space_id ON allocations
   BEGIN SELECT RAISE(ABORT, 'ALLOT_OVERLAP ${OVERLAP.fixedRun.message}'); END;
+  `,
+  `${tablesV2({ bytes: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" })}
+  CREATE TRIGGER history_to_webhooks AFTER INSERT ON history WHEN EXISTS (SELECT 1 FROM webhooks)
+  BEGIN INSERT INTO webhook_outbox (webhook_id, seq) SELECT id, NEW.seq FROM webhooks; END;
   `,
 ];

@@ -1,0 +1,196 @@
+/**
+ * The engine as one token sees it. Every call names or resolves the space it touches and is refused
+ * unless the token may act there; lists are cut down to the token's spaces. Routes only ever get this
+ * view, so no route can forget the check. Pools never move between spaces and allocations never move
+ * between pools, so resolving a space first and acting second cannot be raced into the wrong space.
+ */
+import type { Engine, HistoryQuery, ReleaseTarget } from "../engine/engine.js";
+import type { BulkRequest } from "../engine/bulk.js";
+import { AllotError } from "../engine/errors.js";
+import type { Holding } from "../engine/history.js";
+import type { ListFilter } from "../engine/allocation-repo.js";
+import type { Token, TokenInput } from "../engine/tokens.js";
+import type { WebhookInput } from "../engine/webhooks.js";
+import type { AllocateRequest, AllocationPatch, ChangeContext, ChildPoolInput, Pool, PoolInput, PoolPatch, PoolRef } from "../engine/types.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DEFAULT_SPACE = "default";
+
+export class ScopedEngine {
+  /** Spaces this token may act in; null for all. */
+  private readonly allowed: ReadonlySet<string> | null;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly token: Token,
+  ) {
+    this.allowed = token.spaces === null ? null : new Set(token.spaces);
+  }
+
+  private may(space: string): boolean {
+    return this.allowed === null || this.allowed.has(space);
+  }
+
+  /** For a space the caller named: 403, saying which spaces the token has. */
+  private see(space: string): void {
+    if (!this.may(space)) {
+      throw new AllotError("forbidden", `token ${this.token.name} is limited to spaces ${[...this.allowed!].join(", ")}; it cannot act in space ${space}`);
+    }
+  }
+
+  private unrestricted(what: string): void {
+    if (this.allowed !== null) throw new AllotError("forbidden", `token ${this.token.name} is limited to spaces ${[...this.allowed].join(", ")}; ${what} needs a token for every space`);
+  }
+
+  /** A pool reference's space; a pool by id in another space answers exactly like a missing one. */
+  private async poolSpace(ref: PoolRef): Promise<void> {
+    if (this.allowed === null) return;
+    if (UUID.test(ref.pool)) {
+      let pool: Pool | null = null;
+      try {
+        pool = await this.engine.getPool(ref);
+      } catch (err) {
+        if (err instanceof AllotError && err.code === "pool-not-found") return; // the engine will say so
+        throw err;
+      }
+      if (!this.may(pool.space)) throw new AllotError("pool-not-found", `no pool has id ${ref.pool}`);
+      return;
+    }
+    this.see(ref.space ?? DEFAULT_SPACE);
+  }
+
+  private async allocationSpace(id: string): Promise<void> {
+    if (this.allowed === null) return;
+    const a = await this.engine.getAllocation(id);
+    if (!this.may(a.space)) throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
+  }
+
+  // ---- spaces
+
+  async listSpaces() {
+    return (await this.engine.listSpaces()).filter((s) => this.may(s.name));
+  }
+  async getSpace(name: string) {
+    this.see(name);
+    return this.engine.getSpace(name);
+  }
+  async createSpace(input: { name: string; description?: string }, ctx: ChangeContext) {
+    this.unrestricted("creating a space");
+    return this.engine.createSpace(input, ctx);
+  }
+  async deleteSpace(name: string, ctx: ChangeContext) {
+    this.unrestricted("deleting a space");
+    return this.engine.deleteSpace(name, ctx);
+  }
+
+  // ---- pools
+
+  async createPool(input: PoolInput, ctx: ChangeContext) {
+    this.see(input.space ?? DEFAULT_SPACE);
+    return this.engine.createPool(input, ctx);
+  }
+  async getPool(ref: PoolRef) {
+    await this.poolSpace(ref);
+    return this.engine.getPool(ref);
+  }
+  async listPools(filter: { space?: string; parent?: PoolRef } = {}) {
+    if (filter.space !== undefined) this.see(filter.space);
+    if (filter.parent) await this.poolSpace(filter.parent);
+    return (await this.engine.listPools(filter)).filter((p) => this.may(p.space));
+  }
+  async updatePool(ref: PoolRef, patch: PoolPatch, ctx: ChangeContext) {
+    await this.poolSpace(ref);
+    return this.engine.updatePool(ref, patch, ctx);
+  }
+  async deletePool(ref: PoolRef, options: { force?: boolean }, ctx: ChangeContext) {
+    await this.poolSpace(ref);
+    return this.engine.deletePool(ref, options, ctx);
+  }
+  async createChildPool(parent: PoolRef, input: ChildPoolInput, ctx: ChangeContext) {
+    await this.poolSpace(parent);
+    return this.engine.createChildPool(parent, input, ctx);
+  }
+  async usage(ref: PoolRef) {
+    await this.poolSpace(ref);
+    return this.engine.usage(ref);
+  }
+
+  // ---- allocations
+
+  async allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext) {
+    await this.poolSpace(ref);
+    return this.engine.allocate(ref, req, ctx);
+  }
+  async allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext) {
+    await this.poolSpace(ref);
+    return this.engine.allocateMany(ref, req, ctx);
+  }
+  async release(target: ReleaseTarget, ctx: ChangeContext) {
+    if ("id" in target) await this.allocationSpace(target.id);
+    else await this.poolSpace(target.pool);
+    return this.engine.release(target, ctx);
+  }
+  async updateAllocation(id: string, patch: AllocationPatch, ctx: ChangeContext) {
+    await this.allocationSpace(id);
+    return this.engine.updateAllocation(id, patch, ctx);
+  }
+  async getAllocation(id: string) {
+    await this.allocationSpace(id);
+    return this.engine.getAllocation(id);
+  }
+  async listAllocations(ref: PoolRef, filter: Omit<ListFilter, "after"> & { after?: string }) {
+    await this.poolSpace(ref);
+    return this.engine.listAllocations(ref, filter);
+  }
+  async lookup(address: string, space?: string) {
+    if (space !== undefined) this.see(space);
+    return (await this.engine.lookup(address, space)).filter((r) => this.may(r.space));
+  }
+
+  // ---- history
+
+  async history(query: HistoryQuery) {
+    if (query.space !== undefined) this.see(query.space);
+    if (query.address !== undefined && query.space === undefined) this.see(DEFAULT_SPACE);
+    if (query.pool) await this.poolSpace(query.pool);
+    return this.engine.history(this.allowed === null ? query : { ...query, visibleSpaces: [...this.allowed] });
+  }
+  async holderAt(address: string, at: string, space = DEFAULT_SPACE): Promise<Holding | null> {
+    this.see(space);
+    return this.engine.holderAt(address, at, space);
+  }
+
+  // ---- tokens and webhooks (admin routes; a space-limited admin manages those within its spaces)
+
+  private within(t: { spaces?: string[] | null }): boolean {
+    return this.allowed === null || (!!t.spaces && t.spaces.length > 0 && t.spaces.every((s) => this.allowed!.has(s)));
+  }
+  async createToken(input: TokenInput, ctx: ChangeContext) {
+    if (!this.within(input)) {
+      throw new AllotError("forbidden", `token ${this.token.name} is limited to spaces ${[...this.allowed!].join(", ")}; it can only create tokens limited to some of them (give spaces)`);
+    }
+    return this.engine.createToken(input, ctx);
+  }
+  async listTokens() {
+    return (await this.engine.listTokens()).filter((t) => this.within(t));
+  }
+  async createWebhook(input: WebhookInput, ctx: ChangeContext) {
+    if (!this.within(input)) {
+      throw new AllotError("forbidden", `token ${this.token.name} is limited to spaces ${[...this.allowed!].join(", ")}; its webhooks must be limited to some of them (give spaces)`);
+    }
+    return this.engine.createWebhook(input, ctx);
+  }
+  async listWebhooks() {
+    return (await this.engine.listWebhooks()).filter((w) => this.within(w));
+  }
+  async deleteWebhook(idOrName: string, ctx: ChangeContext) {
+    const hook = (await this.engine.listWebhooks()).find((w) => w.id === idOrName || w.name === idOrName);
+    if (hook && !this.within(hook)) throw new AllotError("webhook-not-found", `no webhook has the id or name ${idOrName}`);
+    return this.engine.deleteWebhook(idOrName, ctx);
+  }
+  async revokeToken(idOrName: string, ctx: ChangeContext) {
+    const t = await this.engine.getToken(idOrName);
+    if (!this.within(t)) throw new AllotError("token-not-found", `no token has the id or name ${idOrName}`);
+    return this.engine.revokeToken(idOrName, ctx);
+  }
+}
