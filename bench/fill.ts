@@ -24,6 +24,7 @@ function setupEnv(sql: Sql): TxEnv {
     now: Date.now(),
     randomBelow: (n: bigint) => BigInt(Math.floor(Math.random() * Number(n))) % n,
     newId: randomUUID,
+    secrets: null,
   };
 }
 
@@ -76,9 +77,9 @@ export async function fillPool(store: Store, ref: PoolRef, count: number, batch 
         };
         await insertAllocation(sql, row);
         pool.allocated += 1n;
-        await saveCounters(sql, pool, at);
+        await saveCounters(env, pool, at);
         const allocation = toAllocation(pool, row);
-        await record(sql, env.ctx, at, { action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: allocation });
+        await record(sql, env.ctx, at, { action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: allocation, held: row });
         seen.first ??= a;
         seen.last = a;
       }

@@ -20,7 +20,10 @@ async function run(input, ms, record) {
     while (Date.now() < end) {
       const t0 = process.hrtime.bigint();
       try {
-        const res = input.body === null ? await fetch(url) : await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: input.body });
+        const res =
+          input.body === null
+            ? await fetch(url, { headers: input.headers })
+            : await fetch(url, { method: "POST", headers: { ...input.headers, "content-type": "application/json" }, body: input.body });
         await res.arrayBuffer();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
       } catch (err) {

@@ -402,7 +402,7 @@ function report(): string {
   out.push(`0. This machine's limits (same run): fsync of the data disk; plain single-row INSERT transactions (SQLite WAL synchronous=FULL, one connection`);
   out.push("   per writer thread; PostgreSQL fsync on, one connection per writer); one plain INSERT transaction of 100,000 rows");
   const limRows: (string | number)[][] = [];
-  if (lim.fsync) limRows.push(["fsync after a 4 KiB append", "1", lim.fsync.opsPerSec, us(lim.fsync.p50Us), us(lim.fsync.p99Us)]);
+  if (lim.fsync) limRows.push(["fdatasync after a 4 KiB overwrite", "1", lim.fsync.opsPerSec, us(lim.fsync.p50Us), us(lim.fsync.p99Us)]);
   for (const r of lim.plainInsert) limRows.push([`${r.store} single-row INSERT`, String(r.concurrency), r.opsPerSec, us(r.p50Us), us(r.p99Us)]);
   out.push(table(["limit", "writers", "per s", "p50", "p99"], limRows));
   for (const b of lim.plainBulk) out.push(`   ${b.store}: ${fmtNum(b.rows)} rows in one transaction: ${b.seconds} s`);

@@ -2,10 +2,12 @@
  * Durable allocations through the HTTP API, the way users run Allot: `allot serve` processes (one on
  * SQLite; one or three on one PostgreSQL database), loaded by N keep-alive clients from a worker
  * thread, every allocation committed before its answer. Also one request for a block of 100,000
- * addresses and one for 100,000 separate addresses.
+ * addresses and one for 100,000 separate addresses. Servers start with the test suite's admin token
+ * (ALLOT_ADMIN_TOKEN), which every request sends.
  */
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
+import { AUTH } from "../test/helpers.js";
 import { type ServerProcess, startServerProcess } from "../test/process-helpers.js";
 import { type LatencyStats, round, summarize, usSince } from "./lib.js";
 
@@ -14,6 +16,8 @@ interface LoadInput {
   urls: string[];
   /** JSON to POST; null to GET. */
   body: string | null;
+  /** Sent with every request (the API token). */
+  headers: Record<string, string>;
   concurrency: number;
   warmupMs: number;
   durationMs: number;
@@ -68,7 +72,7 @@ export async function deploy(store: "sqlite" | "postgres", replicas: number, dat
 
 async function post(url: string, body: unknown): Promise<{ status: number; bytes: number; text: () => string; headersUs: number }> {
   const t0 = process.hrtime.bigint();
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const res = await fetch(url, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify(body) });
   const headersUs = usSince(t0);
   const buf = Buffer.from(await res.arrayBuffer());
   return { status: res.status, bytes: buf.length, text: () => buf.toString(), headersUs };
@@ -87,13 +91,13 @@ export async function loadPools(d: Deployment, pools: string[], concurrency: num
   const urls = Array.from({ length: Math.max(concurrency, d.servers.length) }, (_, i) =>
     new URL(`/v1/pools/${pools[i % pools.length]}/allocations`, d.servers[i % d.servers.length]!.url).toString(),
   );
-  const out = await runLoad({ urls, body: "{}", concurrency, warmupMs, durationMs }, 201);
+  const out = await runLoad({ urls, body: "{}", headers: { ...AUTH }, concurrency, warmupMs, durationMs }, 201);
   return { store: d.store, replicas: d.servers.length, concurrency, pools: pools.length, statuses: out.statuses, ...summarize(out.samplesUs, out.wallMs) };
 }
 
 /** The HTTP stack alone: GET /healthz at the same concurrency, the floor under any API request. */
 export async function loadHealth(d: Deployment, concurrency: number, warmupMs: number, durationMs: number): Promise<LatencyStats> {
-  const out = await runLoad({ urls: [new URL("/healthz", d.servers[0]!.url).toString()], body: null, concurrency, warmupMs, durationMs }, 200);
+  const out = await runLoad({ urls: [new URL("/healthz", d.servers[0]!.url).toString()], body: null, headers: {}, concurrency, warmupMs, durationMs }, 200);
   return summarize(out.samplesUs, out.wallMs);
 }
 
