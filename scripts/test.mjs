@@ -35,7 +35,7 @@ try {
     const r = spawnSync(process.execPath, ["--import", "tsx", "--test", "--test-concurrency=2", ...list], {
       stdio: "inherit",
       // the model-based test's sequences are ~10x slower over a network protocol: fewer of them on PostgreSQL
-      env: { ...env, ALLOT_TEST_STORE: store, ...(store === "postgres" ? { PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? "10" } : {}) },
+      env: { ...env, ALLOT_TEST_STORE: store, ...(store === "postgres" ? { PROPERTY_RUNS: process.env.PROPERTY_RUNS ?? "10", FUZZ_REQUESTS: process.env.FUZZ_REQUESTS ?? "2000" } : {}) },
     });
     if (r.status !== 0) status = r.status ?? 1;
   };

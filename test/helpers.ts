@@ -84,11 +84,14 @@ export function manualClock(start = Date.parse("2026-01-01T00:00:00Z")) {
  * The HTTP app on a fresh engine, with the test admin token, and `inject` that sends it (pass
  * `headers: { authorization: ... }` to send another token, or `{ authorization: undefined }` for none).
  */
-export async function tempApp(options: Omit<AppOptions, "engine"> = {}) {
-  const env = await tempEngine();
+export async function tempApp(options: Omit<AppOptions, "engine"> = {}, engineOptions: EngineOptions = {}) {
+  const env = await tempEngine(engineOptions);
   await env.engine.ensureAdminToken(TEST_ADMIN_TOKEN);
   const app = await buildApp({ engine: env.engine, ...options });
-  const inject = (opts: InjectOptions) => app.inject({ ...opts, headers: { ...AUTH, ...(opts.headers ?? {}) } });
+  const inject = (opts: InjectOptions) => {
+    const headers = Object.fromEntries(Object.entries({ ...AUTH, ...(opts.headers ?? {}) }).filter(([, v]) => v !== undefined));
+    return app.inject({ ...opts, headers: headers as InjectOptions["headers"] });
+  };
   return {
     ...env,
     app,

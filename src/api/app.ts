@@ -48,6 +48,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     routerOptions: { maxParamLength: 200 },
+    // errors the router and parser raise before any route runs get the same problem documents
+    frameworkErrors: (err, req, reply) => {
+      const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      const detail = err.code === "FST_ERR_MAX_PARAM_LENGTH" ? "a path segment is longer than 200 characters" : err.message;
+      return sendProblem(reply, req, "invalid-request", detail, {}, status);
+    },
     // one log line per request (the onResponse hook below), not Fastify's two
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<ZodTypeProvider>();
@@ -74,6 +80,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         new AllotError("rate-limited", `this token may make ${ctx.max} requests a minute (ALLOT_RATE_LIMIT); retry in ${Math.ceil(ctx.ttl / 1000)} s`),
     });
   }
+  // NUL characters mean nothing in names, addresses or labels, and PostgreSQL cannot store them: refused
+  // up front so both stores answer alike
+  app.addHook("preValidation", async (req, reply) => {
+    let text = "";
+    try {
+      text = req.body === undefined ? "" : JSON.stringify(req.body);
+    } catch {
+      return sendProblem(reply, req, "invalid-request", "the request body is nested too deeply to be a request");
+    }
+    if (/%00/.test(req.url) || text.includes("\\u0000")) {
+      return sendProblem(reply, req, "invalid-request", "the request contains a NUL character (\\u0000 or %00); remove it");
+    }
+  });
   // a token revoked here stops working here at once
   app.addHook("onResponse", async (req, reply) => {
     if (req.routeOptions.url === "/v1/tokens/:token" && req.method === "DELETE" && reply.statusCode === 200) tokens.clear();

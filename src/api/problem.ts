@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import { AllotError, ERRORS, type ErrorCode, problemType } from "../engine/errors.js";
-import { StoreUnavailableError } from "../store/store.js";
+import { InvalidValueError, StoreUnavailableError } from "../store/store.js";
 
 /** Sends an RFC 9457 problem document. */
 export function sendProblem(
@@ -36,6 +36,7 @@ function describeIssues(err: FastifyError): string {
 /** The one place where any error becomes an HTTP answer. Unexpected errors are logged, never shown. */
 export function errorHandler(err: FastifyError | AllotError | Error, req: FastifyRequest, reply: FastifyReply) {
   if (err instanceof AllotError) return sendProblem(reply, req, err.code, err.message, err.details);
+  if (err instanceof InvalidValueError) return sendProblem(reply, req, "invalid-request", `a value cannot be stored: ${err.message}`);
   if (err instanceof StoreUnavailableError) {
     req.log.error({ err }, "store unavailable");
     return sendProblem(reply, req, "store-unavailable", err.message);

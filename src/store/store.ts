@@ -60,6 +60,9 @@ export interface Store {
  */
 export class StoreUnavailableError extends Error {}
 
+/** The database cannot store or compare a value as given (PostgreSQL refuses NUL characters in text, say). */
+export class InvalidValueError extends Error {}
+
 /** A database constraint refused a write: the promise that an address is never held twice, kept by the store. */
 export class ConstraintError extends Error {
   constructor(

@@ -1,5 +1,5 @@
 import pg from "pg";
-import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
+import { ConstraintError, InvalidValueError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
 
 export interface PostgresStoreOptions {
@@ -192,6 +192,8 @@ function mapError(err: unknown): unknown {
     case "40P01":
       return new ConstraintError(e.message ?? "serialization failure", "retry");
   }
+  // class 22, data exceptions: a value from the request the database cannot take
+  if (e.code?.startsWith("22")) return new InvalidValueError(e.message ?? "invalid value");
   return err;
 }
 
