@@ -56,6 +56,7 @@ export function registerAuth(app: FastifyInstance, engine: Engine, cache: TokenC
   app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
     if (!req.routeOptions.url?.startsWith("/v1/")) return;
     const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
+    if (!m || !(await cache.verify(m[1]!))) reply.header("www-authenticate", 'Bearer realm="allot"');
     if (!m) {
       return sendProblem(reply, req, "unauthorized", "send an API token as 'Authorization: Bearer <token>' (the server printed its admin token at first start; 'allot token create' makes more)");
     }
