@@ -56,12 +56,13 @@ export function registerAuth(app: FastifyInstance, engine: Engine, cache: TokenC
   app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
     if (!req.routeOptions.url?.startsWith("/v1/")) return;
     const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
-    if (!m || !(await cache.verify(m[1]!))) reply.header("www-authenticate", 'Bearer realm="allot"');
-    if (!m) {
-      return sendProblem(reply, req, "unauthorized", "send an API token as 'Authorization: Bearer <token>' (the server printed its admin token at first start; 'allot token create' makes more)");
+    const token = m ? await cache.verify(m[1]!) : null;
+    if (!token) {
+      reply.header("www-authenticate", 'Bearer realm="allot"');
+      return m
+        ? sendProblem(reply, req, "unauthorized", "this API token is unknown, revoked or expired")
+        : sendProblem(reply, req, "unauthorized", "send an API token as 'Authorization: Bearer <token>' (the server printed its admin token at first start; 'allot token create' makes more)");
     }
-    const token = await cache.verify(m[1]!);
-    if (!token) return sendProblem(reply, req, "unauthorized", "this API token is unknown, revoked or expired");
     const need = requiredScope(req);
     if (RANK[token.scope] < RANK[need]) {
       return sendProblem(reply, req, "forbidden", `${req.method} ${req.routeOptions.url} needs a token with ${need} scope; token ${token.name} has ${token.scope}`);
