@@ -24,6 +24,10 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// the OpenNebula driver's scripts run the compiled dist/ under plain node, as oned would: build it fresh
+const built = spawnSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
+if (built.status !== 0) process.exit(built.status ?? 1);
+
 let pg;
 let status = 0;
 try {

@@ -51,6 +51,10 @@ export const PoolInput = z.strictObject({
   attributes: attributes.optional(),
   secrets: z.record(secretName, secretValue).optional().describe("Attributes stored encrypted; read APIs show only a hint"),
   thresholds: thresholds.optional(),
+  provider: z
+    .looseObject({ type: z.string().min(1).max(64), size: z.number().int().min(1) })
+    .optional()
+    .describe("Obtain the pool's range from an upstream provider: {type: equinix|allot, size, …its parameters}; its token goes in secrets.token"),
 });
 
 export const ChildPoolInput = z.strictObject({
@@ -111,6 +115,10 @@ export const Pool = z.object({
   attributes,
   secrets: z.record(z.string(), z.string()).describe("Secret names with a hint of each value (its last four characters)"),
   thresholds: z.array(z.number()),
+  provider: z
+    .object({ type: z.string(), blockId: z.string(), params: z.record(z.string(), z.union([z.string(), z.number()])) })
+    .nullable()
+    .describe("The upstream block the pool's addresses came from"),
   usage: Usage,
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -128,6 +136,8 @@ export const AllocateInput = z.strictObject({
 
 export const BulkAllocateInput = z.strictObject({
   count: z.number().int().min(1).max(1_000_000).describe("How many separate addresses"),
+  contiguous: z.boolean().optional().describe("They must form one run (each still released on its own)"),
+  address: addressText.optional().describe("With contiguous: the run starts exactly here"),
   labels: labels.optional(),
   ttl: z.number().int().optional().describe("Seconds until they are released automatically (positive)"),
 });

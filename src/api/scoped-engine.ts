@@ -106,6 +106,11 @@ export class ScopedEngine {
     await this.poolSpace(ref);
     return this.engine.deletePool(ref, options, ctx);
   }
+  /** The pool's secrets in clear, for the server's own use after an access check; never for an answer. */
+  async poolSecrets(ref: PoolRef) {
+    await this.poolSpace(ref);
+    return this.engine.poolSecrets(ref);
+  }
   async createChildPool(parent: PoolRef, input: ChildPoolInput, ctx: ChangeContext) {
     await this.poolSpace(parent);
     return this.engine.createChildPool(parent, input, ctx);

@@ -7,6 +7,7 @@ import { poolCommand, usageCommand } from "./commands/pools.js";
 import { checkCommand } from "./commands/check.js";
 import { serveCommand } from "./commands/serve.js";
 import { exportCommand, importCommand } from "./commands/transfer.js";
+import { opennebulaCommand } from "./commands/opennebula.js";
 import { spaceCommand } from "./commands/spaces.js";
 import { tokenCommand, webhookCommand } from "./commands/admin.js";
 import { UsageError, parseFormat } from "./context.js";
@@ -20,7 +21,7 @@ const program = new Command("allot")
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, checkCommand, exportCommand, importCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, opennebulaCommand, checkCommand, exportCommand, importCommand]) {
   program.addCommand(make());
 }
 

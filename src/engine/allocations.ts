@@ -158,6 +158,11 @@ function exhausted(pool: PoolState, n: bigint): AllotError {
       { pool: pool.name, total: pool.total.toString(), allocated: used.toString() },
     );
   }
+  return blockUnavailable(pool, n);
+}
+
+export function blockUnavailable(pool: PoolState, n: bigint): AllotError {
+  const used = pool.allocated + pool.carved;
   return new AllotError(
     "block-unavailable",
     `pool ${pool.name} has no run of ${n} free contiguous addresses (${pool.total - used} free in all); ask for a smaller block`,
@@ -166,7 +171,7 @@ function exhausted(pool: PoolState, n: bigint): AllotError {
 }
 
 /** Says why a specific address (or block) cannot be had: outside the pool, excluded, reserved, or held by whom. */
-async function explainUnavailable(sql: Sql, pool: PoolState, first: bigint, n: bigint): Promise<never> {
+export async function explainUnavailable(sql: Sql, pool: PoolState, first: bigint, n: bigint): Promise<never> {
   const last = first + n - 1n;
   const span = fmtSpan(pool.family, { first, last });
   const range = rangeOf(pool, first);

@@ -1,9 +1,10 @@
 import type { AllocationRow } from "./allocation-repo.js";
 import { toAllocation } from "./allocation-repo.js";
-import { type TxEnv, checkTtl, expirePool, insertAllocations } from "./allocations.js";
+import { type TxEnv, blockUnavailable, checkTtl, expirePool, explainUnavailable, insertAllocations } from "./allocations.js";
 import { allocators } from "./allocators/index.js";
 import { AllotError } from "./errors.js";
-import { lowestRun, runContaining, take } from "./free-space.js";
+import { findFit, lowestRun, runContaining, take } from "./free-space.js";
+import { address } from "./pool-plan.js";
 import { type HistoryRecord, recordMany } from "./history.js";
 import { sizeClass } from "./intervals.js";
 import { type PoolState, key, saveCounters } from "./pool-repo.js";
@@ -17,6 +18,13 @@ export interface BulkRequest {
   count: number;
   labels?: Record<string, string>;
   ttl?: number;
+  /**
+   * The addresses must form one run (first fit, lowest first), each still its own allocation that can
+   * be released alone: a lease of n neighbouring addresses, as OpenNebula reserves them.
+   */
+  contiguous?: boolean;
+  /** With contiguous: the run starts exactly here. */
+  address?: string;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -66,6 +74,26 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
     out.push(allocation);
     if (rows.length === BATCH) await flush();
   };
+  if (req.address !== undefined && !req.contiguous) throw new AllotError("invalid-request", "address needs contiguous: true (a run of count addresses starting there)");
+  if (req.contiguous) {
+    const n = BigInt(count);
+    let first: bigint;
+    let run;
+    if (req.address !== undefined) {
+      const a = address(req.address, "address");
+      if (a.family !== pool.family) throw new AllotError("invalid-address", `address ${req.address} is IPv${a.family} but pool ${pool.name} is IPv${pool.family}`);
+      first = a.value;
+      run = await runContaining(env.sql, pool.id, first);
+      if (!run || run.last < first + n - 1n) await explainUnavailable(env.sql, pool, first, n);
+    } else {
+      const fit = await findFit(env.sql, pool.id, n, false, sizeClass(pool.total));
+      if (fit === null) throw blockUnavailable(pool, n);
+      first = fit;
+      run = await runContaining(env.sql, pool.id, first);
+    }
+    await take(env.sql, pool.id, run!, first, first + n - 1n);
+    for (let a = first; a < first + n; a++) await hold(a);
+  }
   while (out.length < count) {
     if (pool.strategy === "lowest-free") {
       const run = (await lowestRun(env.sql, pool.id))!;

@@ -355,6 +355,17 @@ export class Engine {
     });
   }
 
+  /** All of a pool's secrets in clear, for the server's own use (releasing a provider's block). */
+  poolSecrets(ref: PoolRef): Promise<Record<string, string>> {
+    return this.read(async (sql) => {
+      const pool = await loadPool(sql, ref);
+      const names = Object.keys(pool.secrets);
+      if (names.length === 0) return {};
+      if (!this.secrets) throw new AllotError("secrets-unavailable", "this server has no key to decrypt secrets with; set ALLOT_SECRET_KEY");
+      return Object.fromEntries(names.map((n) => [n, this.secrets!.open(pool.secrets[n]!)]));
+    });
+  }
+
   /** A pool's secret in clear, for the server's own use (a provider driver); never for an API answer. */
   poolSecret(ref: PoolRef, name: string): Promise<string | null> {
     return this.read(async (sql) => {

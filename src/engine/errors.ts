@@ -31,6 +31,7 @@ export const ERRORS = {
   "address-outside-pool": { status: 409, title: "The requested address is not in the pool" },
   "owner-conflict": { status: 409, title: "The owner already holds a different allocation in this pool" },
   "conflict": { status: 409, title: "The change conflicts with the current state; retry" },
+  "provider-failed": { status: 502, title: "The upstream provider refused, failed or could not be reached" },
   "secrets-unavailable": { status: 503, title: "The key that encrypts secrets is missing or differs from the one they were stored with" },
   "store-unavailable": { status: 503, title: "The database cannot be reached or written just now; nothing was changed" },
   "internal": { status: 500, title: "Internal error" },

@@ -3,6 +3,7 @@ import type { Sql } from "../store/store.js";
 import { AllotError } from "./errors.js";
 import type { Interval } from "./intervals.js";
 import { type HistoryRecord, recordMany } from "./history.js";
+import type { ProviderRecord } from "../providers/provider.js";
 import type { SealedSecret } from "./secrets.js";
 import type { ChangeContext, Pool, PoolRange, PoolRef, Strategy, Usage } from "./types.js";
 
@@ -32,6 +33,7 @@ export interface PoolState {
   /** Utilisation percentages whose crossing is recorded in history. */
   thresholds: number[];
   secrets: Record<string, SealedSecret>;
+  provider: ProviderRecord | null;
   /** allocated + carved as last read or saved: what a threshold crossing is measured from. */
   usedAtLoad: bigint;
 }
@@ -65,6 +67,7 @@ interface PoolRow {
   updated_at: string;
   thresholds: string;
   secrets: string;
+  provider: string | null;
 }
 
 const POOL_SELECT = `SELECT p.*, s.name AS space_name, pp.name AS parent_name
@@ -119,6 +122,7 @@ async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
     carved: BigInt(row.carved),
     thresholds: JSON.parse(row.thresholds) as number[],
     secrets: JSON.parse(row.secrets) as Record<string, SealedSecret>,
+    provider: row.provider === null ? null : (JSON.parse(row.provider) as ProviderRecord),
     usedAtLoad: BigInt(row.allocated) + BigInt(row.carved),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
@@ -233,6 +237,7 @@ export function toPool(p: PoolState): Pool {
     attributes: p.attributes,
     secrets: Object.fromEntries(Object.entries(p.secrets).map(([k, v]) => [k, v.hint])),
     thresholds: p.thresholds,
+    provider: p.provider,
     usage: usageOf(p),
     createdAt: p.createdAt,
     updatedAt: p.updatedAt,

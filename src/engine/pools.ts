@@ -77,11 +77,12 @@ async function insertPool(
   const secrets = sealSecrets(env, {}, input.secrets ?? {});
   await env.sql.run(
     `INSERT INTO pools (id, space_id, name, family, parent_id, strategy, allocate_reserved, prefix_length, gateway, dns,
-       description, attributes, total, created_at, updated_at, thresholds, secrets) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+       description, attributes, total, created_at, updated_at, thresholds, secrets, provider) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [
       id, space.id, input.name, plan.family, parentId, checkStrategy(input.strategy), input.allocateReserved ? 1 : 0,
       input.prefixLength ?? null, input.gateway === undefined ? null : canonicalAddress(input.gateway), JSON.stringify(dns), input.description ?? "",
       JSON.stringify(input.attributes ?? {}), plan.total.toString(), at, at, JSON.stringify(thresholds), JSON.stringify(secrets),
+      input.provider ? JSON.stringify(input.provider) : null,
     ],
   );
   for (const r of plan.ranges) {

@@ -1,3 +1,4 @@
+import type { ProviderRecord } from "../providers/provider.js";
 import type { Family } from "../addr/index.js";
 
 /** Who made a change and under which request: recorded in history with every change. */
@@ -62,6 +63,8 @@ export interface Pool {
   secrets: Record<string, string>;
   /** Utilisation percentages whose crossing is recorded in history and exported as a metric. */
   thresholds: number[];
+  /** The upstream block this pool's addresses came from, if a provider supplied them. */
+  provider: ProviderRecord | null;
   usage: Usage;
   createdAt: string;
   updatedAt: string;
@@ -116,6 +119,8 @@ export interface PoolInput {
   /** Attributes stored encrypted and never returned (a provider API token, say). */
   secrets?: Record<string, string>;
   thresholds?: number[];
+  /** Set by the provider orchestration, not by callers: where the pool's one range came from. */
+  provider?: ProviderRecord;
 }
 
 export interface ChildPoolInput extends Omit<PoolInput, "ranges" | "cidr" | "space"> {

@@ -188,6 +188,9 @@ export function tablesV2(d: Dialect): string {
 `;
 }
 
+/** Version 3: where a pool's addresses came from, when an upstream provider supplied them (JSON). */
+export const TABLES_V3 = "ALTER TABLE pools ADD COLUMN provider TEXT;";
+
 /**
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.

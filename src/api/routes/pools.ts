@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { type ProviderRequest, createProvidedPool, deletePool as deleteProvided } from "../../providers/provided-pools.js";
 import type { ChildPoolInput as ChildInput, PoolInput as PInput, PoolPatch as PPatch } from "../../engine/types.js";
 import { ChildPoolInput, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, poolRef as ref, problems } from "../schemas.js";
 
@@ -32,7 +33,13 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
   app.post(
     "/pools",
     { schema: { tags, summary: "Create a pool from one or more ranges", body: PoolInput, response: { 201: Pool, ...problems } } },
-    async (req, reply) => reply.status(201).send(await req.engine.createPool(req.body as PInput, req.change)),
+    async (req, reply) => {
+      const { provider, ...input } = req.body;
+      const pool = provider
+        ? await createProvidedPool(req.engine, input as PInput, provider as ProviderRequest, req.change)
+        : await req.engine.createPool(input as PInput, req.change);
+      return reply.status(201).send(pool);
+    },
   );
 
   app.get(
@@ -58,7 +65,7 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: Pool, ...problems },
       },
     },
-    async (req) => req.engine.deletePool(ref(req.params, req.query), { force: req.query.force ?? false }, req.change),
+    async (req) => deleteProvided(req.engine, ref(req.params, req.query), { force: req.query.force ?? false }, req.change),
   );
 
   app.get(

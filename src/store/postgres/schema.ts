@@ -1,4 +1,4 @@
-import { OVERLAP, tablesV1, tablesV2 } from "../schema.js";
+import { OVERLAP, TABLES_V3, tablesV1, tablesV2 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -33,4 +33,5 @@ export const migrations: readonly string[] = [
   CREATE TRIGGER history_to_webhooks AFTER INSERT ON history REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION allot_history_to_webhooks();
   `,
+  TABLES_V3,
 ];

@@ -1,4 +1,4 @@
-import { OVERLAP, tablesV1, tablesV2 } from "../schema.js";
+import { OVERLAP, TABLES_V3, tablesV1, tablesV2 } from "../schema.js";
 
 const refuse = (name: string, on: string, c: { message: string; when: string }) =>
   `CREATE TRIGGER ${name} BEFORE INSERT ON ${on} WHEN ${c.when}
@@ -20,4 +20,5 @@ export const migrations: readonly string[] = [
   CREATE TRIGGER history_to_webhooks AFTER INSERT ON history WHEN EXISTS (SELECT 1 FROM webhooks)
   BEGIN INSERT INTO webhook_outbox (webhook_id, seq) SELECT id, NEW.seq FROM webhooks; END;
   `,
+  TABLES_V3,
 ];

@@ -1,0 +1,34 @@
+import { Command } from "commander";
+import { basename } from "node:path";
+import { install } from "../../integrations/opennebula/install.js";
+import { UsageError } from "../context.js";
+
+export function opennebulaCommand(): Command {
+  const one = new Command("opennebula").description("the OpenNebula IPAM driver");
+  one
+    .command("install")
+    .description("write the five driver actions and their config file into DIR (e.g. /var/lib/one/remotes/ipam/allot); the driver calls the server --url / ALLOT_URL names")
+    .requiredOption("--dir <dir>", "driver directory; its last part is the IPAM_MAD name")
+    .option("--driver-token <token>", "an Allot token with write scope in the driver's space, for the config file")
+    .option("-s, --space <space>", "Allot space that holds OpenNebula's ranges (default: default)")
+    .option("--force", "overwrite an existing allot-ipam.yaml")
+    .action((o: { dir: string; driverToken?: string; space?: string; force?: boolean }, cmd: Command) => {
+      // the driver calls the server this CLI is pointed at (--url / ALLOT_URL)
+      const { url } = cmd.optsWithGlobals() as { url: string };
+      let r;
+      try {
+        r = install({ dir: o.dir, url, ...(o.driverToken ? { token: o.driverToken } : {}), ...(o.space ? { space: o.space } : {}), ...(o.force ? { force: true } : {}) });
+      } catch (err) {
+        throw new UsageError((err as Error).message);
+      }
+      const name = basename(r.dir);
+      process.stdout.write(
+        `installed ${r.files.length} actions in ${r.dir}\n` +
+          `${r.configWritten ? "wrote" : "kept"} ${r.config}${r.configWritten && !o.driverToken ? " (put a write token in it, or use --driver-token)" : ""}\n\n` +
+          `In /etc/one/oned.conf, add ${name} to the IPAM_MAD arguments and restart oned:\n` +
+          `  IPAM_MAD = [ EXECUTABLE = "one_ipam", ARGUMENTS = "-t 1 -i dummy,${name}" ]\n` +
+          `Then: onevnet addar <vnet> --ipam ${name} --ip 10.0.0.10 --size 8   (or IPAM_MAD = "${name}" in an AR)\n`,
+      );
+    });
+  return one;
+}

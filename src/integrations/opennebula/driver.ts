@@ -1,0 +1,258 @@
+/**
+ * The five OpenNebula IPAM actions, backed by an Allot server. An address range (AR) becomes an Allot
+ * pool whose id is echoed back to oned as ALLOT_POOL_ID; leases are single-address allocations (a
+ * SIZE=n lease is n neighbouring ones, which oned frees one at a time). Each action makes one or two
+ * API calls, so it answers in a fraction of a second.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { parse as parseYaml } from "yaml";
+import { ApiError, Client, seg } from "../../cli/client.js";
+import { type ActionData, DriverError, ONED_LOG_LINE, decodeBase64, parseActionData, renderVector } from "./protocol.js";
+
+export const ACTIONS = ["register_address_range", "unregister_address_range", "get_address", "allocate_address", "free_address"] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export const CONFIG_FILE = "allot-ipam.yaml";
+
+export interface DriverConfig {
+  url: string;
+  token: string;
+  /** The Allot space that holds OpenNebula's ranges. */
+  space: string;
+}
+
+/** allot-ipam.yaml beside the scripts, then ALLOT_URL / ALLOT_TOKEN / ALLOT_SPACE, which win. */
+export function loadConfig(scriptDir: string, env: NodeJS.ProcessEnv): DriverConfig {
+  let file: Record<string, unknown> = {};
+  const path = join(scriptDir, CONFIG_FILE);
+  try {
+    file = (parseYaml(readFileSync(path, "utf8")) as Record<string, unknown> | null) ?? {};
+  } catch (err) {
+    if ((err as { code?: string }).code !== "ENOENT") throw new DriverError(`${path} cannot be read: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const url = env.ALLOT_URL || (file.url as string | undefined);
+  const token = env.ALLOT_TOKEN || (file.token as string | undefined);
+  if (!url) throw new DriverError(`no Allot URL: set url in ${path} or ALLOT_URL`);
+  if (!token) throw new DriverError(`no Allot token: set token in ${path} or ALLOT_TOKEN`);
+  return { url, token, space: env.ALLOT_SPACE || (file.space as string | undefined) || "default" };
+}
+
+interface Pool {
+  id: string;
+  ranges: { start: string; end: string; prefixLength: number; gateway: string | null; dns: string[] }[];
+  gateway: string | null;
+  usage: { total: string };
+}
+interface Allocation {
+  address: string;
+}
+
+/** Types whose IPv4 part Allot manages; the others oned computes alone (research: get_address never works for them). */
+const IPV4_TYPES = ["IP4", "IP4_6", "IP4_6_STATIC"];
+/** Attributes that carry credentials: used once at register, stored encrypted by Allot, never echoed back to oned. */
+const SECRET_ATTRIBUTES = ["EQUINIX_TOKEN", "PACKET_TOKEN", "ALLOT_UPSTREAM_TOKEN"];
+
+const ipToNumber = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+const numberToIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function size(text: string | undefined, what: string): number {
+  if (text === undefined) throw new DriverError(`${what} is missing`);
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new DriverError(`${what} must be a whole number of at least 1, not "${text}"`);
+  return Number(text);
+}
+
+function poolId(ar: Record<string, string>): string {
+  const id = ar.ALLOT_POOL_ID;
+  if (!id) throw new DriverError("this address range has no ALLOT_POOL_ID: it was not registered through Allot (re-add it with onevnet addar)");
+  return id;
+}
+
+/** The smallest prefix holding first..last, or the one NETWORK_MASK gives. */
+function prefixFor(first: number, last: number, mask: string | undefined): number {
+  if (mask !== undefined) {
+    if (!IPV4.test(mask)) throw new DriverError(`NETWORK_MASK "${mask}" is not a dotted IPv4 netmask`);
+    const bits = ipToNumber(mask).toString(2).padStart(32, "0");
+    if (!/^1*0*$/.test(bits)) throw new DriverError(`NETWORK_MASK "${mask}" is not a contiguous netmask`);
+    return bits.indexOf("0") === -1 ? 32 : bits.indexOf("0");
+  }
+  let p = 32;
+  while (p > 0 && Math.floor(first / 2 ** (32 - p)) !== Math.floor(last / 2 ** (32 - p))) p--;
+  return p;
+}
+
+async function register(c: Client, cfg: DriverConfig, data: ActionData): Promise<string> {
+  const ar = data.ar;
+  if (!ar.IPAM_MAD) throw new DriverError("the address range has no IPAM_MAD");
+  const type = ar.TYPE;
+  if (!type) throw new DriverError('the address range has no TYPE: give TYPE = "IP4" (or "IP4_6") in the AR');
+  if (!IPV4_TYPES.includes(type)) {
+    throw new DriverError(`TYPE ${type} ranges are computed by OpenNebula itself and cannot be leased by an IPAM; use TYPE IP4, IP4_6 or IP4_6_STATIC with Allot, or leave IPAM_MAD out`);
+  }
+  const name = `one-${randomBytes(4).toString("hex")}`;
+  const provider = ar.ALLOT_PROVIDER;
+  let pool: Pool;
+  if (provider) {
+    const n = size(ar.SIZE, "SIZE");
+    const body = { name, space: cfg.space, ...providerRequest(provider, ar, n) };
+    pool = await c.request<Pool>("POST", "v1/pools", body);
+  } else {
+    const ip = ar.IP;
+    if (!ip) throw new DriverError('the address range has no IP: give its first address (IP = "10.0.0.10") and SIZE, or ALLOT_PROVIDER to obtain one');
+    if (!IPV4.test(ip)) throw new DriverError(`IP "${ip}" is not a dotted IPv4 address`);
+    const n = size(ar.SIZE, "SIZE");
+    const first = ipToNumber(ip);
+    const last = first + n - 1;
+    if (last > 0xffffffff) throw new DriverError(`IP ${ip} with SIZE ${n} runs past 255.255.255.255`);
+    const prefixLength = prefixFor(first, last, ar.NETWORK_MASK);
+    const dns = ar.DNS ? ar.DNS.split(/[\s,]+/).filter(Boolean) : undefined;
+    pool = await c.request<Pool>("POST", "v1/pools", {
+      name,
+      space: cfg.space,
+      // every address of the range is oned's to lease, network and broadcast included if it spans them
+      allocateReserved: true,
+      ranges: [{ start: ip, end: numberToIp(last), prefixLength, ...(ar.GATEWAY ? { gateway: ar.GATEWAY } : {}) }],
+      ...(dns ? { dns } : {}),
+      description: `OpenNebula address range (${type})`,
+    });
+  }
+  const range = pool.ranges[0]!;
+  const first = ipToNumber(range.start);
+  const mask = numberToIp(2 ** 32 - 2 ** (32 - range.prefixLength));
+  // the reply replaces the whole range in oned: echo every attribute the user gave (credentials excepted)
+  const echoed = Object.fromEntries(Object.entries(ar).filter(([k]) => !SECRET_ATTRIBUTES.includes(k)));
+  return renderVector("AR", {
+    ...echoed,
+    TYPE: type,
+    IP: range.start,
+    SIZE: String(ipToNumber(range.end) - first + 1),
+    NETWORK_ADDRESS: ar.NETWORK_ADDRESS ?? numberToIp(first - (first % 2 ** (32 - range.prefixLength))),
+    NETWORK_MASK: ar.NETWORK_MASK ?? mask,
+    ...(range.gateway && !ar.GATEWAY ? { GATEWAY: range.gateway } : {}),
+    ALLOT_POOL_ID: pool.id,
+  });
+}
+
+/** A pool's provider request from AR attributes (the Packet/Equinix names OpenNebula's own driver used, too). */
+function providerRequest(provider: string, ar: Record<string, string>, n: number): Record<string, unknown> {
+  if (provider === "equinix" || provider === "packet") {
+    const token = ar.EQUINIX_TOKEN ?? ar.PACKET_TOKEN;
+    if (!token) throw new DriverError("ALLOT_PROVIDER equinix needs EQUINIX_TOKEN (the API token) in the address range");
+    const url = ar.EQUINIX_API_URL ?? (provider === "packet" ? "https://api.packet.net" : undefined);
+    const metro = ar.EQUINIX_METRO;
+    const facility = ar.EQUINIX_FACILITY ?? ar.FACILITY;
+    return {
+      provider: {
+        type: "equinix",
+        size: n,
+        project: ar.EQUINIX_PROJECT ?? ar.PACKET_PROJECT,
+        ipType: ar.EQUINIX_IP_TYPE ?? ar.PACKET_IP_TYPE ?? "public_ipv4",
+        ...(metro ? { metro } : {}),
+        ...(facility ? { facility } : {}),
+        ...(url ? { url } : {}),
+      },
+      secrets: { token },
+    };
+  }
+  if (provider === "allot") {
+    const token = ar.ALLOT_UPSTREAM_TOKEN;
+    if (!token) throw new DriverError("ALLOT_PROVIDER allot needs ALLOT_UPSTREAM_TOKEN (a token of the upstream Allot) in the address range");
+    return {
+      provider: { type: "allot", size: n, url: ar.ALLOT_UPSTREAM_URL, pool: ar.ALLOT_UPSTREAM_POOL, ...(ar.ALLOT_UPSTREAM_SPACE ? { space: ar.ALLOT_UPSTREAM_SPACE } : {}) },
+      secrets: { token },
+    };
+  }
+  throw new DriverError(`ALLOT_PROVIDER must be equinix, packet or allot, not "${provider}"`);
+}
+
+async function getAddress(c: Client, data: ActionData): Promise<string> {
+  const id = poolId(data.ar);
+  const n = size(data.address.SIZE ?? "1", "ADDRESS/SIZE");
+  const first =
+    n === 1
+      ? (await c.request<Allocation>("POST", `v1/pools/${seg(id)}/allocations`, {})).address
+      : (await c.request<{ items: Allocation[] }>("POST", `v1/pools/${seg(id)}/allocations/bulk`, { count: n, contiguous: true })).items[0]!.address;
+  return renderVector("ADDRESS", { IP: first, SIZE: String(n) });
+}
+
+async function allocateAddress(c: Client, data: ActionData): Promise<void> {
+  const id = poolId(data.ar);
+  const ip = data.address.IP;
+  if (!ip) throw new DriverError("allocate_address needs ADDRESS/IP (Allot leases IPv4; this range sent none)");
+  const n = size(data.address.SIZE ?? "1", "ADDRESS/SIZE");
+  if (n === 1) await c.request("POST", `v1/pools/${seg(id)}/allocations`, { address: ip });
+  else await c.request("POST", `v1/pools/${seg(id)}/allocations/bulk`, { count: n, contiguous: true, address: ip });
+}
+
+async function freeAddress(c: Client, data: ActionData): Promise<void> {
+  const id = poolId(data.ar);
+  const ip = data.address.IP;
+  if (!ip) throw new DriverError("free_address needs ADDRESS/IP");
+  try {
+    await c.request("DELETE", `v1/pools/${seg(id)}/allocations`, undefined, { address: ip });
+  } catch (err) {
+    // already free (or the range already gone): the outcome oned wants
+    if (err instanceof ApiError && (err.code === "allocation-not-found" || err.code === "pool-not-found")) return;
+    throw err;
+  }
+}
+
+async function unregister(c: Client, data: ActionData): Promise<void> {
+  const id = poolId(data.ar);
+  try {
+    await c.request("DELETE", `v1/pools/${seg(id)}`, undefined, { force: "true" });
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "pool-not-found") return;
+    throw err;
+  }
+}
+
+export interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs one action: `args` as oned passes them (the request id; in OpenNebula 5.8 and older the base64
+ * itself), `stdin` the base64 request. Never throws: failures become exit 1 and one line on stderr.
+ */
+export async function runAction(action: Action, args: string[], stdin: string, scriptDir: string, env: NodeJS.ProcessEnv): Promise<Outcome> {
+  try {
+    // 5.8 and older: no stdin, the request is argv[1]
+    const raw = stdin.trim() !== "" ? stdin : args.find((a) => a.length > 16 && /^[A-Za-z0-9+/=]+$/.test(a)) ?? "";
+    const data = parseActionData(decodeBase64(raw));
+    const cfg = loadConfig(scriptDir, env);
+    const c = new Client(cfg.url, cfg.token);
+    let stdout = "";
+    if (action === "register_address_range") stdout = await register(c, cfg, data);
+    else if (action === "get_address") stdout = await getAddress(c, data);
+    else if (action === "allocate_address") await allocateAddress(c, data);
+    else if (action === "free_address") await freeAddress(c, data);
+    else await unregister(c, data);
+    return { code: 0, stdout, stderr: "" };
+  } catch (err) {
+    const message = err instanceof DriverError || err instanceof ApiError ? err.message : `unexpected failure: ${(err as Error).message}`;
+    // one line, and never one oned would take for its own log line and drop
+    let line = `allot ${action}: ${message}`.replace(/\s+/g, " ").trim();
+    if (ONED_LOG_LINE.test(line)) line = `allot: ${line}`;
+    return { code: 1, stdout: "", stderr: `${line}\n` };
+  }
+}
+
+/** Entry point of an installed action script. */
+export async function main(action: Action): Promise<void> {
+  const stdin = process.stdin.isTTY ? "" : await readAll(process.stdin);
+  const out = await runAction(action, process.argv.slice(2), stdin, dirname(process.argv[1]!), process.env);
+  process.stdout.write(out.stdout);
+  process.stderr.write(out.stderr);
+  process.exitCode = out.code;
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+  return Buffer.concat(chunks).toString("utf8");
+}
