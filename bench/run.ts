@@ -8,6 +8,7 @@
  *
  * BENCH_QUICK=1 runs a scaled-down version (smaller fills and fewer operations) for trying changes.
  */
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,12 +16,14 @@ import { fileURLToPath } from "node:url";
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
 import pg from "pg";
+import { AUTH } from "../test/helpers.js";
 import { type Family, formatAddress } from "../src/addr/index.js";
 import { Engine } from "../src/engine/engine.js";
 import type { PoolInput, PoolRef } from "../src/engine/types.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
 import { startPostgres } from "../scripts/pg-server.mjs";
 import { carveChildren, deleteEveryNthChild, fillPool, fragment } from "./fill.js";
+import { measureDriver } from "./opennebula.js";
 import { fsyncRate, postgresBulkInsert, postgresInsertRate, sqliteBulkInsert, sqliteInsertRate } from "./limits.js";
 import { type BulkRow, type Deployment, type LoadRow, bulkRequest, createPool, deploy, loadHealth, loadPools } from "./scale.js";
 import {
@@ -78,6 +81,8 @@ const CONFIG = {
   /** PostgreSQL deployments: this many `allot serve` processes on one database. */
   replicas: [1, 3],
   bulkCount: 100_000,
+  /** OpenNebula driver rounds: register, 4 gets, an allocate, 3 frees, unregister each. */
+  oneRounds: QUICK ? 3 : 20,
   bulkRepeats: QUICK ? 1 : 3,
   /** The target for one request of 100,000 separate addresses on SQLite, in seconds. */
   bulkTargetSeconds: 2,
@@ -151,6 +156,8 @@ const results = {
   /** GET /healthz on the SQLite server: the HTTP stack's own cost per request, under every API figure. */
   httpFloor: [] as (LatencyStats & { concurrency: number })[],
   bulk: [] as (BulkRow & { plainSeconds: number; ratioToPlain: number })[],
+  /** OpenNebula driver actions, a process each, against the SQLite server. */
+  opennebula: {} as Record<string, LatencyStats>,
   memory: {
     rssAtStartMiB: 0,
     afterBigFill: null as null | { fill: number; rssMiB: number; heapUsedMiB: number; externalMiB: number },
@@ -336,6 +343,10 @@ async function deploymentScenario(d: Deployment): Promise<void> {
     }
   }
   if (d.servers.length > 1) return;
+  if (d.store === "sqlite") {
+    results.opennebula = await measureDriver(join(dir, "one-driver"), d.servers[0]!.url, AUTH.authorization.slice(7), CONFIG.oneRounds);
+    progress(`  OpenNebula actions: ${Object.entries(results.opennebula).map(([a, s]) => `${a} p50 ${Math.round(s.p50Us / 1000)} ms`).join(", ")}`);
+  }
   const plainSeconds = results.limits.plainBulk.find((b) => b.store === d.store)!.seconds;
   await createPool(d, "bulk", `${octet}.0.0.0/8`);
   const n = CONFIG.bulkCount;
@@ -468,6 +479,14 @@ function report(): string {
     ),
   );
   out.push("");
+  out.push("8. OpenNebula driver actions, each its own process as oned runs it (ms, process start included; oned gives up at 90,000)");
+  out.push(
+    table(
+      ["action", "n", "p50", "p99", "max"],
+      Object.entries(results.opennebula).map(([a, s]) => [a, s.n, round(s.p50Us / 1000, 0), round(s.p99Us / 1000, 0), round(s.maxUs / 1000, 0)]),
+    ),
+  );
+  out.push("");
   const mem = results.memory;
   out.push("6. Memory and disk");
   const mrows: (string | number)[][] = [["RSS at start", `${mem.rssAtStartMiB} MiB`]];
@@ -493,6 +512,9 @@ function ratio(family: Family, sync: Sync): void {
 // ---------------------------------------------------------------------------------------------- main
 
 try {
+  // the OpenNebula driver runs the compiled dist/ under plain node, as oned does
+  const built = spawnSync(process.execPath, [fileURLToPath(new URL("../scripts/build.mjs", import.meta.url))], { stdio: "inherit", cwd: fileURLToPath(new URL("..", import.meta.url)) });
+  if (built.status !== 0) throw new Error("npm run build failed");
   collectGarbage();
   results.memory.rssAtStartMiB = memory().rssMiB;
   progress(`temp dir ${dir}${QUICK ? " (BENCH_QUICK)" : ""}`);
