@@ -9,6 +9,7 @@ import type { ChangeContext } from "../engine/types.js";
 import rateLimit from "@fastify/rate-limit";
 import { AllotError } from "../engine/errors.js";
 import { TokenCache, registerAuth } from "./auth.js";
+import { registerKubeApi } from "../integrations/kubernetes/api.js";
 import { registerMetrics } from "./metrics.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import type { ScopedEngine } from "./scoped-engine.js";
@@ -38,11 +39,14 @@ export interface AppOptions {
   rateLimitPerMinute?: number;
   /** How long a checked token is trusted before the database is asked again (default 10 s). */
   tokenCacheMs?: number;
+  /** Serve HTTPS with this PEM certificate and key. */
+  https?: { cert: string; key: string };
 }
 
 /** Builds the HTTP app; it does not listen, so tests can drive it with inject(). */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     logger: options.logger ?? false,
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestIdHeader: "x-request-id",
@@ -152,6 +156,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
     },
   );
+
+  // the Kubernetes-style API (Metal3 and Cluster API IPAM resources) at /api, /apis, /version, /openapi
+  await app.register(async (kube) => registerKubeApi(kube, { engine, tokens }));
 
   await app.register(
     async (v1) => {

@@ -4,14 +4,14 @@ import { type AllocationRow, allocationByOwner, allocationHolding, toAllocation 
 import { allocators } from "./allocators/index.js";
 import { giveCarve } from "./carve.js";
 import { AllotError } from "./errors.js";
-import { give, runContaining, take } from "./free-space.js";
+import { give, runAtOrAfter, runContaining, take } from "./free-space.js";
 import { record } from "./history.js";
 import { fmtSpan, address } from "./pool-plan.js";
 import { type PoolState, key, rangeOf, saveCounters } from "./pool-repo.js";
 import type { Allocation, AllocateRequest, AllocationPatch, ChangeContext } from "./types.js";
 import { normalizeMac } from "./mac.js";
 import type { SecretBox } from "./secrets.js";
-import { sizeClass, within } from "./intervals.js";
+import { type Interval, sizeClass, within } from "./intervals.js";
 
 /** Everything an operation inside a transaction needs. */
 export interface TxEnv {
@@ -85,6 +85,18 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
     first = specific.value;
     run = await runContaining(env.sql, pool.id, first);
     if (!run || run.last < first + n - 1n) await explainUnavailable(env.sql, pool, first, n);
+  } else if (req.within) {
+    if (n !== 1n) throw new AllotError("invalid-request", "within picks one address; leave out size");
+    const lo = address(req.within.start, "within.start");
+    const hi = address(req.within.end, "within.end");
+    if (lo.family !== pool.family || hi.family !== pool.family || hi.value < lo.value) {
+      throw new AllotError("invalid-request", `within must be two IPv${pool.family} addresses, start before end`);
+    }
+    const found = await freeWithin(env, pool, lo.value, hi.value);
+    if (!found) {
+      throw new AllotError("pool-exhausted", `pool ${pool.name} has no free address from ${req.within.start} to ${req.within.end}`, { pool: pool.name });
+    }
+    ({ first, run } = found);
   } else {
     const maxClass = sizeClass(pool.total > 0n ? pool.total : 1n);
     const proposed = await allocators[pool.strategy].propose({
@@ -133,6 +145,21 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
     held: row,
   });
   return { allocation, created: true };
+}
+
+/** The strategy's pick between lo and hi: the lowest free address, or (random) a uniform point, else the next free after it, wrapping. */
+async function freeWithin(env: TxEnv, pool: PoolState, lo: bigint, hi: bigint): Promise<{ first: bigint; run: Interval } | null> {
+  const fromPoint = async (point: bigint, upTo: bigint) => {
+    const holding = await runContaining(env.sql, pool.id, point);
+    if (holding) return { first: point, run: holding };
+    const next = await runAtOrAfter(env.sql, pool.id, point);
+    return next && next.first <= upTo ? { first: next.first, run: next } : null;
+  };
+  if (pool.strategy === "random") {
+    const point = lo + env.randomBelow(hi - lo + 1n);
+    return (await fromPoint(point, hi)) ?? (await fromPoint(lo, point));
+  }
+  return fromPoint(lo, hi);
 }
 
 export async function insertAllocation(sql: Sql, row: AllocationRow): Promise<void> {

@@ -151,6 +151,11 @@ export interface AllocateRequest {
   labels?: Record<string, string>;
   /** Seconds until the allocation is released automatically. */
   ttl?: number;
+  /**
+   * Only an address from start to end (inclusive), picked by the pool's strategy within that stretch:
+   * for callers that walk their own ordered list of ranges, as Metal3 does.
+   */
+  within?: { start: string; end: string };
 }
 
 /** Changes to an allocation that keep its addresses. */

@@ -10,6 +10,9 @@ export interface ServeFlags {
   bodyLimit?: string;
   rateLimit?: string;
   historyRetentionDays?: string;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export interface ServeConfig {
@@ -29,6 +32,8 @@ export interface ServeConfig {
   historyRetentionDays: number;
   /** ALLOT_ADMIN_TOKEN: the admin token to create at first start instead of a random one. */
   adminToken: string | null;
+  /** Serve HTTPS: with these PEM files, or (null) a self-signed certificate kept in the data directory. */
+  tls: { cert: string | null; key: string | null } | null;
   /** ALLOT_SECRET_KEY: the key that seals secrets; unset, secret.key in the data directory (created if missing). */
   secretKey: string | null;
 }
@@ -68,10 +73,20 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
       100_000,
     ),
     adminToken: env.ALLOT_ADMIN_TOKEN || null,
+    tls: tlsConfig(flags, env),
     secretKey: env.ALLOT_SECRET_KEY || null,
     host: flags.host ?? env.ALLOT_HOST ?? DEFAULTS.host,
     dataDir: resolve(flags.dataDir ?? env.ALLOT_DATA_DIR ?? DEFAULTS.dataDir),
     logLevel,
     expirySweepSeconds: 1,
   };
+}
+
+function tlsConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig["tls"] {
+  const cert = flags.tlsCert ?? env.ALLOT_TLS_CERT ?? null;
+  const key = flags.tlsKey ?? env.ALLOT_TLS_KEY ?? null;
+  const on = flags.tls === true || ["1", "true", "yes"].includes((env.ALLOT_TLS ?? "").toLowerCase()) || cert !== null || key !== null;
+  if (!on) return null;
+  if ((cert === null) !== (key === null)) throw new ConfigError("give both --tls-cert and --tls-key (or ALLOT_TLS_CERT and ALLOT_TLS_KEY), or neither for a self-signed certificate");
+  return { cert: cert ? resolve(cert) : null, key: key ? resolve(key) : null };
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import selfsigned from "selfsigned";
 import { AllotError } from "../engine/errors.js";
 import { SecretBox, newSecretKey, parseSecretKey } from "../engine/secrets.js";
 import { buildApp } from "../api/app.js";
@@ -48,8 +49,16 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         `Use it with: export ALLOT_TOKEN=${admin.token}\n(make narrower tokens with 'allot token create')\n\n`,
     );
   }
+  let https;
+  try {
+    https = config.tls ? tlsFiles(config) : undefined;
+  } catch (err) {
+    await engine.close();
+    throw new ConfigError((err as Error).message);
+  }
   const app = await buildApp({
     engine,
+    ...(https ? { https } : {}),
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.rateLimitPerMinute,
@@ -65,7 +74,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     throw err;
   }
   const { port } = app.server.address() as AddressInfo;
-  const address = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
+  const address = `${https ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`;
   app.log.info({ store: store.kind, location: store.location }, `Allot listening on ${address}`);
 
   let sweeping = false;
@@ -135,4 +144,39 @@ function secretKey(config: ServeConfig): Buffer {
   }
   chmodSync(file, 0o600);
   return key;
+}
+
+/**
+ * The HTTPS certificate: the given PEM files, or a self-signed one (for localhost, 127.0.0.1, ::1 and
+ * the bind address) made once into the data directory, where a client can find it to trust it.
+ */
+function tlsFiles(config: ServeConfig): { cert: string; key: string } {
+  const tls = config.tls!;
+  if (tls.cert && tls.key) return { cert: readFileSync(tls.cert, "utf8"), key: readFileSync(tls.key, "utf8") };
+  const certFile = join(config.dataDir, "tls.crt");
+  const keyFile = join(config.dataDir, "tls.key");
+  if (existsSync(certFile) && existsSync(keyFile)) return { cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") };
+  const ipHost = /^[\d.]+$|:/.test(config.host) && config.host !== "0.0.0.0" && config.host !== "::";
+  const made = selfsigned.generate([{ name: "commonName", value: "allot" }], {
+    keySize: 2048,
+    days: 3650,
+    algorithm: "sha256",
+    extensions: [
+      { name: "basicConstraints", cA: true },
+      {
+        name: "subjectAltName",
+        altNames: [
+          { type: 2, value: "localhost" },
+          { type: 7, ip: "127.0.0.1" },
+          { type: 7, ip: "::1" },
+          ...(ipHost && config.host !== "127.0.0.1" ? [{ type: 7, ip: config.host }] : []),
+          ...(!ipHost && config.host !== "localhost" && config.host !== "0.0.0.0" && config.host !== "::" ? [{ type: 2, value: config.host }] : []),
+        ],
+      },
+    ],
+  });
+  mkdirSync(config.dataDir, { recursive: true });
+  writeFileSync(keyFile, made.private, { mode: 0o600 });
+  writeFileSync(certFile, made.cert);
+  return { cert: made.cert, key: made.private };
 }

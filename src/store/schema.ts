@@ -192,6 +192,30 @@ export function tablesV2(d: Dialect): string {
 export const TABLES_V3 = "ALTER TABLE pools ADD COLUMN provider TEXT;";
 
 /**
+ * Version 4: Kubernetes-style objects (Metal3 and Cluster API IPAM resources), each a JSON document with
+ * a resourceVersion from one counter, and a tombstone kept after deletion so watchers see it go.
+ */
+export function tablesV4(d: Dialect): string {
+  return `
+  CREATE TABLE kube_objects (
+    grp        TEXT NOT NULL,
+    resource   TEXT NOT NULL,
+    namespace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    uid        TEXT NOT NULL,
+    rv         ${d.bigint} NOT NULL,
+    created_rv ${d.bigint} NOT NULL,
+    deleted    INTEGER NOT NULL DEFAULT 0,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (grp, resource, namespace, name)
+  );
+  CREATE INDEX kube_objects_rv ON kube_objects(rv);
+  CREATE TABLE kube_rv (id INTEGER PRIMARY KEY CHECK (id = 1), rv ${d.bigint} NOT NULL);
+  INSERT INTO kube_rv (id, rv) VALUES (1, 1);
+`;
+}
+
+/**
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
  */

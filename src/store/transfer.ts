@@ -26,6 +26,8 @@ export const TABLES: readonly { name: string; order: string; bytes: readonly str
   { name: "webhook_outbox", order: "webhook_id, seq", bytes: [] },
   // the fingerprint of the key that sealed the secrets: the target then needs that same key
   { name: "settings", order: "key", bytes: [] },
+  { name: "kube_objects", order: "grp, resource, namespace, name", bytes: [] },
+  { name: "kube_rv", order: "id", bytes: [] },
 ];
 
 export interface ExportHeader {
@@ -99,7 +101,7 @@ export async function importStore(store: Store, lines: AsyncIterable<string>, pr
     await assertEmpty(sql);
     // what the target made when it was first opened (its default space, its admin token, its key's
     // fingerprint) gives way to the exported database's own
-    for (const t of ["webhook_outbox", "webhooks", "history", "tokens", "settings", "spaces"]) await sql.run(`DELETE FROM ${t}`);
+    for (const t of ["webhook_outbox", "webhooks", "history", "tokens", "settings", "kube_rv", "spaces"]) await sql.run(`DELETE FROM ${t}`);
     const bytesOf = new Map(TABLES.map((t) => [t.name, t.bytes]));
     const pending: Row[] = []; // child pools whose parent is not loaded yet
     const loaded = new Set<string>();

@@ -12,12 +12,15 @@ export function serveCommand(): Command {
     .option("--log-level <level>", `log level (env ALLOT_LOG_LEVEL, default ${DEFAULTS.logLevel})`)
     .option("--body-limit <bytes>", `largest request body (env ALLOT_BODY_LIMIT, default ${DEFAULTS.bodyLimit})`)
     .option("--rate-limit <n>", "requests a minute per token, 0 for none (env ALLOT_RATE_LIMIT, default 0)")
+    .option("--tls", "serve HTTPS (env ALLOT_TLS=1); without --tls-cert/--tls-key, a self-signed certificate made in the data directory")
+    .option("--tls-cert <file>", "PEM certificate for HTTPS (env ALLOT_TLS_CERT)")
+    .option("--tls-key <file>", "PEM private key for HTTPS (env ALLOT_TLS_KEY)")
     .option("--history-retention-days <n>", "delete history older than this, 0 to keep it (env ALLOT_HISTORY_RETENTION_DAYS, default 0)")
     .addHelpText(
       "after",
       "\nAlso from the environment: ALLOT_ADMIN_TOKEN (the admin token to create at first start, instead of a random one\nprinted once) and ALLOT_SECRET_KEY (64 hex digits: the key that encrypts secrets; default secret.key in the data directory).",
     )
-    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string; bodyLimit?: string; rateLimit?: string; historyRetentionDays?: string }) => {
+    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string; bodyLimit?: string; rateLimit?: string; historyRetentionDays?: string; tls?: boolean; tlsCert?: string; tlsKey?: string }) => {
       let server;
       try {
         server = await startServer(resolveServeConfig(opts));

@@ -1,4 +1,4 @@
-import { OVERLAP, TABLES_V3, tablesV1, tablesV2 } from "../schema.js";
+import { OVERLAP, TABLES_V3, tablesV1, tablesV2, tablesV4 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -34,4 +34,5 @@ export const migrations: readonly string[] = [
     FOR EACH STATEMENT EXECUTE FUNCTION allot_history_to_webhooks();
   `,
   TABLES_V3,
+  tablesV4({ bytes: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY" }),
 ];

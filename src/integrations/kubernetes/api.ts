@@ -1,0 +1,394 @@
+/**
+ * A Kubernetes-style API for the Metal3 and Cluster API IPAM resources, enough for real kubectl:
+ * discovery, list (JSON or Table, label and field selectors), watch from a resourceVersion, get,
+ * create, replace, merge patch (what `kubectl apply` and `kubectl patch` send), server-side apply,
+ * delete with finalizers, the status subresource, and Kubernetes Status errors. Namespaces are Allot
+ * spaces; tokens are Allot's (a space-limited token sees only its namespaces). kubectl sends its token
+ * only over HTTPS: run `allot serve --tls`.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { parse as parseYaml } from "yaml";
+import type { Engine } from "../../engine/engine.js";
+import { AllotError } from "../../engine/errors.js";
+import type { Token } from "../../engine/tokens.js";
+import type { TokenCache } from "../../api/auth.js";
+import { changesSince, currentRv, getObject, listObjects, putObject, removeObject } from "./objects.js";
+import { CAPI_CLAIMS, CLAIMS, InvalidObject, POOLS, reconcile, validateClaim, validatePool } from "./metal3.js";
+import { type KubeObject, RESOURCES, type ResourceType, age, findResource } from "./resources.js";
+
+/** What /version reports; kubectl's dispatcher picks its client minor from it. */
+export const KUBE_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0", platform: "linux/amd64" };
+
+class KubeError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function sendStatus(reply: FastifyReply, e: KubeError) {
+  return reply
+    .status(e.code)
+    .header("content-type", "application/json")
+    .send({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: e.message, reason: e.reason, details: e.details, code: e.code });
+}
+
+const notFound = (t: ResourceType, name: string) => new KubeError(404, "NotFound", `${t.resource}.${t.group} "${name}" not found`, { name, group: t.group, kind: t.resource });
+
+/** RFC 7386 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === "object" && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** `a=b,c!=d,e` label selectors (equality, inequality, existence). */
+function matchesLabels(o: KubeObject, selector: string | undefined): boolean {
+  if (!selector) return true;
+  const labels = o.metadata.labels ?? {};
+  return selector.split(",").every((term) => {
+    const t = term.trim();
+    let m;
+    if ((m = /^([^!=]+)!=(.*)$/.exec(t))) return labels[m[1]!.trim()] !== m[2]!.trim();
+    if ((m = /^([^=]+)==?(.*)$/.exec(t))) return labels[m[1]!.trim()] === m[2]!.trim();
+    if (t.startsWith("!")) return !(t.slice(1) in labels);
+    return t === "" || t in labels;
+  });
+}
+
+function matchesFields(o: KubeObject, selector: string | undefined): boolean {
+  if (!selector) return true;
+  return selector.split(",").every((term) => {
+    const m = /^([^=!]+)(!=|==?)(.*)$/.exec(term.trim());
+    if (!m) return true;
+    const value = m[1] === "metadata.name" ? o.metadata.name : m[1] === "metadata.namespace" ? o.metadata.namespace : undefined;
+    return m[2] === "!=" ? value !== m[3] : value === m[3];
+  });
+}
+
+const wantsTable = (req: FastifyRequest) => /as=Table/.test(String(req.headers.accept ?? ""));
+
+function table(t: ResourceType, items: KubeObject[], rv: string, includeObject: boolean) {
+  return {
+    kind: "Table",
+    apiVersion: "meta.k8s.io/v1",
+    metadata: { resourceVersion: rv },
+    columnDefinitions: [
+      { name: "Name", type: "string", format: "name", description: "Name", priority: 0 },
+      ...t.columns.map((c) => ({ name: c.name, type: c.type, format: "", description: c.name, priority: c.priority ?? 0 })),
+      { name: "Age", type: "string", format: "", description: "Age", priority: 0 },
+    ],
+    rows: items.map((o) => ({
+      cells: [o.metadata.name, ...t.columns.map((c) => c.cell(o)), age(o.metadata.creationTimestamp)],
+      object: includeObject ? o : { kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: o.metadata },
+    })),
+  };
+}
+
+/** The object as the requested version shows it (versions of a group share storage). */
+const asVersion = (o: KubeObject, group: string, version: string): KubeObject => ({ ...o, apiVersion: `${group}/${version}` });
+
+export interface KubeApiOptions {
+  engine: Engine;
+  tokens: TokenCache;
+}
+
+export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeApiOptions): void {
+  const store = engine.store;
+  const tx = <T>(fn: Parameters<typeof store.transaction<T>>[0]) => store.transaction<T>(fn);
+
+  for (const type of ["application/merge-patch+json", "application/strategic-merge-patch+json", "application/json-patch+json"]) {
+    app.addContentTypeParser(type, { parseAs: "string" }, (_req, body, done) => {
+      try {
+        done(null, JSON.parse(body as string));
+      } catch {
+        done(new KubeError(400, "BadRequest", "the patch is not valid JSON"), undefined);
+      }
+    });
+  }
+  app.addContentTypeParser("application/apply-patch+yaml", { parseAs: "string" }, (_req, body, done) => {
+    try {
+      done(null, parseYaml(body as string));
+    } catch {
+      done(new KubeError(400, "BadRequest", "the apply patch is not valid YAML"), undefined);
+    }
+  });
+
+  const kubePaths = (url: string | undefined) => !!url && (url === "/api" || url.startsWith("/api/") || url === "/apis" || url.startsWith("/apis/") || url === "/version" || url.startsWith("/openapi/"));
+
+  /** Bearer token, scope by method, namespace within the token's spaces. */
+  app.addHook("onRequest", async (req, reply) => {
+    if (!kubePaths(req.routeOptions.url)) return;
+    const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
+    const token = m ? await tokens.verify(m[1]!) : null;
+    if (!token) return sendStatus(reply, new KubeError(401, "Unauthorized", "Unauthorized: send an Allot API token as the bearer token (over HTTPS: allot serve --tls)"));
+    const write = !["GET", "HEAD"].includes(req.method);
+    if (write && token.scope === "read") return sendStatus(reply, new KubeError(403, "Forbidden", `token ${token.name} has read scope; ${req.method} needs write`));
+    const ns = (req.params as { ns?: string }).ns;
+    if (ns !== undefined && token.spaces !== null && !token.spaces.includes(ns)) {
+      return sendStatus(reply, new KubeError(403, "Forbidden", `token ${token.name} is limited to namespaces ${token.spaces.join(", ")}; it cannot use namespace ${ns}`));
+    }
+    (req as FastifyRequest & { kubeToken: Token }).kubeToken = token;
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof KubeError) return sendStatus(reply, err);
+    if (err instanceof InvalidObject) {
+      const o = req.body as { kind?: string; metadata?: { name?: string } } | undefined;
+      const what = `${o?.kind ?? "object"} "${o?.metadata?.name ?? (req.params as { name?: string }).name ?? ""}"`;
+      const bare = err.message.startsWith(`${err.field}: `) ? err.message.slice(err.field.length + 2) : err.message;
+      return sendStatus(reply, new KubeError(422, "Invalid", `${what} is invalid: ${err.message}`, { name: o?.metadata?.name, causes: [{ reason: "FieldValueInvalid", message: bare, field: err.field }] }));
+    }
+    if (err instanceof AllotError) {
+      const reason = { 400: "BadRequest", 403: "Forbidden", 404: "NotFound", 409: "Conflict", 503: "ServiceUnavailable" }[err.status] ?? "InternalError";
+      return sendStatus(reply, new KubeError(err.status, reason, err.message));
+    }
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status < 500) return sendStatus(reply, new KubeError(status, "BadRequest", (err as Error).message));
+    req.log.error({ err }, "unexpected error");
+    return sendStatus(reply, new KubeError(500, "InternalError", `an unexpected error occurred; quote request id ${req.id}`));
+  });
+
+  const resourceOf = (p: { g: string; v: string; res: string }): ResourceType => {
+    const t = findResource(p.g, p.v, p.res);
+    if (!t) throw new KubeError(404, "NotFound", `the server could not find the requested resource (${p.res}.${p.g}/${p.v})`);
+    return t;
+  };
+  const actor = (req: FastifyRequest) => ({ actor: `token:${(req as FastifyRequest & { kubeToken: Token }).kubeToken.name}`, requestId: req.id });
+  const hidden = { schema: { hide: true } };
+
+  app.get("/version", hidden, async () => KUBE_VERSION);
+  app.get("/api", hidden, async () => ({ kind: "APIVersions", versions: ["v1"], serverAddressByClientCIDRs: [] }));
+  app.get("/api/v1", hidden, async () => ({
+    kind: "APIResourceList",
+    groupVersion: "v1",
+    resources: [{ name: "namespaces", singularName: "namespace", namespaced: false, kind: "Namespace", verbs: ["get", "list"] }],
+  }));
+  app.get("/api/v1/namespaces/:ns", hidden, async (req) => {
+    const { ns } = req.params as { ns: string };
+    try {
+      await engine.getSpace(ns);
+    } catch {
+      throw new KubeError(404, "NotFound", `namespaces "${ns}" not found`, { name: ns, kind: "namespaces" });
+    }
+    return { apiVersion: "v1", kind: "Namespace", metadata: { name: ns }, status: { phase: "Active" } };
+  });
+  app.get("/apis", hidden, async () => {
+    const groups = [...new Set(RESOURCES.map((r) => r.group))].map((g) => {
+      const versions = RESOURCES.find((r) => r.group === g)!.versions.map((v) => ({ groupVersion: `${g}/${v}`, version: v }));
+      return { name: g, versions, preferredVersion: versions[0] };
+    });
+    return { kind: "APIGroupList", apiVersion: "v1", groups };
+  });
+  app.get("/apis/:g/:v", hidden, async (req) => {
+    const { g, v } = req.params as { g: string; v: string };
+    const resources = RESOURCES.filter((r) => r.group === g && r.versions.includes(v));
+    if (resources.length === 0) throw new KubeError(404, "NotFound", `the server could not find the requested resource (${g}/${v})`);
+    return {
+      kind: "APIResourceList",
+      apiVersion: "v1",
+      groupVersion: `${g}/${v}`,
+      resources: resources.flatMap((r) => [
+        { name: r.resource, singularName: r.singular, namespaced: true, kind: r.kind, verbs: ["create", "delete", "get", "list", "patch", "update", "watch"], shortNames: r.shortNames, categories: ["ipam"] },
+        { name: `${r.resource}/status`, singularName: "", namespaced: true, kind: r.kind, verbs: ["get", "patch", "update"] },
+      ]),
+    };
+  });
+  // a document holding only swagger "2.0" (protobuf): kubectl then leaves field validation to the server
+  app.get("/openapi/v2", hidden, async (_req, reply) => reply.header("content-type", "application/octet-stream").send(Buffer.from([0x0a, 0x03, 0x32, 0x2e, 0x30])));
+
+  // ---- collections
+
+  const list = async (req: FastifyRequest, reply: FastifyReply) => {
+    const p = req.params as { g: string; v: string; res: string; ns?: string };
+    const t = resourceOf(p);
+    const q = req.query as Record<string, string | undefined>;
+    if (q.watch === "true" || q.watch === "1") return watch(req, reply, t, p.ns, q);
+    const token = (req as FastifyRequest & { kubeToken: Token }).kubeToken;
+    const { items, rv } = await store.read(async (sql) => ({ items: await listObjects(sql, t, p.ns), rv: await currentRv(sql) }));
+    const objects = items
+      .map((s) => asVersion(s.object, p.g, p.v))
+      .filter((o) => token.spaces === null || token.spaces.includes(o.metadata.namespace))
+      .filter((o) => matchesLabels(o, q.labelSelector) && matchesFields(o, q.fieldSelector));
+    if (wantsTable(req)) return table(t, objects, String(rv), q.includeObject === "Object");
+    return { apiVersion: `${p.g}/${p.v}`, kind: `${t.kind}List`, metadata: { resourceVersion: String(rv) }, items: objects };
+  };
+  app.get("/apis/:g/:v/:res", hidden, list);
+  app.get("/apis/:g/:v/namespaces/:ns/:res", hidden, list);
+
+  async function watch(req: FastifyRequest, reply: FastifyReply, t: ResourceType, ns: string | undefined, q: Record<string, string | undefined>) {
+    const p = req.params as { g: string; v: string };
+    const token = (req as FastifyRequest & { kubeToken: Token }).kubeToken;
+    let since = q.resourceVersion && /^\d+$/.test(q.resourceVersion) ? Number(q.resourceVersion) : await store.read(currentRv);
+    const table = wantsTable(req);
+    const deadline = q.timeoutSeconds ? Date.now() + Number(q.timeoutSeconds) * 1000 : Infinity;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked", "cache-control": "no-cache" });
+    let open = true;
+    req.raw.on("close", () => (open = false));
+    while (open && Date.now() < deadline) {
+      const changes = await store.read((sql) => changesSince(sql, t, since, ns));
+      for (const c of changes) {
+        since = Math.max(since, c.rv);
+        const o = asVersion(c.object, p.g, p.v);
+        if (token.spaces !== null && !token.spaces.includes(o.metadata.namespace)) continue;
+        if (!matchesLabels(o, q.labelSelector) || !matchesFields(o, q.fieldSelector)) continue;
+        const object = table ? tableRow(t, o) : o;
+        res.write(`${JSON.stringify({ type: c.type, object })}\n`);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    res.end();
+  }
+  const tableRow = (t: ResourceType, o: KubeObject) => table(t, [o], o.metadata.resourceVersion ?? "", false);
+
+  const admit = (t: ResourceType, o: KubeObject, before: KubeObject | null) => {
+    if (t === POOLS) {
+      validatePool(o);
+      if (before) {
+        const a = (before.spec ?? {}) as Record<string, unknown>;
+        const b = (o.spec ?? {}) as Record<string, unknown>;
+        if (a.namePrefix !== b.namePrefix) throw new InvalidObject("spec.namePrefix: is immutable", "spec.namePrefix");
+        if ((a.allocationStrategy ?? "sequential") !== (b.allocationStrategy ?? "sequential")) throw new InvalidObject("spec.allocationStrategy: is immutable", "spec.allocationStrategy");
+      }
+    }
+    if (t === CLAIMS || t === CAPI_CLAIMS) {
+      validateClaim(o, t);
+      if (before && JSON.stringify((before.spec ?? {})[t === CLAIMS ? "pool" : "poolRef"]) !== JSON.stringify((o.spec ?? {})[t === CLAIMS ? "pool" : "poolRef"])) {
+        throw new InvalidObject(`${t === CLAIMS ? "spec.pool" : "spec.poolRef"}: is immutable`, t === CLAIMS ? "spec.pool" : "spec.poolRef");
+      }
+    }
+  };
+
+  /** After a change to pools or claims the namespace is reconciled before answering, so answers show the outcome. */
+  const settle = async (req: FastifyRequest, t: ResourceType, ns: string, name: string, g: string, v: string): Promise<KubeObject | null> => {
+    await reconcile({ engine, store, ctx: actor(req), log: (err) => req.log.error({ err }, "metal3 reconcile failed") }, ns);
+    const fresh = await store.read((sql) => getObject(sql, t, ns, name));
+    return fresh ? asVersion(fresh.object, g, v) : null;
+  };
+
+  const checkBody = (t: ResourceType, p: { g: string; v: string; ns: string }, body: unknown, name?: string): KubeObject => {
+    if (!body || typeof body !== "object" || Array.isArray(body)) throw new KubeError(400, "BadRequest", "the body must be a JSON object");
+    const o = structuredClone(body) as KubeObject;
+    if (o.apiVersion !== `${p.g}/${p.v}` || o.kind !== t.kind) {
+      throw new KubeError(400, "BadRequest", `the object is ${o.apiVersion ?? "?"}/${o.kind ?? "?"}, but this path serves ${p.g}/${p.v} ${t.kind}`);
+    }
+    o.metadata = { ...(o.metadata ?? {}) } as KubeObject["metadata"];
+    if (typeof o.metadata.name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(o.metadata.name)) {
+      throw new InvalidObject(`metadata.name: "${String(o.metadata.name ?? "")}" must be a DNS subdomain (lower case letters, digits, '-' and '.')`, "metadata.name");
+    }
+    if (name !== undefined && o.metadata.name !== name) throw new KubeError(400, "BadRequest", `the name in the body (${o.metadata.name}) is not the name in the URL (${name})`);
+    if (o.metadata.namespace !== undefined && o.metadata.namespace !== p.ns) throw new KubeError(400, "BadRequest", `the namespace in the body (${o.metadata.namespace}) is not the one in the URL (${p.ns})`);
+    o.metadata.namespace = p.ns;
+    return o;
+  };
+
+  const ensureNamespace = async (req: FastifyRequest, ns: string) => {
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new KubeError(400, "BadRequest", `namespace "${ns}" is not a DNS label`);
+    try {
+      await engine.createSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, actor(req));
+    } catch (err) {
+      if ((err as { code?: string }).code !== "space-exists") throw err;
+    }
+  };
+
+  app.post("/apis/:g/:v/namespaces/:ns/:res", hidden, async (req, reply) => {
+    const p = req.params as { g: string; v: string; ns: string; res: string };
+    const t = resourceOf(p);
+    const o = checkBody(t, p, req.body);
+    admit(t, o, null);
+    const dry = (req.query as { dryRun?: string }).dryRun === "All";
+    if (!dry) await ensureNamespace(req, p.ns);
+    const created = await tx(async (sql) => {
+      if (await getObject(sql, t, p.ns, o.metadata.name)) throw new KubeError(409, "AlreadyExists", `${t.resource}.${t.group} "${o.metadata.name}" already exists`, { name: o.metadata.name, group: t.group, kind: t.resource });
+      const { status: _s, ...rest } = o;
+      return dry ? rest : putObject(sql, t, { ...rest, metadata: { ...rest.metadata, deletionTimestamp: undefined } } as KubeObject);
+    });
+    const answer = dry ? created : ((await settle(req, t, p.ns, o.metadata.name, p.g, p.v)) ?? created);
+    return reply.status(201).send(asVersion(answer, p.g, p.v));
+  });
+
+  // ---- items
+
+  const item = "/apis/:g/:v/namespaces/:ns/:res/:name";
+  app.get(item, hidden, async (req) => {
+    const p = req.params as { g: string; v: string; ns: string; res: string; name: string };
+    const t = resourceOf(p);
+    const found = await store.read((sql) => getObject(sql, t, p.ns, p.name));
+    if (!found) throw notFound(t, p.name);
+    return wantsTable(req) ? table(t, [asVersion(found.object, p.g, p.v)], String(found.rv), false) : asVersion(found.object, p.g, p.v);
+  });
+  app.get(`${item}/status`, hidden, async (req) => {
+    const p = req.params as { g: string; v: string; ns: string; res: string; name: string };
+    const t = resourceOf(p);
+    const found = await store.read((sql) => getObject(sql, t, p.ns, p.name));
+    if (!found) throw notFound(t, p.name);
+    return asVersion(found.object, p.g, p.v);
+  });
+
+  /** PUT and PATCH of an object or its status: the new object from the old one, admitted, stored, settled. */
+  const update = (mode: "put" | "patch", sub: "main" | "status") => async (req: FastifyRequest, reply: FastifyReply) => {
+    const p = req.params as { g: string; v: string; ns: string; res: string; name: string };
+    const t = resourceOf(p);
+    const q = req.query as { dryRun?: string; fieldManager?: string };
+    const type = String(req.headers["content-type"] ?? "");
+    if (type.startsWith("application/json-patch+json")) throw new KubeError(415, "UnsupportedMediaType", "JSON patch is not supported; use a merge patch (kubectl patch --type=merge)");
+    const serverSideApply = type.startsWith("application/apply-patch+yaml");
+    const dry = q.dryRun === "All";
+    let created = false;
+    const result = await tx(async (sql) => {
+      const live = await getObject(sql, t, p.ns, p.name);
+      if (!live && !serverSideApply) throw notFound(t, p.name);
+      const before = live?.object ?? null;
+      let next: KubeObject;
+      if (mode === "put") next = checkBody(t, p, req.body, p.name);
+      else next = mergePatch(before ?? {}, req.body) as KubeObject;
+      if (serverSideApply) next = checkBody(t, p, next, p.name);
+      // the main resource ignores status, and /status changes only status
+      if (sub === "main") next = { ...next, ...(before?.status !== undefined ? { status: before.status } : {}) };
+      else next = { ...before!, status: next.status ?? {} };
+      if (mode === "put" && before && next.metadata.resourceVersion && next.metadata.resourceVersion !== before.metadata.resourceVersion) {
+        throw new KubeError(409, "Conflict", `Operation cannot be fulfilled on ${t.resource}.${t.group} "${p.name}": the object has been modified; please apply your changes to the latest version and try again`);
+      }
+      next.metadata = { ...next.metadata, name: p.name, namespace: p.ns, uid: before?.metadata.uid, creationTimestamp: before?.metadata.creationTimestamp, deletionTimestamp: before?.metadata.deletionTimestamp };
+      if (sub === "main") admit(t, next, before);
+      created = !before;
+      return dry ? next : putObject(sql, t, next);
+    });
+    if (created && !dry) await ensureNamespace(req, p.ns);
+    const answer = dry ? result : ((await settle(req, t, p.ns, p.name, p.g, p.v)) ?? result);
+    return reply.status(created ? 201 : 200).send(asVersion(answer, p.g, p.v));
+  };
+  app.put(item, hidden, update("put", "main"));
+  app.patch(item, hidden, update("patch", "main"));
+  app.put(`${item}/status`, hidden, update("put", "status"));
+  app.patch(`${item}/status`, hidden, update("patch", "status"));
+
+  app.delete(item, hidden, async (req) => {
+    const p = req.params as { g: string; v: string; ns: string; res: string; name: string };
+    const t = resourceOf(p);
+    const dry = (req.query as { dryRun?: string }).dryRun === "All";
+    const result = await tx(async (sql) => {
+      const live = await getObject(sql, t, p.ns, p.name);
+      if (!live) throw notFound(t, p.name);
+      if (dry) return live.object;
+      // with finalizers it only starts terminating; whoever owns each finalizer finishes the job
+      if ((live.object.metadata.finalizers ?? []).length > 0) {
+        if (live.object.metadata.deletionTimestamp) return live.object;
+        return putObject(sql, t, { ...live.object, metadata: { ...live.object.metadata, deletionTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") } });
+      }
+      return removeObject(sql, t, live.object);
+    });
+    if (!dry) await settle(req, t, p.ns, p.name, p.g, p.v);
+    return asVersion(result, p.g, p.v);
+  });
+}

@@ -1,0 +1,435 @@
+/**
+ * Metal3's IPAM controller semantics on Allot's engine. A namespace is an Allot space; an IPPool is an
+ * Allot pool whose ranges are the pool's entries (nothing skipped: network, broadcast and gateway can
+ * be handed out, as in Metal3); a claim's address is an allocation owned by the claim's name, so a
+ * claim is bound at most once and a retry finds its address again. The choice follows Metal3: entries
+ * in declaration order, lowest free first (or random), preAllocations and the ipAddress annotation
+ * honoured, Metal3's error messages on claims. Where Metal3 has bugs this fixes them (README lists
+ * each): addresses are compared canonically, duplicate preAllocations are refused, and a claim that
+ * failed because its pool was full is tried again when addresses free up.
+ */
+import { type Address, type Family, MAX, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
+import type { Engine } from "../../engine/engine.js";
+import { AllotError } from "../../engine/errors.js";
+import type { Allocation, ChangeContext } from "../../engine/types.js";
+import type { Sql, Store } from "../../store/store.js";
+import { getObject, listObjects, putObject, removeObject } from "./objects.js";
+import { CAPI, type KubeObject, METAL3, RESOURCES, type ResourceType } from "./resources.js";
+
+const T = (group: string, resource: string) => RESOURCES.find((r) => r.group === group && r.resource === resource)!;
+export const POOLS = T(METAL3, "ippools");
+export const CLAIMS = T(METAL3, "ipclaims");
+export const ADDRESSES = T(METAL3, "ipaddresses");
+export const CAPI_CLAIMS = T(CAPI, "ipaddressclaims");
+export const CAPI_ADDRESSES = T(CAPI, "ipaddresses");
+
+export const FINALIZERS = {
+  pool: "ippool.ipam.metal3.io",
+  claim: "ipclaim.ipam.metal3.io",
+  address: "ipaddress.ipam.metal3.io",
+  capiClaim: "ipam.metal3.io/ipaddressclaim",
+  capiAddress: "ipam.metal3.io/ipaddress",
+};
+
+/** An invalid object: 422 with the field named, as Kubernetes answers. */
+export class InvalidObject extends Error {
+  constructor(
+    message: string,
+    readonly field: string,
+  ) {
+    super(message);
+  }
+}
+
+interface Entry {
+  first: bigint;
+  last: bigint;
+  family: Family;
+  prefix: number;
+  gateway: string | null;
+  dns: string[];
+}
+
+type Spec = Record<string, unknown>;
+const asString = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+
+function parseIp(text: string, field: string): Address {
+  try {
+    return parseAddress(text);
+  } catch {
+    throw new InvalidObject(`${field}: "${text}" is not an IP address`, field);
+  }
+}
+
+/** The candidate addresses of each `spec.pools` entry, by Metal3's rules (its GetIPAddress), in declaration order. */
+export function entriesOf(spec: Spec): Entry[] {
+  const entries = (Array.isArray(spec.pools) ? spec.pools : []) as Spec[];
+  const topPrefix = typeof spec.prefix === "number" ? spec.prefix : 0;
+  const topGateway = asString(spec.gateway) ?? null;
+  const topDns = Array.isArray(spec.dnsServers) ? (spec.dnsServers as string[]) : [];
+  return entries.map((e, i) => {
+    const field = `spec.pools[${i}]`;
+    const start = asString(e.start);
+    const end = asString(e.end);
+    const subnet = asString(e.subnet);
+    if (!start && !subnet) throw new InvalidObject(`${field}: needs start or subnet (an entry with only end gives no addresses)`, field);
+    let first: bigint;
+    let family: Family;
+    let last: bigint;
+    let subnetLast: bigint | undefined;
+    if (subnet) {
+      let p;
+      try {
+        p = parsePrefix(subnet, false);
+      } catch {
+        throw new InvalidObject(`${field}.subnet: "${subnet}" is not a CIDR`, `${field}.subnet`);
+      }
+      subnetLast = prefixLast(p);
+      family = p.family;
+    }
+    if (start) {
+      const a = parseIp(start, `${field}.start`);
+      first = a.value;
+      family = a.family;
+    } else {
+      // subnet only: the address as written in the CIDR, plus one (host bits are not masked)
+      const written = parseIp(subnet!.split("/")[0]!, `${field}.subnet`);
+      first = written.value + 1n;
+      family = written.family;
+    }
+    last = subnetLast ?? MAX[family!];
+    if (end) {
+      const b = parseIp(end, `${field}.end`);
+      if (b.family !== family!) throw new InvalidObject(`${field}.end: ${end} is not the same family as the entry's start`, `${field}.end`);
+      if (b.value < first) throw new InvalidObject(`${field}.end: ${end} is before the entry's start`, `${field}.end`);
+      last = subnetLast !== undefined && subnetLast < b.value ? subnetLast : b.value;
+    }
+    if (last < first) throw new InvalidObject(`${field}: the entry holds no address`, field);
+    const prefix = typeof e.prefix === "number" && e.prefix !== 0 ? e.prefix : topPrefix;
+    const gateway = asString(e.gateway) ?? topGateway;
+    const dns = Array.isArray(e.dnsServers) && e.dnsServers.length > 0 ? (e.dnsServers as string[]) : topDns;
+    return { first, last, family: family!, prefix, gateway, dns };
+  });
+}
+
+/** Admission checks for an IPPool (Metal3's webhook, plus the fixes). */
+export function validatePool(o: KubeObject): void {
+  const spec = (o.spec ?? {}) as Spec;
+  if (!asString(spec.namePrefix)) throw new InvalidObject("spec.namePrefix: required", "spec.namePrefix");
+  const strategy = spec.allocationStrategy ?? "sequential";
+  if (strategy !== "sequential" && strategy !== "random") throw new InvalidObject(`spec.allocationStrategy: must be sequential or random, not ${String(strategy)}`, "spec.allocationStrategy");
+  const entries = entriesOf(spec);
+  const families = new Set(entries.map((e) => e.family));
+  if (families.size > 1) throw new InvalidObject("spec.pools: entries mix IPv4 and IPv6; use one pool per family", "spec.pools");
+  for (const [i, a] of entries.entries()) {
+    for (const [j, b] of entries.entries()) {
+      if (j > i && a.first <= b.last && b.first <= a.last) throw new InvalidObject(`spec.pools[${j}]: overlaps spec.pools[${i}]`, `spec.pools[${j}]`);
+    }
+  }
+  if (spec.gateway !== undefined) parseIp(String(spec.gateway), "spec.gateway");
+  const pre = (spec.preAllocations ?? {}) as Record<string, string>;
+  const seen = new Map<bigint, string>();
+  for (const [claim, ip] of Object.entries(pre)) {
+    const a = parseIp(ip, `spec.preAllocations.${claim}`);
+    // compared as addresses, not strings: 2001:db8::0005 and 2001:db8::5 are one address
+    const other = seen.get(a.value);
+    if (other !== undefined) throw new InvalidObject(`spec.preAllocations.${claim}: ${ip} is already pre-allocated to ${other}`, `spec.preAllocations.${claim}`);
+    seen.set(a.value, claim);
+    if (!entries.some((e) => e.family === a.family && a.value >= e.first && a.value <= e.last)) {
+      throw new InvalidObject(`spec.preAllocations.${claim}: ${ip} is outside every entry of spec.pools`, `spec.preAllocations.${claim}`);
+    }
+  }
+}
+
+export function validateClaim(o: KubeObject, t: ResourceType): void {
+  const spec = (o.spec ?? {}) as Spec;
+  const ref = (t === CLAIMS ? spec.pool : spec.poolRef) as Spec | undefined;
+  const field = t === CLAIMS ? "spec.pool.name" : "spec.poolRef.name";
+  if (!ref || !asString(ref.name)) throw new InvalidObject(`${field}: required`, field);
+}
+
+/** Metal3's object name rule: namePrefix-address with ':' and '.' as '-', trailing '-' trimmed. */
+export function addressName(namePrefix: string, ip: string): string {
+  return `${namePrefix}-${ip.replace(/[:.]/g, "-")}`.replace(/-+$/, "");
+}
+
+const poolNameOf = (claim: KubeObject, t: ResourceType) => String((((claim.spec ?? {}) as Spec)[t === CLAIMS ? "pool" : "poolRef"] as Spec | undefined)?.name ?? "");
+
+export interface Metal3Deps {
+  engine: Engine;
+  store: Store;
+  ctx: ChangeContext;
+  now?: () => Date;
+  /** Where a failed reconcile is reported (it is retried on the next change). */
+  log?: (err: unknown) => void;
+}
+
+/** Serialises reconciles per namespace within this server. */
+const running = new Map<string, Promise<void>>();
+
+export function reconcile(deps: Metal3Deps, namespace: string): Promise<void> {
+  const prev = running.get(namespace) ?? Promise.resolve();
+  const next = prev.then(() => reconcileNow(deps, namespace)).catch((err: unknown) => deps.log?.(err));
+  running.set(namespace, next);
+  return next;
+}
+
+async function tx<T>(deps: Metal3Deps, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  return deps.store.transaction(fn);
+}
+
+async function ensureSpace(deps: Metal3Deps, namespace: string): Promise<void> {
+  try {
+    await deps.engine.createSpace({ name: namespace, description: `Kubernetes namespace ${namespace}` }, deps.ctx);
+  } catch (err) {
+    if (!(err instanceof AllotError && err.code === "space-exists")) throw err;
+  }
+}
+
+/** Brings Allot's pools, allocations and the IPAddress objects of one namespace in line with its pools and claims. */
+async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> {
+  const pools = await tx(deps, (sql) => listObjects(sql, POOLS, namespace));
+  for (const { object: pool } of pools) await reconcilePool(deps, namespace, pool);
+}
+
+async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
+  const name = pool.metadata.name;
+  const spec = (pool.spec ?? {}) as Spec;
+  const ref = { pool: name, space: ns };
+  const deleting = !!pool.metadata.deletionTimestamp;
+  if (!deleting) {
+    await ensureSpace(deps, ns);
+    await ensureAllotPool(deps, ns, pool);
+    // preAllocations are held for their claims from the start, so nobody else gets them
+    for (const [claim, ip] of Object.entries((spec.preAllocations ?? {}) as Record<string, string>)) {
+      await deps.engine.allocate(ref, { address: formatAddress(parseAddress(ip)), owner: claim }, deps.ctx).catch(() => {});
+    }
+  }
+  const claims = await tx(deps, async (sql) => [
+    ...(await listObjects(sql, CLAIMS, ns)).map((s) => ({ t: CLAIMS, o: s.object })),
+    ...(await listObjects(sql, CAPI_CLAIMS, ns)).map((s) => ({ t: CAPI_CLAIMS, o: s.object })),
+  ]);
+  for (const { t, o } of claims) {
+    if (poolNameOf(o, t) !== name) continue;
+    if (o.metadata.deletionTimestamp) await releaseClaim(deps, ns, pool, t, o);
+    else if (!deleting) await bindClaim(deps, ns, pool, t, o);
+  }
+  await updatePoolStatus(deps, ns, pool);
+}
+
+/** The Allot pool behind an IPPool: made on first sight, remade when its entries change and nothing is held. */
+async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
+  const spec = (pool.spec ?? {}) as Spec;
+  const entries = entriesOf(spec);
+  const ranges = entries.map((e) => {
+    // Allot keeps each range inside a prefix; Metal3's own prefix is only reported, so use the smallest covering one
+    let len = e.family === 4 ? 32 : 128;
+    while (len > 0 && e.first >> BigInt((e.family === 4 ? 32 : 128) - len) !== e.last >> BigInt((e.family === 4 ? 32 : 128) - len)) len--;
+    return { start: formatAddress({ family: e.family, value: e.first }), end: formatAddress({ family: e.family, value: e.last }), prefixLength: len };
+  });
+  const strategy = spec.allocationStrategy === "random" ? "random" : "lowest-free";
+  const ref = { pool: pool.metadata.name, space: ns };
+  let existing;
+  try {
+    existing = await deps.engine.getPool(ref);
+  } catch (err) {
+    if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
+  }
+  const same = existing && JSON.stringify(existing.ranges.map((r) => [r.start, r.end])) === JSON.stringify(ranges.map((r) => [r.start, r.end]));
+  if (existing && same) return;
+  if (existing && existing.usage.allocated !== "0") return; // entries changed while addresses are held: keep serving what is
+  if (existing) await deps.engine.deletePool(ref, { force: true }, deps.ctx);
+  if (ranges.length === 0) return;
+  await deps.engine.createPool({ name: pool.metadata.name, space: ns, ranges, allocateReserved: true, strategy, description: `Metal3 IPPool ${ns}/${pool.metadata.name}` }, deps.ctx);
+}
+
+interface Pick {
+  allocation: Allocation;
+  entry: Entry;
+}
+
+/** Metal3's choice for one claim (its allocateAddress), on Allot's allocations. Throws an Error whose message goes on the claim. */
+async function pick(deps: Metal3Deps, ns: string, pool: KubeObject, claim: KubeObject): Promise<Pick> {
+  const spec = (pool.spec ?? {}) as Spec;
+  const entries = entriesOf(spec);
+  const ref = { pool: pool.metadata.name, space: ns };
+  const owner = claim.metadata.name;
+  const requestedText = claim.metadata.annotations?.ipAddress;
+  let requested: Address | undefined;
+  if (requestedText !== undefined) {
+    try {
+      requested = parseAddress(requestedText);
+    } catch {
+      throw new Error(`Invalid ipAddress annotation "${requestedText}": not a valid IP address`);
+    }
+  }
+  const preText = ((spec.preAllocations ?? {}) as Record<string, string>)[owner];
+  const pre = preText !== undefined ? parseAddress(preText) : undefined;
+  if (pre && requested && pre.value !== requested.value) throw new Error("PreAllocation and requested ip address are conflicting");
+  const entryOf = (a: Address) => entries.find((e) => e.family === a.family && a.value >= e.first && a.value <= e.last);
+  const target = pre ?? requested;
+  if (target) {
+    const entry = entryOf(target);
+    if (!entry) throw new Error(pre ? "Pre-allocated IP out of bounds" : "Exhausted IP Pools");
+    try {
+      const r = await deps.engine.allocate(ref, { address: formatAddress(target), owner }, deps.ctx);
+      return { allocation: r.allocation, entry };
+    } catch (err) {
+      if (err instanceof AllotError && ["address-unavailable", "owner-conflict"].includes(err.code)) throw new Error("Requested IP not available");
+      throw err;
+    }
+  }
+  for (const entry of entries) {
+    try {
+      const r = await deps.engine.allocate(
+        ref,
+        { owner, within: { start: formatAddress({ family: entry.family, value: entry.first }), end: formatAddress({ family: entry.family, value: entry.last }) } },
+        deps.ctx,
+      );
+      // an owner already holding an address (a rebind) may hold it in another entry
+      const a = parseAddress(r.allocation.address);
+      return { allocation: r.allocation, entry: entryOf(a) ?? entry };
+    } catch (err) {
+      if (err instanceof AllotError && err.code === "pool-exhausted") continue;
+      throw err;
+    }
+  }
+  throw new Error("Exhausted IP Pools");
+}
+
+async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: ResourceType, claim: KubeObject): Promise<void> {
+  const capi = t === CAPI_CLAIMS;
+  const status = (claim.status ?? {}) as Spec;
+  const bound = capi ? asString((status.addressRef as Spec | undefined)?.name) : asString((status.address as Spec | undefined)?.name);
+  const addrType = capi ? CAPI_ADDRESSES : ADDRESSES;
+  if (bound && (await tx(deps, (sql) => getObject(sql, addrType, ns, bound)))) return;
+  const finalizer = capi ? FINALIZERS.capiClaim : FINALIZERS.claim;
+  let chosen: Pick;
+  try {
+    chosen = await pick(deps, ns, pool, claim);
+  } catch (err) {
+    const message = (err as Error).message;
+    await tx(deps, async (sql) => {
+      const live = await getObject(sql, t, ns, claim.metadata.name);
+      if (!live) return;
+      const o = withFinalizer(live.object, finalizer);
+      o.status = capi
+        ? { ...(o.status ?? {}), conditions: [readyCondition("False", message === "Exhausted IP Pools" ? "PoolExhausted" : "AllocationFailed", message, deps)] }
+        : { ...(o.status ?? {}), errorMessage: message };
+      if (JSON.stringify(o) !== JSON.stringify(live.object)) await putObject(sql, t, o);
+    });
+    return;
+  }
+  const spec = (pool.spec ?? {}) as Spec;
+  const ip = chosen.allocation.address;
+  const objectName = addressName(String(spec.namePrefix), ip);
+  await tx(deps, async (sql) => {
+    const live = await getObject(sql, t, ns, claim.metadata.name);
+    if (!live || live.object.metadata.deletionTimestamp) return;
+    const owners = [
+      { apiVersion: pool.apiVersion, kind: "IPPool", name: pool.metadata.name, uid: pool.metadata.uid },
+      { apiVersion: live.object.apiVersion, kind: live.object.kind, name: live.object.metadata.name, uid: live.object.metadata.uid },
+    ];
+    const address: KubeObject = capi
+      ? {
+          apiVersion: live.object.apiVersion,
+          kind: "IPAddress",
+          metadata: { name: objectName, namespace: ns, labels: live.object.metadata.labels ?? {}, finalizers: [FINALIZERS.capiAddress], ownerReferences: owners },
+          spec: { address: ip, prefix: chosen.entry.prefix, gateway: chosen.entry.gateway ?? "", poolRef: { name: pool.metadata.name, kind: "IPPool", apiGroup: METAL3 }, claimRef: { name: live.object.metadata.name } },
+        }
+      : {
+          apiVersion: `${METAL3}/v1alpha1`,
+          kind: "IPAddress",
+          metadata: { name: objectName, namespace: ns, labels: live.object.metadata.labels ?? {}, finalizers: [FINALIZERS.address], ownerReferences: owners },
+          spec: {
+            address: ip,
+            prefix: chosen.entry.prefix,
+            ...(chosen.entry.gateway ? { gateway: chosen.entry.gateway } : {}),
+            ...(chosen.entry.dns.length ? { dnsServers: chosen.entry.dns } : {}),
+            pool: { name: pool.metadata.name, namespace: ns },
+            claim: { name: live.object.metadata.name, namespace: ns },
+          },
+        };
+    if (!(await getObject(sql, capi ? CAPI_ADDRESSES : ADDRESSES, ns, objectName))) await putObject(sql, capi ? CAPI_ADDRESSES : ADDRESSES, address);
+    const o = withFinalizer(live.object, finalizer);
+    if (capi) {
+      o.status = { ...(o.status ?? {}), addressRef: { name: objectName }, conditions: [readyCondition("True", "AddressAllocated", "", deps)] };
+    } else {
+      const { errorMessage: _e, ...rest } = (o.status ?? {}) as Spec;
+      o.status = { ...rest, address: { name: objectName, namespace: ns } };
+    }
+    await putObject(sql, t, o);
+  });
+}
+
+/** A deleted claim: its address goes back (unless pre-allocated, which stays reserved), its IPAddress object goes, then the claim. */
+async function releaseClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: ResourceType, claim: KubeObject): Promise<void> {
+  const capi = t === CAPI_CLAIMS;
+  const ours = capi ? FINALIZERS.capiClaim : FINALIZERS.claim;
+  const others = (claim.metadata.finalizers ?? []).filter((f) => f !== ours);
+  if (others.length > 0) return; // someone else (a Metal3Data, say) still needs it: keep its address
+  const pre = ((pool.spec ?? {}) as Spec).preAllocations as Record<string, string> | undefined;
+  if (!pre?.[claim.metadata.name]) {
+    try {
+      await deps.engine.release({ pool: { pool: pool.metadata.name, space: ns }, owner: claim.metadata.name }, deps.ctx);
+    } catch (err) {
+      if (!(err instanceof AllotError && (err.code === "allocation-not-found" || err.code === "pool-not-found"))) throw err;
+    }
+  }
+  await tx(deps, async (sql) => {
+    const addrType = capi ? CAPI_ADDRESSES : ADDRESSES;
+    for (const { object } of await listObjects(sql, addrType, ns)) {
+      const s = (object.spec ?? {}) as Spec;
+      const claimName = capi ? (s.claimRef as Spec | undefined)?.name : (s.claim as Spec | undefined)?.name;
+      if (claimName === claim.metadata.name) await removeObject(sql, addrType, object);
+    }
+    const live = await getObject(sql, t, ns, claim.metadata.name);
+    if (live) await removeObject(sql, t, live.object);
+  });
+}
+
+async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
+  await tx(deps, async (sql) => {
+    const live = await getObject(sql, POOLS, ns, pool.metadata.name);
+    if (!live) return;
+    const indexes: Record<string, string> = {};
+    for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
+      for (const { object } of await listObjects(sql, t, ns)) {
+        const s = (object.spec ?? {}) as Spec;
+        const poolName = t === ADDRESSES ? (s.pool as Spec | undefined)?.name : (s.poolRef as Spec | undefined)?.name;
+        const claimName = t === ADDRESSES ? (s.claim as Spec | undefined)?.name : (s.claimRef as Spec | undefined)?.name;
+        if (poolName === pool.metadata.name && typeof claimName === "string") indexes[claimName] = String(s.address);
+      }
+    }
+    const o = live.object;
+    if (o.metadata.deletionTimestamp) {
+      if (Object.keys(indexes).length > 0) return; // not deletable while addresses reference it
+      try {
+        await deps.engine.deletePool({ pool: o.metadata.name, space: ns }, { force: true }, deps.ctx);
+      } catch (err) {
+        if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
+      }
+      await removeObject(sql, POOLS, o);
+      return;
+    }
+    const before = JSON.stringify((o.status ?? {}).indexes ?? {});
+    const changed = before !== JSON.stringify(indexes);
+    const next = withFinalizer(o, FINALIZERS.pool);
+    next.status = { ...(o.status ?? {}), indexes, lastUpdated: changed || !(o.status ?? {}).lastUpdated ? (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") : (o.status as Spec).lastUpdated };
+    if (JSON.stringify(next) !== JSON.stringify(o)) await putObject(sql, POOLS, next);
+  });
+}
+
+function withFinalizer(o: KubeObject, f: string): KubeObject {
+  const finalizers = o.metadata.finalizers ?? [];
+  return finalizers.includes(f) ? structuredClone(o) : { ...structuredClone(o), metadata: { ...structuredClone(o.metadata), finalizers: [...finalizers, f] } };
+}
+
+function readyCondition(status: "True" | "False", reason: string, message: string, deps: Metal3Deps) {
+  return { type: "Ready", status, reason, ...(message ? { message } : {}), severity: status === "False" ? "Error" : undefined, lastTransitionTime: (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") };
+}
+
+/** Every namespace that holds an IPPool (for the reconcile after a release anywhere). */
+export async function poolNamespaces(store: Store): Promise<string[]> {
+  return store.read(async (sql) => [...new Set((await listObjects(sql, POOLS)).map((s) => s.object.metadata.namespace))]);
+}
