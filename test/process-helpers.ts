@@ -28,7 +28,7 @@ export function startServerProcess(dataDir: string, extraEnv: Record<string, str
     proc.stdout!.on("data", (d: Buffer) => {
       if (started) return;
       out += d.toString();
-      const m = /Allot listening on (http:\/\/[^"\s]+)/.exec(out);
+      const m = /Allot listening on (https?:\/\/[^"\s]+)/.exec(out);
       if (m) {
         started = true;
         clearTimeout(timer);

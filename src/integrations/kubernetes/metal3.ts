@@ -190,6 +190,15 @@ async function ensureSpace(deps: Metal3Deps, namespace: string): Promise<void> {
 async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> {
   const pools = await tx(deps, (sql) => listObjects(sql, POOLS, namespace));
   for (const { object: pool } of pools) await reconcilePool(deps, namespace, pool);
+  // deleted claims of a pool that is gone hold nothing any more: let them go
+  const names = new Set(pools.map((p) => p.object.metadata.name));
+  const orphans = await tx(deps, async (sql) => [
+    ...(await listObjects(sql, CLAIMS, namespace)).map((s) => ({ t: CLAIMS, o: s.object })),
+    ...(await listObjects(sql, CAPI_CLAIMS, namespace)).map((s) => ({ t: CAPI_CLAIMS, o: s.object })),
+  ]);
+  for (const { t, o } of orphans) {
+    if (o.metadata.deletionTimestamp && !names.has(poolNameOf(o, t))) await releaseClaim(deps, namespace, null, t, o);
+  }
 }
 
 async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
@@ -363,13 +372,13 @@ async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: Reso
 }
 
 /** A deleted claim: its address goes back (unless pre-allocated, which stays reserved), its IPAddress object goes, then the claim. */
-async function releaseClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: ResourceType, claim: KubeObject): Promise<void> {
+async function releaseClaim(deps: Metal3Deps, ns: string, pool: KubeObject | null, t: ResourceType, claim: KubeObject): Promise<void> {
   const capi = t === CAPI_CLAIMS;
   const ours = capi ? FINALIZERS.capiClaim : FINALIZERS.claim;
   const others = (claim.metadata.finalizers ?? []).filter((f) => f !== ours);
   if (others.length > 0) return; // someone else (a Metal3Data, say) still needs it: keep its address
-  const pre = ((pool.spec ?? {}) as Spec).preAllocations as Record<string, string> | undefined;
-  if (!pre?.[claim.metadata.name]) {
+  const pre = ((pool?.spec ?? {}) as Spec).preAllocations as Record<string, string> | undefined;
+  if (pool && !pre?.[claim.metadata.name]) {
     try {
       await deps.engine.release({ pool: { pool: pool.metadata.name, space: ns }, owner: claim.metadata.name }, deps.ctx);
     } catch (err) {
@@ -389,9 +398,7 @@ async function releaseClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: R
 }
 
 async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
-  await tx(deps, async (sql) => {
-    const live = await getObject(sql, POOLS, ns, pool.metadata.name);
-    if (!live) return;
+  const indexesOf = async (sql: Sql) => {
     const indexes: Record<string, string> = {};
     for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
       for (const { object } of await listObjects(sql, t, ns)) {
@@ -401,17 +408,27 @@ async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject):
         if (poolName === pool.metadata.name && typeof claimName === "string") indexes[claimName] = String(s.address);
       }
     }
-    const o = live.object;
-    if (o.metadata.deletionTimestamp) {
-      if (Object.keys(indexes).length > 0) return; // not deletable while addresses reference it
-      try {
-        await deps.engine.deletePool({ pool: o.metadata.name, space: ns }, { force: true }, deps.ctx);
-      } catch (err) {
-        if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
-      }
-      await removeObject(sql, POOLS, o);
-      return;
+    return indexes;
+  };
+  if (pool.metadata.deletionTimestamp) {
+    // not deletable while addresses reference it; the engine's own transaction runs outside ours
+    if (Object.keys(await tx(deps, indexesOf)).length > 0) return;
+    try {
+      await deps.engine.deletePool({ pool: pool.metadata.name, space: ns }, { force: true }, deps.ctx);
+    } catch (err) {
+      if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
     }
+    await tx(deps, async (sql) => {
+      const live = await getObject(sql, POOLS, ns, pool.metadata.name);
+      if (live) await removeObject(sql, POOLS, live.object);
+    });
+    return;
+  }
+  await tx(deps, async (sql) => {
+    const live = await getObject(sql, POOLS, ns, pool.metadata.name);
+    if (!live) return;
+    const indexes = await indexesOf(sql);
+    const o = live.object;
     const before = JSON.stringify((o.status ?? {}).indexes ?? {});
     const changed = before !== JSON.stringify(indexes);
     const next = withFinalizer(o, FINALIZERS.pool);
