@@ -292,8 +292,18 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     return o;
   };
 
+  /** A namespace is a space: an admin's first write makes it; other tokens need it to exist (as /v1 does). */
   const ensureNamespace = async (req: FastifyRequest, ns: string) => {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new KubeError(400, "BadRequest", `namespace "${ns}" is not a DNS label`);
+    const token = (req as FastifyRequest & { kubeToken: Token }).kubeToken;
+    if (token.scope !== "admin" || token.spaces !== null) {
+      try {
+        await engine.getSpace(ns);
+        return;
+      } catch {
+        throw new KubeError(404, "NotFound", `namespaces "${ns}" not found: an admin creates it (allot space create ${ns})`, { name: ns, kind: "namespaces" });
+      }
+    }
     try {
       await engine.createSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, actor(req));
     } catch (err) {
@@ -344,6 +354,8 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     if (type.startsWith("application/json-patch+json")) throw new KubeError(415, "UnsupportedMediaType", "JSON patch is not supported; use a merge patch (kubectl patch --type=merge)");
     const serverSideApply = type.startsWith("application/apply-patch+yaml");
     const dry = q.dryRun === "All";
+    // server-side apply may create: its namespace must be there (or be made) before anything is stored
+    if (serverSideApply && !dry) await ensureNamespace(req, p.ns);
     let created = false;
     const result = await tx(async (sql) => {
       const live = await getObject(sql, t, p.ns, p.name);
@@ -364,7 +376,6 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
       created = !before;
       return dry ? next : putObject(sql, t, next);
     });
-    if (created && !dry) await ensureNamespace(req, p.ns);
     const answer = dry ? result : ((await settle(req, t, p.ns, p.name, p.g, p.v)) ?? result);
     return reply.status(created ? 201 : 200).send(asVersion(answer, p.g, p.v));
   };
