@@ -122,6 +122,12 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     }
   });
 
+  // open watches end when the server shuts down, so it does not wait on them
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+
   const kubePaths = (url: string | undefined) => !!url && (url === "/api" || url.startsWith("/api/") || url === "/apis" || url.startsWith("/apis/") || url === "/version" || url.startsWith("/openapi/"));
 
   /** Bearer token, scope by method, namespace within the token's spaces. */
@@ -235,7 +241,7 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked", "cache-control": "no-cache" });
     let open = true;
     req.raw.on("close", () => (open = false));
-    while (open && Date.now() < deadline) {
+    while (open && !closing && Date.now() < deadline) {
       const changes = await store.read((sql) => changesSince(sql, t, since, ns));
       for (const c of changes) {
         since = Math.max(since, c.rv);
