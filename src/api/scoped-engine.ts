@@ -189,13 +189,15 @@ export class ScopedEngine {
     return (await this.engine.listWebhooks()).filter((w) => this.within(w));
   }
   async deleteWebhook(idOrName: string, ctx: ChangeContext) {
-    const hook = (await this.engine.listWebhooks()).find((w) => w.id === idOrName || w.name === idOrName);
-    if (hook && !this.within(hook)) throw new AllotError("webhook-not-found", `no webhook has the id or name ${idOrName}`);
-    return this.engine.deleteWebhook(idOrName, ctx);
+    const hooks = await this.engine.listWebhooks();
+    const hook = hooks.find((w) => w.id === idOrName) ?? hooks.find((w) => w.name === idOrName);
+    if (!hook || !this.within(hook)) throw new AllotError("webhook-not-found", `no webhook has the id or name ${idOrName}`);
+    // by id: the row checked is the row deleted
+    return this.engine.deleteWebhook(hook.id, ctx);
   }
   async revokeToken(idOrName: string, ctx: ChangeContext) {
     const t = await this.engine.getToken(idOrName);
     if (!this.within(t)) throw new AllotError("token-not-found", `no token has the id or name ${idOrName}`);
-    return this.engine.revokeToken(idOrName, ctx);
+    return this.engine.revokeToken(t.id, ctx);
   }
 }

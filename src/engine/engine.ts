@@ -339,7 +339,12 @@ export class Engine {
     let removed = 0;
     for (;;) {
       const n = await this.write(SYSTEM, async (env) =>
-        (await env.sql.run("DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE at < ? ORDER BY seq LIMIT 10000)", [cutoff])).changes,
+        {
+          const n = (await env.sql.run("DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE at < ? ORDER BY seq LIMIT 10000)", [cutoff])).changes;
+          // entries a webhook never managed to deliver go with them
+          await env.sql.run("DELETE FROM webhook_outbox WHERE seq < (SELECT COALESCE(MIN(seq), 0) FROM history)");
+          return n;
+        },
       );
       removed += n;
       if (n < 10000) return removed;

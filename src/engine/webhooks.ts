@@ -168,7 +168,7 @@ async function historyBySeq(sql: Sql, seqs: number[]): Promise<HistoryEntry[]> {
 export async function settleDelivery(sql: Sql, d: DueDelivery, now: number, outcome: { ok: true } | { ok: false; error: string }): Promise<void> {
   if (outcome.ok) {
     await sql.run(`DELETE FROM webhook_outbox WHERE webhook_id = ? AND seq IN (${d.seqs.map(() => "?").join(", ")})`, [d.hook.id, ...d.seqs]);
-    await sql.run("UPDATE webhooks SET delivered = delivered + ?, failures = 0, next_attempt_at = 0, last_error = NULL WHERE id = ?", [d.events.length, d.hook.id]);
+    await sql.run("UPDATE webhooks SET delivered = delivered + ?, failures = 0, next_attempt_at = 0, last_error = NULL WHERE id = ? AND next_attempt_at = ?", [d.events.length, d.hook.id, d.lease]);
     return;
   }
   const failures = d.hook.failures + 1;

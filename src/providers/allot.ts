@@ -1,8 +1,9 @@
 /**
  * Another Allot as the upstream: a block of `size` addresses allocated from a pool there (a regional
- * instance carving from a global plan). The block is one allocation upstream, owned by the local
- * pool's name so a retry returns the same block; releasing the local pool releases it.
+ * instance carving from a global plan). The block is one allocation upstream, its owner naming the
+ * local pool and a fresh id; deleting the local pool releases it.
  */
+import { randomUUID } from "node:crypto";
 import { type ObtainedBlock, type Provider, ProviderError, call, failure, requireString } from "./provider.js";
 
 interface UpstreamAllocation {
@@ -27,10 +28,12 @@ export const upstreamAllot: Provider = {
     const res = await call("the upstream Allot", `${params.url}/v1/pools/${encodeURIComponent(String(params.pool))}/allocations${q}`, {
       method: "POST",
       headers: { authorization: `Bearer ${secrets.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ size, owner: note }),
+      // a fresh owner: never someone else's block, even for a pool of the same name elsewhere
+      body: JSON.stringify({ size, owner: `${note} ${randomUUID()}` }),
     });
-    if (res.status !== 201 && res.status !== 200) throw await failure("the upstream Allot", res);
-    const a = (await res.json()) as UpstreamAllocation;
+    if (res.status !== 201) throw await failure("the upstream Allot", res);
+    const a = (await res.json().catch(() => null)) as UpstreamAllocation | null;
+    if (!a || typeof a.id !== "string" || typeof a.address !== "string") throw new ProviderError("the upstream Allot answered 201 without an allocation");
     return { blockId: a.id, start: a.address, end: a.lastAddress, prefixLength: a.prefixLength, ...(a.gateway ? { gateway: a.gateway } : {}) };
   },
   async release(record, secrets) {

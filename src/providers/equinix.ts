@@ -48,7 +48,7 @@ export const equinix: Provider = {
       body: JSON.stringify(body),
     });
     if (res.status !== 201) throw await failure("Equinix Metal", res);
-    const r = (await res.json()) as Reservation;
+    const r = (await res.json().catch(() => ({}))) as Reservation;
     if (typeof r.id !== "string" || typeof r.network !== "string" || typeof r.cidr !== "number") {
       throw new ProviderError("Equinix Metal answered 201 without a reservation id, network and cidr");
     }

@@ -38,6 +38,13 @@ export async function createProvidedPool(engine: PoolEngine, input: PoolInput, r
   const { type: _type, size, ...rest } = request;
   if (!Number.isInteger(size) || size < 1 || size > MAX_PROVIDED) throw new AllotError("invalid-request", `provider size must be a whole number from 1 to ${MAX_PROVIDED}, not ${size}`);
   const secrets = input.secrets ?? {};
+  // access and a free name first: nothing is reserved upstream for a request that will be refused
+  try {
+    await engine.getPool({ pool: input.name, space: input.space ?? "default" });
+    throw new AllotError("pool-exists", `pool ${input.name} already exists in space ${input.space ?? "default"}`);
+  } catch (err) {
+    if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
+  }
   let params;
   let block;
   try {

@@ -241,19 +241,25 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked", "cache-control": "no-cache" });
     let open = true;
     req.raw.on("close", () => (open = false));
-    while (open && !closing && Date.now() < deadline) {
-      const changes = await store.read((sql) => changesSince(sql, t, since, ns));
-      for (const c of changes) {
-        since = Math.max(since, c.rv);
-        const o = asVersion(c.object, p.g, p.v);
-        if (token.spaces !== null && !token.spaces.includes(o.metadata.namespace)) continue;
-        if (!matchesLabels(o, q.labelSelector) || !matchesFields(o, q.fieldSelector)) continue;
-        const object = table ? tableRow(t, o) : o;
-        res.write(`${JSON.stringify({ type: c.type, object })}\n`);
+    // the reply is ours now: whatever happens, the stream is ended (an error cannot be sent any more)
+    try {
+      while (open && !closing && Date.now() < deadline) {
+        const changes = await store.read((sql) => changesSince(sql, t, since, ns));
+        for (const c of changes) {
+          since = Math.max(since, c.rv);
+          const o = asVersion(c.object, p.g, p.v);
+          if (token.spaces !== null && !token.spaces.includes(o.metadata.namespace)) continue;
+          if (!matchesLabels(o, q.labelSelector) || !matchesFields(o, q.fieldSelector)) continue;
+          const object = table ? tableRow(t, o) : o;
+          res.write(`${JSON.stringify({ type: c.type, object })}\n`);
+        }
+        await new Promise((r) => setTimeout(r, 250));
       }
-      await new Promise((r) => setTimeout(r, 250));
+    } catch (err) {
+      req.log.error({ err }, "watch ended by an error");
+    } finally {
+      res.end();
     }
-    res.end();
   }
   const tableRow = (t: ResourceType, o: KubeObject) => table(t, [o], o.metadata.resourceVersion ?? "", false);
 
