@@ -23,7 +23,7 @@ const ALLOCATING = new Set(["/v1/pools/:pool/allocations", "/v1/pools/:pool/allo
 
 export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "allot_process_" });
+  collectDefaultMetrics({ register: registry, prefix: "allot_" });
   const requests = new Counter({
     name: "allot_http_requests_total",
     help: "HTTP requests answered, by method, route template and status",

@@ -62,13 +62,13 @@ export function webhookCommand(): Command {
   const hook = new Command("webhook").alias("webhooks").description("change events POSTed to a URL, signed with HMAC-SHA256 (needs an admin token)");
   hook
     .command("create <name>")
-    .description("create a webhook; every later change is POSTed to --url")
-    .requiredOption("--url <url>", "http:// or https:// URL that receives the events")
+    .description("create a webhook; every later change is POSTed to --target")
+    .requiredOption("--target <url>", "http:// or https:// URL that receives the events (--url names the Allot server)")
     .option("--secret <secret>", "signing secret, at least 16 characters (default: a random one, printed once)")
     .option("-s, --space <space>", "only changes in this space (repeat for several; default: every change)", collect, [])
-    .action(async (name: string, o: { url: string; secret?: string; space: string[] }, cmd: Command) => {
+    .action(async (name: string, o: { target: string; secret?: string; space: string[] }, cmd: Command) => {
       const { client, format } = context(cmd);
-      const made = await client.request<NewWebhook>("POST", "v1/webhooks", compact({ name, url: o.url, secret: o.secret, spaces: o.space.length ? o.space : undefined }));
+      const made = await client.request<NewWebhook>("POST", "v1/webhooks", compact({ name, url: o.target, secret: o.secret, spaces: o.space.length ? o.space : undefined }));
       if (format !== "table") return print(format, made, [], made);
       process.stdout.write(`${made.secret}\n`);
       process.stderr.write(`webhook ${made.name} created; the line above is its signing secret, shown this once\n`);
