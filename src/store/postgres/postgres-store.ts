@@ -162,8 +162,8 @@ export class PostgresStore implements Store {
 
 /** Errors that say the database, not the request, is the problem (SQLSTATE classes 08, 53, 57; read-only). */
 function unavailable(err: unknown, where: string): StoreUnavailableError | null {
-  const e = err as { code?: string; message?: string };
-  const code = e.code ?? "";
+  const e = err as { code?: unknown; message?: string };
+  const code = typeof e.code === "string" ? e.code : "";
   const why =
     code === "ECONNREFUSED" || code === "ECONNRESET" || code === "ETIMEDOUT" || code.startsWith("08") ? "the database cannot be reached"
     : code === "57P01" || code === "57P02" || code === "57P03" ? "the database is shutting down or starting up"
@@ -177,7 +177,7 @@ function unavailable(err: unknown, where: string): StoreUnavailableError | null 
 
 function mapError(err: unknown): unknown {
   if (err instanceof ConstraintError) return err;
-  const e = err as { code?: string; message?: string };
+  const e = err as { code?: unknown; message?: string };
   if (typeof e.message === "string" && e.message.includes("ALLOT_OVERLAP")) {
     return new ConstraintError(e.message.replace(/^.*ALLOT_OVERLAP\s*/, ""), "overlap");
   }
@@ -193,7 +193,7 @@ function mapError(err: unknown): unknown {
       return new ConstraintError(e.message ?? "serialization failure", "retry");
   }
   // class 22, data exceptions: a value from the request the database cannot take
-  if (e.code?.startsWith("22")) return new InvalidValueError(e.message ?? "invalid value");
+  if (typeof e.code === "string" && e.code.startsWith("22")) return new InvalidValueError(e.message ?? "invalid value");
   return err;
 }
 
