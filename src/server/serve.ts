@@ -10,6 +10,7 @@ import { openStore } from "../store/open-store.js";
 import type { AddressInfo } from "node:net";
 import { ConfigError, type ServeConfig } from "./config.js";
 import { startWebhookLoop } from "./webhooks.js";
+import { startResync } from "../integrations/kubernetes/metal3.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -90,6 +91,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   timer.unref();
 
   const stopWebhooks = startWebhookLoop(engine, app.log);
+  const stopResync = startResync({ engine, store, ctx: { actor: "kubernetes-resync" }, log: (err) => app.log.error({ err }, "metal3 resync failed") });
   const retention = config.historyRetentionDays > 0 ? setInterval(() => void prune(), 3600_000) : null;
   retention?.unref();
   const prune = async () => {
@@ -110,6 +112,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       clearInterval(timer);
       if (retention) clearInterval(retention);
       stopWebhooks();
+      stopResync();
       await app.close();
       await engine.close();
     },

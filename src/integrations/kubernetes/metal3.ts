@@ -23,6 +23,11 @@ export const ADDRESSES = T(METAL3, "ipaddresses");
 export const CAPI_CLAIMS = T(CAPI, "ipaddressclaims");
 export const CAPI_ADDRESSES = T(CAPI, "ipaddresses");
 
+/** The annotation clusterctl sets on objects while it moves them. */
+export const PAUSED = "cluster.x-k8s.io/paused";
+/** Marks the Allot pool an IPPool made (by the IPPool's uid), so a same-named pool made otherwise is never taken over. */
+export const OWNER_ATTRIBUTE = "kubernetes.ipPoolUid";
+
 export const FINALIZERS = {
   pool: "ippool.ipam.metal3.io",
   claim: "ipclaim.ipam.metal3.io",
@@ -126,6 +131,13 @@ export function validatePool(o: KubeObject): void {
       if (j > i && a.first <= b.last && b.first <= a.last) throw new InvalidObject(`spec.pools[${j}]: overlaps spec.pools[${i}]`, `spec.pools[${j}]`);
     }
   }
+  // the CRD bounds prefix to 0..128 (Metal3 answers "Invalid prefix value" on CAPI claims otherwise)
+  const prefixes: [unknown, string][] = [[spec.prefix, "spec.prefix"], ...((Array.isArray(spec.pools) ? spec.pools : []) as Spec[]).map((e, i): [unknown, string] => [e.prefix, `spec.pools[${i}].prefix`])];
+  for (const [value, field] of prefixes) {
+    if (value !== undefined && (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 128)) {
+      throw new InvalidObject(`${field}: Invalid prefix value, it must be between 0 and 128 (got ${JSON.stringify(value)})`, field);
+    }
+  }
   if (spec.gateway !== undefined) parseIp(String(spec.gateway), "spec.gateway");
   const pre = (spec.preAllocations ?? {}) as Record<string, string>;
   const seen = new Map<bigint, string>();
@@ -189,7 +201,17 @@ async function ensureSpace(deps: Metal3Deps, namespace: string): Promise<void> {
 /** Brings Allot's pools, allocations and the IPAddress objects of one namespace in line with its pools and claims. */
 async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> {
   const pools = await tx(deps, (sql) => listObjects(sql, POOLS, namespace));
-  for (const { object: pool } of pools) await reconcilePool(deps, namespace, pool);
+  for (const { object: pool } of pools) {
+    // paused (clusterctl move does this): the pool and its claims stand still until the annotation goes
+    if (pool.metadata.annotations?.[PAUSED] !== undefined) continue;
+    // each pool on its own: one that cannot be served says why in its status and the others go on
+    try {
+      await reconcilePool(deps, namespace, pool);
+    } catch (err) {
+      deps.log?.(err);
+      await recordPoolError(deps, namespace, pool, err instanceof AllotError || err instanceof PoolConflict ? err.message : "reconcile failed; see the server log");
+    }
+  }
   // deleted claims of a pool that is gone hold nothing any more: let them go
   const names = new Set(pools.map((p) => p.object.metadata.name));
   const orphans = await tx(deps, async (sql) => [
@@ -200,6 +222,20 @@ async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> 
     if (o.metadata.deletionTimestamp && !names.has(poolNameOf(o, t))) await releaseClaim(deps, namespace, null, t, o);
   }
 }
+
+/** Puts (or clears, with null) the reason an IPPool cannot be served into its status. */
+async function recordPoolError(deps: Metal3Deps, ns: string, pool: KubeObject, message: string | null): Promise<void> {
+  await tx(deps, async (sql) => {
+    const live = await getObject(sql, POOLS, ns, pool.metadata.name);
+    if (!live) return;
+    const { errorMessage: _e, ...rest } = (live.object.status ?? {}) as Spec;
+    const next = { ...live.object, status: message === null ? rest : { ...rest, errorMessage: message } };
+    if (JSON.stringify(next) !== JSON.stringify(live.object)) await putObject(sql, POOLS, next);
+  });
+}
+
+/** An Allot pool of the IPPool's name that this IPPool did not make: left alone, and said so. */
+class PoolConflict extends Error {}
 
 async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
   const name = pool.metadata.name;
@@ -244,12 +280,23 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
   } catch (err) {
     if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
   }
+  if (existing && existing.attributes[OWNER_ATTRIBUTE] !== pool.metadata.uid) {
+    throw new PoolConflict(`space ${ns} already has an Allot pool named ${pool.metadata.name} that this IPPool did not make; rename one of them`);
+  }
   const same = existing && JSON.stringify(existing.ranges.map((r) => [r.start, r.end])) === JSON.stringify(ranges.map((r) => [r.start, r.end]));
   if (existing && same) return;
   if (existing && existing.usage.allocated !== "0") return; // entries changed while addresses are held: keep serving what is
   if (existing) await deps.engine.deletePool(ref, { force: true }, deps.ctx);
   if (ranges.length === 0) return;
-  await deps.engine.createPool({ name: pool.metadata.name, space: ns, ranges, allocateReserved: true, strategy, description: `Metal3 IPPool ${ns}/${pool.metadata.name}` }, deps.ctx);
+  await deps.engine.createPool({
+      name: pool.metadata.name,
+      space: ns,
+      ranges,
+      allocateReserved: true,
+      strategy,
+      description: `Metal3 IPPool ${ns}/${pool.metadata.name}`,
+      attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid },
+    }, deps.ctx);
 }
 
 interface Pick {
@@ -414,7 +461,9 @@ async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject):
     // not deletable while addresses reference it; the engine's own transaction runs outside ours
     if (Object.keys(await tx(deps, indexesOf)).length > 0) return;
     try {
-      await deps.engine.deletePool({ pool: pool.metadata.name, space: ns }, { force: true }, deps.ctx);
+      const ref = { pool: pool.metadata.name, space: ns };
+      // only the pool this IPPool made goes with it
+      if ((await deps.engine.getPool(ref)).attributes[OWNER_ATTRIBUTE] === pool.metadata.uid) await deps.engine.deletePool(ref, { force: true }, deps.ctx);
     } catch (err) {
       if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
     }
@@ -432,7 +481,11 @@ async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject):
     const before = JSON.stringify((o.status ?? {}).indexes ?? {});
     const changed = before !== JSON.stringify(indexes);
     const next = withFinalizer(o, FINALIZERS.pool);
-    next.status = { ...(o.status ?? {}), indexes, lastUpdated: changed || !(o.status ?? {}).lastUpdated ? (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") : (o.status as Spec).lastUpdated };
+    const clusterName = asString(((o.spec ?? {}) as Spec).clusterName);
+    // Metal3 labels a cluster's pools so `kubectl get ippools -l cluster.x-k8s.io/cluster-name=...` finds them
+    if (clusterName) next.metadata.labels = { ...(next.metadata.labels ?? {}), "cluster.x-k8s.io/cluster-name": clusterName, "cluster.x-k8s.io/provider": "ipam-metal3" };
+    const { errorMessage: _e, ...kept } = (o.status ?? {}) as Spec;
+    next.status = { ...kept, indexes, lastUpdated: changed || !(o.status ?? {}).lastUpdated ? (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") : (o.status as Spec).lastUpdated };
     if (JSON.stringify(next) !== JSON.stringify(o)) await putObject(sql, POOLS, next);
   });
 }
@@ -446,7 +499,37 @@ function readyCondition(status: "True" | "False", reason: string, message: strin
   return { type: "Ready", status, reason, ...(message ? { message } : {}), severity: status === "False" ? "Error" : undefined, lastTransitionTime: (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") };
 }
 
-/** Every namespace that holds an IPPool (for the reconcile after a release anywhere). */
-export async function poolNamespaces(store: Store): Promise<string[]> {
-  return store.read(async (sql) => [...new Set((await listObjects(sql, POOLS)).map((s) => s.object.metadata.namespace))]);
+/** Namespaces with a claim still waiting for an address (a full pool, say) or still being deleted. */
+export async function pendingNamespaces(store: Store): Promise<string[]> {
+  return store.read(async (sql) => {
+    const waiting = new Set<string>();
+    for (const t of [CLAIMS, CAPI_CLAIMS]) {
+      for (const { object } of await listObjects(sql, t)) {
+        const status = (object.status ?? {}) as Spec;
+        const bound = t === CLAIMS ? (status.address as Spec | undefined)?.name : (status.addressRef as Spec | undefined)?.name;
+        if (object.metadata.deletionTimestamp || !bound) waiting.add(object.metadata.namespace);
+      }
+    }
+    return [...waiting];
+  });
+}
+
+/**
+ * Reconciles waiting namespaces every few seconds, so a claim that found its pool full gets an address
+ * once one is released by any means (the /v1 API, the CLI, an expiry), not only on the next kube write.
+ */
+export function startResync(deps: Metal3Deps, everyMs = 5000): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    pendingNamespaces(deps.store)
+      .then(async (namespaces) => {
+        for (const ns of namespaces) await reconcile(deps, ns);
+      })
+      .catch((err: unknown) => deps.log?.(err))
+      .finally(() => (busy = false));
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -53,6 +53,7 @@ export const RESOURCES: ResourceType[] = [
       { name: "Cluster", type: "string", cell: (o) => str(get(o, "spec.clusterName")) },
       { name: "Allocations", type: "integer", cell: (o) => Object.keys((get(o, "status.indexes") as object | undefined) ?? {}).length },
       { name: "Strategy", type: "string", cell: (o) => str(get(o, "spec.allocationStrategy") ?? "sequential"), priority: 1 },
+      { name: "Error", type: "string", cell: (o) => str(get(o, "status.errorMessage")) },
     ],
   },
   {
