@@ -11,6 +11,7 @@ import { AllotError } from "../engine/errors.js";
 import { TokenCache, registerAuth } from "./auth.js";
 import { registerKubeApi } from "../integrations/kubernetes/api.js";
 import { registerMetrics } from "./metrics.js";
+import { kubernetesRoutes } from "./routes/kubernetes.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import type { ScopedEngine } from "./scoped-engine.js";
 import { adminRoutes } from "./routes/admin.js";
@@ -125,6 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: "history", description: "Every change, with actor and request id" },
         { name: "webhooks", description: "Change events POSTed to your URL, signed with HMAC-SHA256" },
         { name: "tokens", description: "API tokens: scopes read < write < admin, optionally limited to spaces" },
+        { name: "kubernetes", description: "Metal3 / Cluster API manifests and namespace moves (the objects themselves are served under /apis for kubectl)" },
         { name: "health", description: "Liveness and readiness (no token needed)" },
       ],
     },
@@ -167,6 +169,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(allocationRoutes);
       await v1.register(lookupRoutes);
       await v1.register(adminRoutes);
+      await v1.register(kubernetesRoutes);
     },
     { prefix: "/v1" },
   );

@@ -4,6 +4,8 @@
  * view, so no route can forget the check. Pools never move between spaces and allocations never move
  * between pools, so resolving a space first and acting second cannot be raced into the wrong space.
  */
+import { applyManifest } from "../integrations/kubernetes/manifests.js";
+import { exportNamespace, importNamespace } from "../integrations/kubernetes/namespace-bundle.js";
 import type { Engine, HistoryQuery, ReleaseTarget } from "../engine/engine.js";
 import type { BulkRequest } from "../engine/bulk.js";
 import { AllotError } from "../engine/errors.js";
@@ -199,5 +201,19 @@ export class ScopedEngine {
     const t = await this.engine.getToken(idOrName);
     if (!this.within(t)) throw new AllotError("token-not-found", `no token has the id or name ${idOrName}`);
     return this.engine.revokeToken(t.id, ctx);
+  }
+
+  // ---- Kubernetes namespaces (Metal3 / Cluster API objects); apply checks each document's namespace itself
+
+  async applyManifest(docs: unknown[], options: { namespace: string; dryRun: boolean }, ctx: ChangeContext) {
+    return applyManifest({ engine: this.engine, token: this.token, ctx }, docs, options);
+  }
+  async exportNamespace(namespace: string) {
+    this.see(namespace);
+    return exportNamespace(this.engine, namespace);
+  }
+  async importNamespace(namespace: string, bundle: unknown, ctx: ChangeContext) {
+    this.see(namespace);
+    return importNamespace(this.engine, this.token, namespace, bundle, ctx);
   }
 }

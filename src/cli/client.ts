@@ -42,9 +42,11 @@ export class Client {
     const text = await res.text();
     const data: unknown = text ? safeJson(text) : undefined;
     if (!res.ok) {
-      const p = (data ?? {}) as { detail?: string; code?: string };
+      // a problem document (/v1) or a Kubernetes Status (/apis)
+      const p = (data ?? {}) as { detail?: string; message?: string; code?: string | number; reason?: string };
       const hint = res.status === 401 && !this.token ? "; pass --token or set ALLOT_TOKEN" : "";
-      throw new ApiError(`${p.detail ?? `${res.status} ${res.statusText}`}${hint}`, res.status, p.code ?? String(res.status));
+      const code = typeof p.code === "string" ? p.code : (p.reason ?? String(res.status));
+      throw new ApiError(`${p.detail ?? p.message ?? `${res.status} ${res.statusText}`}${hint}`, res.status, code);
     }
     return data as T;
   }

@@ -94,7 +94,11 @@ export async function importStore(store: Store, lines: AsyncIterable<string>, pr
   const first = await it.next();
   if (first.done) throw new ImportError("the export is empty");
   const header = parseLine(first.value, 1) as ExportHeader;
-  if (header.format !== FORMAT) throw new ImportError("this is not an Allot export (its first line has no format: allot-export)");
+  if (header.format !== FORMAT) throw new ImportError(
+      (header as { format?: string }).format === "allot-namespace"
+        ? "this is a namespace export: load it into a running server with allot import -n NAMESPACE -f FILE"
+        : "this is not an Allot export (its first line has no format: allot-export)",
+    );
   if (!READABLE_VERSIONS.includes(header.version)) throw new ImportError(`export format version ${header.version} is not one this Allot reads (${READABLE_VERSIONS.join(", ")})`);
   const total = Object.values(header.counts).reduce((a, b) => a + b, 0);
   await store.transaction(async (sql) => {

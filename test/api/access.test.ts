@@ -22,7 +22,7 @@ const uniq = (p: string) => `${p}-${++counter}`;
 async function snapshot(): Promise<string> {
   return env.store.read(async (sql) => {
     const out: unknown[] = [];
-    for (const t of ["spaces", "pools", "pool_ranges", "allocations", "free_runs", "history", "tokens", "webhooks"]) out.push(await sql.all(`SELECT * FROM ${t} ORDER BY 1`));
+    for (const t of ["spaces", "pools", "pool_ranges", "allocations", "free_runs", "history", "tokens", "webhooks", "kube_objects"]) out.push(await sql.all(`SELECT * FROM ${t} ORDER BY 1`));
     return JSON.stringify(out, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : typeof v === "bigint" ? String(v) : v));
   });
 }
@@ -79,6 +79,17 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
     const t = await env.engine.createToken({ name: uniq("victim"), scope: "read", spaces: [s] }, ctx);
     return { method: "DELETE", url: `/v1/tokens/${t.name}` };
   },
+  "POST /v1/kubernetes/apply": async (s) => ({
+    method: "POST",
+    url: "/v1/kubernetes/apply",
+    payload: { namespace: s, objects: [{ apiVersion: "ipam.metal3.io/v1alpha1", kind: "IPClaim", metadata: { name: uniq("claim") }, spec: { pool: { name: "none" } } }] },
+  }),
+  "GET /v1/kubernetes/namespaces/{namespace}/export": async (s) => ({ method: "GET", url: `/v1/kubernetes/namespaces/${s}/export` }),
+  "POST /v1/kubernetes/namespaces/{namespace}/import": async (s) => ({
+    method: "POST",
+    url: `/v1/kubernetes/namespaces/${s}/import`,
+    payload: { format: "allot-namespace", version: 1, namespace: s, exportedAt: new Date().toISOString(), objects: [], pools: [] },
+  }),
   "POST /v1/webhooks": async (s) => ({ method: "POST", url: "/v1/webhooks", payload: { name: uniq("w"), url: "http://127.0.0.1:9/", spaces: [s] } }),
   "DELETE /v1/webhooks/{webhook}": async (s) => {
     const w = await env.engine.createWebhook({ name: uniq("wv"), url: "http://127.0.0.1:9/", spaces: [s] }, ctx);

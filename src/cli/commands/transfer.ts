@@ -6,11 +6,18 @@ import { createInterface } from "node:readline";
 import { ImportError, exportStore, importStore } from "../../store/transfer.js";
 import { UsageError } from "../context.js";
 import { openStoreFrom, withStoreOptions } from "./check.js";
+import { exportNamespace, importNamespace } from "./kubernetes.js";
 
 export function exportCommand(): Command {
-  return withStoreOptions(new Command("export").description("write a whole database (spaces, pools, allocations, history) as JSON lines"))
+  return withStoreOptions(
+    new Command("export").description(
+      "write a whole database (spaces, pools, allocations, history) as JSON lines; with -n, one Kubernetes namespace from a running server (--url)",
+    ),
+  )
     .option("-f, --file <file>", "write here instead of stdout")
-    .action(async (o: { dataDir?: string; databaseUrl?: string; file?: string }) => {
+    .option("-n, --namespace <namespace>", "only this namespace's Metal3 / Cluster API objects and their pools and allocations, from the server at --url")
+    .action(async (o: { dataDir?: string; databaseUrl?: string; file?: string; namespace?: string }, cmd: Command) => {
+      if (o.namespace !== undefined) return exportNamespace(cmd, o.namespace, o.file);
       const store = await openStoreFrom(o, true);
       const out = o.file ? createWriteStream(o.file) : process.stdout;
       try {
@@ -27,9 +34,13 @@ export function exportCommand(): Command {
 }
 
 export function importCommand(): Command {
-  return withStoreOptions(new Command("import").description("load an export into an empty database, all or nothing"))
+  return withStoreOptions(
+    new Command("import").description("load an export into an empty database, all or nothing; with -n, a namespace export into a running server (--url)"),
+  )
     .requiredOption("-f, --file <file>", "the export (- for stdin)")
-    .action(async (o: { dataDir?: string; databaseUrl?: string; file: string }) => {
+    .option("-n, --namespace <namespace>", "load a namespace export (allot export -n) into the server at --url")
+    .action(async (o: { dataDir?: string; databaseUrl?: string; file: string; namespace?: string }, cmd: Command) => {
+      if (o.namespace !== undefined) return importNamespace(cmd, o.namespace, o.file);
       const store = await openStoreFrom(o, false);
       const input = o.file === "-" ? process.stdin : createReadStream(o.file);
       const bar = process.stderr.isTTY ? new SingleBar({ format: "importing [{bar}] {percentage}% {value}/{total} rows, eta {eta}s", hideCursor: true }) : null;

@@ -7,28 +7,19 @@
  * only over HTTPS: run `allot serve --tls`.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import jsonPatch from "fast-json-patch";
 import { parse as parseYaml } from "yaml";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { TokenCache } from "../../api/auth.js";
 import { changesSince, currentRv, getObject, listObjects, putObject, removeObject } from "./objects.js";
-import { CAPI_CLAIMS, CLAIMS, InvalidObject, POOLS, reconcile, validateClaim, validatePool } from "./metal3.js";
+import { KubeError, admit, checkBody, ensureNamespace } from "./admission.js";
+import { InvalidObject, reconcile } from "./metal3.js";
 import { type KubeObject, RESOURCES, type ResourceType, age, findResource } from "./resources.js";
 
 /** What /version reports; kubectl's dispatcher picks its client minor from it. */
 export const KUBE_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0", platform: "linux/amd64" };
-
-class KubeError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-  ) {
-    super(message);
-  }
-}
 
 function sendStatus(reply: FastifyReply, e: KubeError) {
   return reply
@@ -48,6 +39,18 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
     else out[k] = mergePatch(out[k], v);
   }
   return out;
+}
+
+/** RFC 6902 JSON patch (kubectl patch --type=json); a failing operation changes nothing. */
+function applyJsonPatch(target: KubeObject, patch: unknown): KubeObject {
+  if (!Array.isArray(patch)) throw new KubeError(400, "BadRequest", "a JSON patch is a list of operations ({op, path, value})");
+  try {
+    return jsonPatch.applyPatch(structuredClone(target), patch as jsonPatch.Operation[], true, false).newDocument;
+  } catch (err) {
+    const e = err as { name?: string; index?: number; message?: string };
+    const what = e.name === "TEST_OPERATION_FAILED" ? "its test failed" : (e.message ?? "").split("\n")[0];
+    throw new KubeError(422, "Invalid", `JSON patch operation ${e.index ?? "?"} cannot be applied: ${what}`);
+  }
 }
 
 /** `a=b,c!=d,e` label selectors (equality, inequality, existence). */
@@ -73,6 +76,10 @@ function matchesFields(o: KubeObject, selector: string | undefined): boolean {
     return m[2] === "!=" ? value !== m[3] : value === m[3];
   });
 }
+
+const BOOKMARK_EVERY_MS = 10_000;
+
+const kubeToken = (req: FastifyRequest) => (req as FastifyRequest & { kubeToken: Token }).kubeToken;
 
 const wantsTable = (req: FastifyRequest) => /as=Table/.test(String(req.headers.accept ?? ""));
 
@@ -168,7 +175,7 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     if (!t) throw new KubeError(404, "NotFound", `the server could not find the requested resource (${p.res}.${p.g}/${p.v})`);
     return t;
   };
-  const actor = (req: FastifyRequest) => ({ actor: `token:${(req as FastifyRequest & { kubeToken: Token }).kubeToken.name}`, requestId: req.id });
+  const actor = (req: FastifyRequest) => ({ actor: `token:${kubeToken(req).name}`, requestId: req.id });
   const hidden = { schema: { hide: true } };
 
   app.get("/version", hidden, async () => KUBE_VERSION);
@@ -218,7 +225,7 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     const t = resourceOf(p);
     const q = req.query as Record<string, string | undefined>;
     if (q.watch === "true" || q.watch === "1") return watch(req, reply, t, p.ns, q);
-    const token = (req as FastifyRequest & { kubeToken: Token }).kubeToken;
+    const token = kubeToken(req);
     const { items, rv } = await store.read(async (sql) => ({ items: await listObjects(sql, t, p.ns), rv: await currentRv(sql) }));
     const objects = items
       .map((s) => asVersion(s.object, p.g, p.v))
@@ -232,7 +239,7 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
 
   async function watch(req: FastifyRequest, reply: FastifyReply, t: ResourceType, ns: string | undefined, q: Record<string, string | undefined>) {
     const p = req.params as { g: string; v: string };
-    const token = (req as FastifyRequest & { kubeToken: Token }).kubeToken;
+    const token = kubeToken(req);
     let since = q.resourceVersion && /^\d+$/.test(q.resourceVersion) ? Number(q.resourceVersion) : await store.read(currentRv);
     const table = wantsTable(req);
     const deadline = q.timeoutSeconds ? Date.now() + Number(q.timeoutSeconds) * 1000 : Infinity;
@@ -241,11 +248,20 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked", "cache-control": "no-cache" });
     let open = true;
     req.raw.on("close", () => (open = false));
+    const bookmarks = q.allowWatchBookmarks === "true" || q.allowWatchBookmarks === "1";
+    let lastWrite = Date.now();
     // the reply is ours now: whatever happens, the stream is ended (an error cannot be sent any more)
     try {
       while (open && !closing && Date.now() < deadline) {
-        const changes = await store.read((sql) => changesSince(sql, t, since, ns));
+        const { changes, rv } = await store.read(async (sql) => ({ changes: await changesSince(sql, t, since, ns), rv: await currentRv(sql) }));
+        // a quiet watch still learns how far it has read, so a restart resumes from there (BOOKMARK)
+        if (bookmarks && changes.length === 0 && Date.now() - lastWrite > BOOKMARK_EVERY_MS) {
+          since = Math.max(since, rv);
+          res.write(`${JSON.stringify({ type: "BOOKMARK", object: { kind: t.kind, apiVersion: `${p.g}/${p.v}`, metadata: { resourceVersion: String(since) } } })}\n`);
+          lastWrite = Date.now();
+        }
         for (const c of changes) {
+          lastWrite = Date.now();
           since = Math.max(since, c.rv);
           const o = asVersion(c.object, p.g, p.v);
           if (token.spaces !== null && !token.spaces.includes(o.metadata.namespace)) continue;
@@ -263,64 +279,11 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
   }
   const tableRow = (t: ResourceType, o: KubeObject) => table(t, [o], o.metadata.resourceVersion ?? "", false);
 
-  const admit = (t: ResourceType, o: KubeObject, before: KubeObject | null) => {
-    if (t === POOLS) {
-      validatePool(o);
-      if (before) {
-        const a = (before.spec ?? {}) as Record<string, unknown>;
-        const b = (o.spec ?? {}) as Record<string, unknown>;
-        if (a.namePrefix !== b.namePrefix) throw new InvalidObject("spec.namePrefix: is immutable", "spec.namePrefix");
-        if ((a.allocationStrategy ?? "sequential") !== (b.allocationStrategy ?? "sequential")) throw new InvalidObject("spec.allocationStrategy: is immutable", "spec.allocationStrategy");
-      }
-    }
-    if (t === CLAIMS || t === CAPI_CLAIMS) {
-      validateClaim(o, t);
-      if (before && JSON.stringify((before.spec ?? {})[t === CLAIMS ? "pool" : "poolRef"]) !== JSON.stringify((o.spec ?? {})[t === CLAIMS ? "pool" : "poolRef"])) {
-        throw new InvalidObject(`${t === CLAIMS ? "spec.pool" : "spec.poolRef"}: is immutable`, t === CLAIMS ? "spec.pool" : "spec.poolRef");
-      }
-    }
-  };
-
   /** After a change to pools or claims the namespace is reconciled before answering, so answers show the outcome. */
   const settle = async (req: FastifyRequest, t: ResourceType, ns: string, name: string, g: string, v: string): Promise<KubeObject | null> => {
     await reconcile({ engine, store, ctx: actor(req), log: (err) => req.log.error({ err }, "metal3 reconcile failed") }, ns);
     const fresh = await store.read((sql) => getObject(sql, t, ns, name));
     return fresh ? asVersion(fresh.object, g, v) : null;
-  };
-
-  const checkBody = (t: ResourceType, p: { g: string; v: string; ns: string }, body: unknown, name?: string): KubeObject => {
-    if (!body || typeof body !== "object" || Array.isArray(body)) throw new KubeError(400, "BadRequest", "the body must be a JSON object");
-    const o = structuredClone(body) as KubeObject;
-    if (o.apiVersion !== `${p.g}/${p.v}` || o.kind !== t.kind) {
-      throw new KubeError(400, "BadRequest", `the object is ${o.apiVersion ?? "?"}/${o.kind ?? "?"}, but this path serves ${p.g}/${p.v} ${t.kind}`);
-    }
-    o.metadata = { ...(o.metadata ?? {}) } as KubeObject["metadata"];
-    if (typeof o.metadata.name !== "string" || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(o.metadata.name)) {
-      throw new InvalidObject(`metadata.name: "${String(o.metadata.name ?? "")}" must be a DNS subdomain (lower case letters, digits, '-' and '.')`, "metadata.name");
-    }
-    if (name !== undefined && o.metadata.name !== name) throw new KubeError(400, "BadRequest", `the name in the body (${o.metadata.name}) is not the name in the URL (${name})`);
-    if (o.metadata.namespace !== undefined && o.metadata.namespace !== p.ns) throw new KubeError(400, "BadRequest", `the namespace in the body (${o.metadata.namespace}) is not the one in the URL (${p.ns})`);
-    o.metadata.namespace = p.ns;
-    return o;
-  };
-
-  /** A namespace is a space: an admin's first write makes it; other tokens need it to exist (as /v1 does). */
-  const ensureNamespace = async (req: FastifyRequest, ns: string) => {
-    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns)) throw new KubeError(400, "BadRequest", `namespace "${ns}" is not a DNS label`);
-    const token = (req as FastifyRequest & { kubeToken: Token }).kubeToken;
-    if (token.scope !== "admin" || token.spaces !== null) {
-      try {
-        await engine.getSpace(ns);
-        return;
-      } catch {
-        throw new KubeError(404, "NotFound", `namespaces "${ns}" not found: an admin creates it (allot space create ${ns})`, { name: ns, kind: "namespaces" });
-      }
-    }
-    try {
-      await engine.createSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, actor(req));
-    } catch (err) {
-      if ((err as { code?: string }).code !== "space-exists") throw err;
-    }
   };
 
   app.post("/apis/:g/:v/namespaces/:ns/:res", hidden, async (req, reply) => {
@@ -329,11 +292,11 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     const o = checkBody(t, p, req.body);
     admit(t, o, null);
     const dry = (req.query as { dryRun?: string }).dryRun === "All";
-    if (!dry) await ensureNamespace(req, p.ns);
+    if (!dry) await ensureNamespace(engine, kubeToken(req), p.ns, actor(req));
     const created = await tx(async (sql) => {
       if (await getObject(sql, t, p.ns, o.metadata.name)) throw new KubeError(409, "AlreadyExists", `${t.resource}.${t.group} "${o.metadata.name}" already exists`, { name: o.metadata.name, group: t.group, kind: t.resource });
       const { status: _s, ...rest } = o;
-      return dry ? rest : putObject(sql, t, { ...rest, metadata: { ...rest.metadata, deletionTimestamp: undefined } } as KubeObject);
+      return dry ? rest : putObject(sql, t, { ...rest, metadata: { ...rest.metadata, deletionTimestamp: undefined, uid: undefined, creationTimestamp: undefined, resourceVersion: undefined, generation: undefined } } as KubeObject);
     });
     const answer = dry ? created : ((await settle(req, t, p.ns, o.metadata.name, p.g, p.v)) ?? created);
     return reply.status(201).send(asVersion(answer, p.g, p.v));
@@ -363,11 +326,11 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     const t = resourceOf(p);
     const q = req.query as { dryRun?: string; fieldManager?: string };
     const type = String(req.headers["content-type"] ?? "");
-    if (type.startsWith("application/json-patch+json")) throw new KubeError(415, "UnsupportedMediaType", "JSON patch is not supported; use a merge patch (kubectl patch --type=merge)");
+    const jsonPatch = type.startsWith("application/json-patch+json");
     const serverSideApply = type.startsWith("application/apply-patch+yaml");
     const dry = q.dryRun === "All";
     // server-side apply may create: its namespace must be there (or be made) before anything is stored
-    if (serverSideApply && !dry) await ensureNamespace(req, p.ns);
+    if (serverSideApply && !dry) await ensureNamespace(engine, kubeToken(req), p.ns, actor(req));
     let created = false;
     const result = await tx(async (sql) => {
       const live = await getObject(sql, t, p.ns, p.name);
@@ -375,6 +338,7 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
       const before = live?.object ?? null;
       let next: KubeObject;
       if (mode === "put") next = checkBody(t, p, req.body, p.name);
+      else if (jsonPatch) next = applyJsonPatch(before!, req.body);
       else next = mergePatch(before ?? {}, req.body) as KubeObject;
       if (serverSideApply) next = checkBody(t, p, next, p.name);
       // the main resource ignores status, and /status changes only status

@@ -55,7 +55,7 @@ export async function putObject(sql: Sql, t: ResourceType, o: KubeObject, now = 
     metadata: {
       ...o.metadata,
       uid: live?.object.metadata.uid ?? o.metadata.uid ?? randomUUID(),
-      creationTimestamp: live?.object.metadata.creationTimestamp ?? now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      creationTimestamp: live?.object.metadata.creationTimestamp ?? o.metadata.creationTimestamp ?? now.toISOString().replace(/\.\d{3}Z$/, "Z"),
       resourceVersion: String(rv),
       generation: live ? (JSON.stringify(live.object.spec) === JSON.stringify(o.spec) ? (live.object.metadata.generation ?? 1) : (live.object.metadata.generation ?? 1) + 1) : 1,
     },

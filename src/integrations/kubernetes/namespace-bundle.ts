@@ -1,0 +1,152 @@
+/**
+ * One namespace's Metal3 / Cluster API state as a single document, for moving it to another Allot
+ * (what a Metal3 pivot, clusterctl move, needs): every object as stored (uid, status, finalizers
+ * included) and the Allot pools behind its IPPools with every allocation, address for address.
+ * An import refuses anything that would clash with what the target holds, and otherwise lands
+ * whole: the pools it made are removed again if a later step fails.
+ */
+import { AllotError } from "../../engine/errors.js";
+import type { Allocation, ChangeContext, Pool } from "../../engine/types.js";
+import type { Engine } from "../../engine/engine.js";
+import type { Token } from "../../engine/tokens.js";
+import { admit, checkBody, ensureNamespace } from "./admission.js";
+import { InvalidObject, OWNER_ATTRIBUTE, POOLS, reconcile } from "./metal3.js";
+import { getObject, listObjects, putObject } from "./objects.js";
+import { type KubeObject, RESOURCES, resourceOfKind } from "./resources.js";
+
+export const BUNDLE_FORMAT = "allot-namespace";
+export const BUNDLE_VERSION = 1;
+
+export interface BundlePool {
+  name: string;
+  strategy: Pool["strategy"];
+  allocateReserved: boolean;
+  description: string;
+  attributes: Record<string, unknown>;
+  ranges: { start: string; end: string; prefixLength: number | null }[];
+  allocations: { address: string; owner: string | null; mac: string | null; hostname: string | null; labels: Record<string, string>; expiresAt: string | null }[];
+}
+
+export interface Bundle {
+  format: typeof BUNDLE_FORMAT;
+  version: number;
+  namespace: string;
+  exportedAt: string;
+  objects: KubeObject[];
+  pools: BundlePool[];
+}
+
+async function allAllocations(engine: Engine, pool: Pool): Promise<Allocation[]> {
+  const out: Allocation[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await engine.listAllocations({ pool: pool.id }, { limit: 1000, ...(after ? { after } : {}) });
+    out.push(...page.items);
+    if (!page.next) return out;
+    after = page.next;
+  }
+}
+
+export async function exportNamespace(engine: Engine, namespace: string): Promise<Bundle> {
+  await engine.getSpace(namespace); // 404 for a namespace that is not there
+  const objects = await engine.store.read(async (sql) => (await Promise.all(RESOURCES.map((t) => listObjects(sql, t, namespace)))).flat().map((s) => s.object));
+  const uids = new Set(objects.filter((o) => o.kind === "IPPool").map((o) => o.metadata.uid));
+  const pools: BundlePool[] = [];
+  for (const pool of await engine.listPools({ space: namespace })) {
+    // only pools that IPPools made: others in the space are not part of the namespace's Kubernetes state
+    if (!uids.has(pool.attributes[OWNER_ATTRIBUTE] as string)) continue;
+    pools.push({
+      name: pool.name,
+      strategy: pool.strategy,
+      allocateReserved: pool.allocateReserved,
+      description: pool.description,
+      attributes: pool.attributes,
+      ranges: pool.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })),
+      allocations: (await allAllocations(engine, pool)).map((a) => ({ address: a.address, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
+    });
+  }
+  return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, namespace, exportedAt: new Date().toISOString(), objects, pools };
+}
+
+const bad = (message: string) => new AllotError("invalid-request", `import refused, nothing was changed: ${message}`);
+
+/** The bundle's parts, each checked as a fresh write would be; throws naming the first bad part. */
+function checkBundle(body: unknown, namespace: string): { bundle: Bundle; typed: { t: (typeof RESOURCES)[number]; o: KubeObject }[] } {
+  const b = body as Partial<Bundle> | null;
+  if (!b || typeof b !== "object" || b.format !== BUNDLE_FORMAT) throw bad(`this is not a namespace export (format ${BUNDLE_FORMAT}); whole-database exports load with allot import --data-dir`);
+  if (b.version !== BUNDLE_VERSION) throw bad(`export version ${String(b.version)} is not one this server reads (${BUNDLE_VERSION})`);
+  if (b.namespace !== namespace) throw bad(`the export holds namespace ${String(b.namespace)}, not ${namespace}`);
+  if (!Array.isArray(b.objects) || !Array.isArray(b.pools)) throw bad("objects and pools must be lists");
+  const typed = b.objects.map((o, i) => {
+    const t = o && typeof o === "object" ? resourceOfKind(String(o.apiVersion), String(o.kind)) : undefined;
+    if (!t) throw bad(`object ${i + 1} is not a kind Allot serves`);
+    const [g, v] = String(o.apiVersion).split("/") as [string, string];
+    try {
+      const checked = checkBody(t, { g, v, ns: namespace }, o);
+      admit(t, checked, null);
+      return { t, o: { ...checked, ...(o.status ? { status: o.status } : {}) } };
+    } catch (err) {
+      throw bad(`${o.kind} "${String(o.metadata?.name)}": ${err instanceof InvalidObject ? err.message : (err as Error).message}`);
+    }
+  });
+  const uids = new Set(typed.filter((x) => x.t === POOLS).map((x) => x.o.metadata.uid));
+  for (const p of b.pools) {
+    if (!p || typeof p !== "object" || typeof p.name !== "string" || !Array.isArray(p.ranges) || !Array.isArray(p.allocations)) throw bad("a pool needs name, ranges and allocations");
+    if (!uids.has(p.attributes?.[OWNER_ATTRIBUTE] as string)) throw bad(`pool ${p.name} belongs to no IPPool in the export`);
+  }
+  return { bundle: b as Bundle, typed };
+}
+
+export async function importNamespace(engine: Engine, token: Token, namespace: string, body: unknown, ctx: ChangeContext): Promise<{ objects: number; pools: number; allocations: number }> {
+  const { bundle, typed } = checkBundle(body, namespace);
+  // nothing of the same name may be here already: an import adds a namespace's state, it never merges
+  const clashes = await engine.store.read(async (sql) => {
+    const found: string[] = [];
+    for (const { t, o } of typed) if (await getObject(sql, t, namespace, o.metadata.name)) found.push(`${t.kind} ${o.metadata.name}`);
+    return found;
+  });
+  for (const p of bundle.pools) {
+    try {
+      await engine.getPool({ pool: p.name, space: namespace });
+      clashes.push(`Allot pool ${p.name}`);
+    } catch (err) {
+      if (!(err instanceof AllotError && (err.code === "pool-not-found" || err.code === "space-not-found"))) throw err;
+    }
+  }
+  if (clashes.length > 0) throw new AllotError("conflict", `import refused, nothing was changed: namespace ${namespace} already has ${clashes.slice(0, 5).join(", ")}${clashes.length > 5 ? ", …" : ""}`);
+
+  await ensureNamespace(engine, token, namespace, ctx);
+  const made: string[] = [];
+  let allocations = 0;
+  try {
+    for (const p of bundle.pools) {
+      const pool = await engine.createPool(
+        { name: p.name, space: namespace, ranges: p.ranges.map((r) => ({ start: r.start, end: r.end, ...(r.prefixLength !== null ? { prefixLength: r.prefixLength } : {}) })), strategy: p.strategy, allocateReserved: p.allocateReserved, description: p.description, attributes: p.attributes },
+        ctx,
+      );
+      made.push(pool.id);
+      for (const a of p.allocations) {
+        const ttl = a.expiresAt ? Math.max(1, Math.ceil((Date.parse(a.expiresAt) - Date.now()) / 1000)) : undefined;
+        await engine.allocate(
+          { pool: pool.id },
+          { address: a.address, ...(a.owner !== null ? { owner: a.owner } : {}), ...(a.mac !== null ? { mac: a.mac } : {}), ...(a.hostname !== null ? { hostname: a.hostname } : {}), labels: a.labels, ...(ttl ? { ttl } : {}) },
+          ctx,
+        );
+        allocations++;
+      }
+    }
+    await engine.store.transaction(async (sql) => {
+      for (const { t, o } of typed) {
+        if (await getObject(sql, t, namespace, o.metadata.name)) throw new AllotError("conflict", `import refused, nothing was changed: ${t.kind} ${o.metadata.name} appeared in namespace ${namespace} during the import`);
+        await putObject(sql, t, o);
+      }
+    });
+  } catch (err) {
+    for (const id of made.reverse()) await engine.deletePool({ pool: id }, { force: true }, ctx).catch(() => {});
+    if (err instanceof AllotError && err.message.startsWith("import refused")) throw err;
+    if (err instanceof AllotError) throw new AllotError(err.code, `import refused, nothing was changed: ${err.message}`, err.details);
+    throw err;
+  }
+  await reconcile({ engine, store: engine.store, ctx }, namespace);
+  return { objects: typed.length, pools: bundle.pools.length, allocations };
+}

@@ -1,0 +1,204 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { startResync } from "../../src/integrations/kubernetes/metal3.js";
+import { ctx, tempApp } from "../helpers.js";
+
+/**
+ * The Metal3 / Cluster API objects through the HTTP API, on each store: manifests applied whole or
+ * not at all, pools reconciled one by one, paused pools, the random strategy, JSON patch, claims that
+ * wait for a full pool, and a namespace moved to another Allot without loss.
+ */
+
+type Env = Awaited<ReturnType<typeof tempApp>>;
+let env: Env;
+before(async () => {
+  env = await tempApp();
+});
+after(async () => env.cleanup());
+
+const M3 = "ipam.metal3.io/v1alpha1";
+const CAPI = "ipam.cluster.x-k8s.io/v1beta1";
+const pool = (name: string, spec: Record<string, unknown>, metadata: Record<string, unknown> = {}) => ({ apiVersion: M3, kind: "IPPool", metadata: { name, ...metadata }, spec: { namePrefix: name, ...spec } });
+const claim = (name: string, poolName: string, metadata: Record<string, unknown> = {}) => ({ apiVersion: M3, kind: "IPClaim", metadata: { name, ...metadata }, spec: { pool: { name: poolName } } });
+
+async function apply(e: Env, objects: unknown[], namespace: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return e.inject({ method: "POST", url: "/v1/kubernetes/apply", payload: { objects, namespace, ...extra }, headers });
+}
+async function kube(e: Env, ns: string, resource: string, name = "", group = "ipam.metal3.io/v1alpha1") {
+  const r = await e.inject({ method: "GET", url: `/apis/${group}/namespaces/${ns}/${resource}${name ? `/${name}` : ""}` });
+  return { status: r.statusCode, body: r.json() as { items: { metadata: { name: string }; spec: Record<string, unknown> }[]; status?: Record<string, unknown>; metadata: Record<string, unknown> } };
+}
+async function addresses(e: Env, ns: string): Promise<Record<string, string>> {
+  const list = (await kube(e, ns, "ipaddresses")).body.items;
+  return Object.fromEntries(list.map((a) => [(a.spec.claim as { name: string }).name, a.spec.address as string]));
+}
+/** Every Kubernetes object and space, to show a refused request changed nothing. */
+const snapshot = (e: Env) =>
+  e.store.read(async (sql) => JSON.stringify([await sql.all("SELECT grp, resource, namespace, name, rv, deleted FROM kube_objects ORDER BY 1, 2, 3, 4"), await sql.all("SELECT name FROM spaces ORDER BY 1"), await sql.all("SELECT name FROM pools ORDER BY 1")]));
+
+test("a manifest is applied whole: created, then unchanged, then configured; dry runs change nothing", async () => {
+  const objects = [pool("p1", { pools: [{ start: "10.20.0.1", end: "10.20.0.9" }] }), claim("c1", "p1"), { apiVersion: CAPI, kind: "IPAddressClaim", metadata: { name: "m1", namespace: "other" }, spec: { poolRef: { name: "p1" } } }];
+  const first = await apply(env, objects, "apply");
+  assert.equal(first.statusCode, 200, first.body);
+  assert.deepEqual(first.json().items.map((i: { namespace: string; name: string; action: string }) => `${i.namespace}/${i.name} ${i.action}`), ["apply/p1 created", "apply/c1 created", "other/m1 created"]);
+  assert.deepEqual(await addresses(env, "apply"), { c1: "10.20.0.1" });
+  const again = await apply(env, objects, "apply");
+  assert.deepEqual(again.json().items.map((i: { action: string }) => i.action), ["unchanged", "unchanged", "unchanged"]);
+
+  const before = await snapshot(env);
+  const dry = await apply(env, [claim("c2", "p1"), claim("c1", "p1", { labels: { role: "worker" } })], "apply", { dryRun: true });
+  assert.deepEqual(dry.json().items.map((i: { action: string }) => i.action), ["created", "configured"]);
+  assert.equal(await snapshot(env), before, "a dry run wrote something");
+
+  // labels and annotations become what the file says; the status the server wrote is kept
+  await apply(env, [claim("c1", "p1", { labels: { role: "worker" } })], "apply");
+  const c1 = (await kube(env, "apply", "ipclaims", "c1")).body as unknown as { metadata: { labels: Record<string, string> }; status: { address: { name: string } } };
+  assert.deepEqual(c1.metadata.labels, { role: "worker" });
+  assert.equal(c1.status.address.name, "p1-10-20-0-1");
+});
+
+test("one bad document refuses the whole manifest, naming the document and field, and changes nothing", async () => {
+  const before = await snapshot(env);
+  const good = claim("fine", "p1");
+  const cases: [unknown[], RegExp][] = [
+    [[good, pool("bad", { pools: [{ start: "10.30.0.9", end: "10.30.0.1" }] })], /document 2 \(IPPool "bad"\).*spec\.pools\[0\]\.end: 10\.30\.0\.1 is before the entry's start/],
+    [[good, pool("bad", { pools: [{ start: "10.30.0.1", end: "2001:db8::1" }] })], /spec\.pools\[0\]\.end.*not the same family/],
+    [[good, pool("bad", { pools: [{ start: "10.30.0.1", end: "10.30.0.5" }], preAllocations: { x: "10.30.1.1" } })], /spec\.preAllocations\.x.*outside every entry/],
+    [[good, pool("bad", { pools: [{ start: "10.30.0.1" }], prefix: 129 })], /spec\.prefix: Invalid prefix value, it must be between 0 and 128/],
+    [[good, { apiVersion: M3, kind: "IPBanana", metadata: { name: "x" } }], /document 2 \(IPBanana "x"\).*not a kind Allot serves/],
+    [[good, { apiVersion: "ipam.metal3.io/v9", kind: "IPPool", metadata: { name: "x" } }], /IPPool in ipam\.metal3\.io\/v9 is not a kind/],
+    [[good, { apiVersion: M3, kind: "IPClaim", metadata: { name: "lost" }, spec: {} }], /spec\.pool\.name: required/],
+    [[good, good], /document 2 .*appears twice/],
+    [[good, pool("p1", { namePrefix: "renamed", pools: [{ start: "10.20.0.1", end: "10.20.0.9" }] })], /document 2 \(IPPool "p1" in namespace apply\): spec\.namePrefix: is immutable/],
+    [[good, "text"], /document 2: is not an object/],
+  ];
+  for (const [objects, expected] of cases) {
+    const r = await apply(env, objects, "apply");
+    assert.equal(r.statusCode, 400, `${String(expected)}: ${r.body}`);
+    assert.match(r.json().detail, expected);
+  }
+  // a new namespace named only by a refused manifest is not made either
+  const r = await apply(env, [claim("x", "p"), pool("bad", { pools: [{ end: "10.0.0.1" }] })], "brand-new");
+  assert.equal(r.statusCode, 400);
+  assert.equal(await snapshot(env), before);
+});
+
+test("a token limited to some spaces cannot apply into others", async () => {
+  const t = await env.engine.createToken({ name: "apply-limited", scope: "write", spaces: ["apply"] }, ctx);
+  const before = await snapshot(env);
+  const r = await apply(env, [claim("ok", "p1"), claim("sneaky", "p1", { namespace: "other" })], "apply", {}, { authorization: `Bearer ${t.token}` });
+  assert.equal(r.statusCode, 403);
+  assert.match(r.json().detail, /cannot write to namespace other/);
+  assert.equal(await snapshot(env), before);
+});
+
+test("each pool is reconciled on its own: a pool that cannot be served says why, the others go on", async () => {
+  await env.engine.createSpace({ name: "iso" }, ctx);
+  // an Allot pool of the same name made through /v1 is never taken over
+  await env.engine.createPool({ name: "taken", space: "iso", cidr: "10.40.0.0/24" }, ctx);
+  const r = await apply(env, [pool("taken", { pools: [{ start: "10.41.0.1", end: "10.41.0.9" }] }), pool("fine", { pools: [{ start: "10.42.0.1", end: "10.42.0.9" }] }), claim("a", "taken"), claim("b", "fine")], "iso");
+  assert.equal(r.statusCode, 200);
+  const taken = (await kube(env, "iso", "ippools", "taken")).body;
+  assert.match(String(taken.status?.errorMessage), /already has an Allot pool named taken that this IPPool did not make/);
+  assert.deepEqual(await addresses(env, "iso"), { b: "10.42.0.1" });
+  const table = await env.inject({ method: "GET", url: "/apis/ipam.metal3.io/v1alpha1/namespaces/iso/ippools", headers: { accept: "application/json;as=Table;v=v1;g=meta.k8s.io" } });
+  assert.ok(table.json().rows.some((row: { cells: string[] }) => row.cells[0] === "taken" && row.cells.some((c) => /did not make/.test(String(c)))));
+  // deleting the IPPool leaves the other pool alone
+  await env.inject({ method: "DELETE", url: "/apis/ipam.metal3.io/v1alpha1/namespaces/iso/ipclaims/a" });
+  await env.inject({ method: "DELETE", url: "/apis/ipam.metal3.io/v1alpha1/namespaces/iso/ippools/taken" });
+  assert.equal((await kube(env, "iso", "ippools", "taken")).status, 404);
+  assert.equal((await env.engine.getPool({ pool: "taken", space: "iso" })).ranges[0]!.start, "10.40.0.0");
+});
+
+test("a paused pool stands still until the annotation goes; clusterName labels the pool", async () => {
+  await apply(env, [pool("held", { clusterName: "c9", pools: [{ start: "10.50.0.1", end: "10.50.0.9" }] }, { annotations: { "cluster.x-k8s.io/paused": "" } }), claim("w", "held")], "pause");
+  assert.deepEqual(await addresses(env, "pause"), {});
+  await apply(env, [pool("held", { clusterName: "c9", pools: [{ start: "10.50.0.1", end: "10.50.0.9" }] })], "pause");
+  assert.deepEqual(await addresses(env, "pause"), { w: "10.50.0.1" });
+  const held = (await kube(env, "pause", "ippools", "held")).body;
+  assert.deepEqual(held.metadata.labels, { "cluster.x-k8s.io/cluster-name": "c9", "cluster.x-k8s.io/provider": "ipam-metal3" });
+});
+
+test("the random strategy hands out distinct addresses, exhausting entries in declaration order", async () => {
+  const names = Array.from({ length: 12 }, (_, i) => `r${i}`);
+  await apply(env, [pool("rnd", { allocationStrategy: "random", pools: [{ start: "10.60.0.1", end: "10.60.0.8" }, { start: "10.61.0.1", end: "10.61.0.255" }] }), ...names.map((n) => claim(n, "rnd"))], "random");
+  const got = await addresses(env, "random");
+  assert.equal(Object.keys(got).length, 12);
+  assert.equal(new Set(Object.values(got)).size, 12);
+  const first = Object.values(got).filter((a) => a.startsWith("10.60.0.")).sort();
+  assert.deepEqual(first, ["10.60.0.1", "10.60.0.2", "10.60.0.3", "10.60.0.4", "10.60.0.5", "10.60.0.6", "10.60.0.7", "10.60.0.8"]);
+  const second = Object.values(got).filter((a) => a.startsWith("10.61.0."));
+  assert.equal(second.length, 4);
+  // random, not lowest-free: four picks out of 255 being exactly .1-.4 would be a 1 in 10^8 chance
+  assert.notDeepEqual(second.sort(), ["10.61.0.1", "10.61.0.2", "10.61.0.3", "10.61.0.4"]);
+  const r = await apply(env, [pool("rnd", { allocationStrategy: "sequential", pools: [{ start: "10.60.0.1", end: "10.60.0.8" }, { start: "10.61.0.1", end: "10.61.0.255" }] })], "random");
+  assert.match(r.json().detail, /allocationStrategy: is immutable/);
+});
+
+test("kubectl patch --type=json: operations apply together or not at all", async () => {
+  const url = "/apis/ipam.metal3.io/v1alpha1/namespaces/apply/ipclaims/c1";
+  const headers = { "content-type": "application/json-patch+json" };
+  const ok = await env.inject({ method: "PATCH", url, headers, payload: JSON.stringify([{ op: "add", path: "/metadata/labels/tier", value: "db" }, { op: "test", path: "/spec/pool/name", value: "p1" }]) });
+  assert.equal(ok.statusCode, 200, ok.body);
+  assert.equal(ok.json().metadata.labels.tier, "db");
+  const failed = await env.inject({ method: "PATCH", url, headers, payload: JSON.stringify([{ op: "add", path: "/metadata/labels/tier", value: "web" }, { op: "test", path: "/spec/pool/name", value: "nope" }]) });
+  assert.equal(failed.statusCode, 422);
+  assert.match(failed.json().message, /operation 1 cannot be applied: its test failed/);
+  assert.equal((await kube(env, "apply", "ipclaims", "c1")).body.metadata.labels && ((await kube(env, "apply", "ipclaims", "c1")).body.metadata.labels as Record<string, string>).tier, "db");
+  const immutable = await env.inject({ method: "PATCH", url, headers, payload: JSON.stringify([{ op: "replace", path: "/spec/pool/name", value: "other" }]) });
+  assert.equal(immutable.statusCode, 422);
+});
+
+test("a claim waiting on a full pool gets the address released through /v1, without another Kubernetes write", async () => {
+  await apply(env, [pool("full", { pools: [{ start: "10.70.0.1", end: "10.70.0.1" }] }), claim("first", "full"), claim("waiting", "full")], "resync");
+  const waiting = () => kube(env, "resync", "ipclaims", "waiting").then((r) => r.body.status as { errorMessage?: string; address?: { name: string } });
+  assert.equal((await waiting()).errorMessage, "Exhausted IP Pools");
+  const stop = startResync({ engine: env.engine, store: env.store, ctx }, 50);
+  try {
+    // someone frees the address outside Kubernetes (the claim "first" keeps its object, as Metal3 would)
+    await env.engine.release({ pool: { pool: "full", space: "resync" }, owner: "first" }, ctx);
+    for (let i = 0; i < 100 && !(await waiting()).address; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await waiting()).address?.name, "full-10-70-0-1");
+  } finally {
+    stop();
+  }
+});
+
+test("a namespace moves to another Allot losslessly; a clashing or broken import changes nothing", async () => {
+  const exported = await env.inject({ method: "GET", url: "/v1/kubernetes/namespaces/apply/export" });
+  assert.equal(exported.statusCode, 200);
+  const bundle = exported.json();
+  assert.equal(bundle.pools.length, 1);
+  assert.deepEqual(bundle.pools[0].allocations.map((a: { address: string; owner: string }) => `${a.address} ${a.owner}`), ["10.20.0.1 c1"]);
+
+  const target = await tempApp();
+  try {
+    const strip = (b: { objects: { metadata: Record<string, unknown> }[]; exportedAt?: string }) => JSON.stringify({ ...b, exportedAt: 0, objects: b.objects.map((o) => ({ ...o, metadata: { ...o.metadata, resourceVersion: 0 } })) });
+    // broken: an allocation outside its pool; the pools made so far are taken back
+    const broken = structuredClone(bundle);
+    broken.pools[0].allocations.push({ address: "10.99.0.1", owner: "x", mac: null, hostname: null, labels: {}, expiresAt: null });
+    const refused = await target.inject({ method: "POST", url: "/v1/kubernetes/namespaces/apply/import", payload: broken });
+    assert.equal(refused.statusCode, 409, refused.body);
+    assert.match(refused.json().detail, /import refused, nothing was changed/);
+    assert.deepEqual(await target.engine.listPools({ space: "apply" }), []);
+    assert.equal((await kube(target, "apply", "ipclaims")).body.items.length, 0);
+
+    const imported = await target.inject({ method: "POST", url: "/v1/kubernetes/namespaces/apply/import", payload: bundle });
+    assert.equal(imported.statusCode, 201, imported.body);
+    assert.deepEqual(imported.json(), { objects: bundle.objects.length, pools: 1, allocations: 1 });
+    const back = (await target.inject({ method: "GET", url: "/v1/kubernetes/namespaces/apply/export" })).json();
+    assert.equal(strip(back), strip(bundle));
+    // and the moved pool goes on from where it was: the next claim gets the next address
+    await apply(target, [claim("c3", "p1")], "apply");
+    assert.equal((await addresses(target, "apply")).c3, "10.20.0.2");
+
+    const again = await target.inject({ method: "POST", url: "/v1/kubernetes/namespaces/apply/import", payload: bundle });
+    assert.equal(again.statusCode, 409);
+    assert.match(again.json().detail, /already has IPPool p1/);
+    const wrong = await target.inject({ method: "POST", url: "/v1/kubernetes/namespaces/elsewhere/import", payload: bundle });
+    assert.equal(wrong.statusCode, 400);
+    assert.match(wrong.json().detail, /holds namespace apply, not elsewhere/);
+  } finally {
+    await target.cleanup();
+  }
+});
