@@ -40,8 +40,10 @@ export interface AppOptions {
   rateLimitPerMinute?: number;
   /** How long a checked token is trusted before the database is asked again (default 10 s). */
   tokenCacheMs?: number;
-  /** Serve HTTPS with this PEM certificate and key. */
-  https?: { cert: string; key: string };
+  /** Serve HTTPS with this PEM certificate and key (and, for Kubernetes aggregation, the front-proxy CA). */
+  https?: { cert: string; key: string; ca?: string; requestCert?: boolean; rejectUnauthorized?: boolean };
+  /** Trust kube-apiserver's front-proxy certificate (verified against https.ca) with these common names (empty: any). */
+  kubeProxyNames?: string[];
 }
 
 /** Builds the HTTP app; it does not listen, so tests can drive it with inject(). */
@@ -160,7 +162,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   );
 
   // the Kubernetes-style API (Metal3 and Cluster API IPAM resources) at /api, /apis, /version, /openapi
-  await app.register(async (kube) => registerKubeApi(kube, { engine, tokens }));
+  await app.register(async (kube) => registerKubeApi(kube, { engine, tokens, ...(options.kubeProxyNames ? { proxyNames: options.kubeProxyNames } : {}) }));
 
   await app.register(
     async (v1) => {

@@ -13,6 +13,8 @@ export interface ServeFlags {
   tls?: boolean;
   tlsCert?: string;
   tlsKey?: string;
+  kubeProxyCa?: string;
+  kubeProxyNames?: string;
 }
 
 export interface ServeConfig {
@@ -34,6 +36,12 @@ export interface ServeConfig {
   adminToken: string | null;
   /** Serve HTTPS: with these PEM files, or (null) a self-signed certificate kept in the data directory. */
   tls: { cert: string | null; key: string | null } | null;
+  /**
+   * Kubernetes API aggregation: the CA that signs kube-apiserver's front-proxy client certificate (its
+   * --requestheader-client-ca-file) and the common names allowed (--requestheader-allowed-names; empty
+   * for any). Requests proxied with that certificate act for the user in X-Remote-User.
+   */
+  kubeProxy: { ca: string; names: string[] } | null;
   /** ALLOT_SECRET_KEY: the key that seals secrets; unset, secret.key in the data directory (created if missing). */
   secretKey: string | null;
 }
@@ -74,6 +82,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
     ),
     adminToken: env.ALLOT_ADMIN_TOKEN || null,
     tls: tlsConfig(flags, env),
+    kubeProxy: kubeProxyConfig(flags, env, tlsConfig(flags, env) !== null),
     secretKey: env.ALLOT_SECRET_KEY || null,
     host: flags.host ?? env.ALLOT_HOST ?? DEFAULTS.host,
     dataDir: resolve(flags.dataDir ?? env.ALLOT_DATA_DIR ?? DEFAULTS.dataDir),
@@ -89,4 +98,16 @@ function tlsConfig(flags: ServeFlags, env: NodeJS.ProcessEnv): ServeConfig["tls"
   if (!on) return null;
   if ((cert === null) !== (key === null)) throw new ConfigError("give both --tls-cert and --tls-key (or ALLOT_TLS_CERT and ALLOT_TLS_KEY), or neither for a self-signed certificate");
   return { cert: cert ? resolve(cert) : null, key: key ? resolve(key) : null };
+}
+
+function kubeProxyConfig(flags: ServeFlags, env: NodeJS.ProcessEnv, tls: boolean): ServeConfig["kubeProxy"] {
+  const ca = flags.kubeProxyCa ?? env.ALLOT_KUBE_PROXY_CA ?? null;
+  const namesText = flags.kubeProxyNames ?? env.ALLOT_KUBE_PROXY_NAMES ?? null;
+  if (ca === null) {
+    if (namesText !== null) throw new ConfigError("--kube-proxy-names (ALLOT_KUBE_PROXY_NAMES) needs --kube-proxy-ca (ALLOT_KUBE_PROXY_CA), the CA of kube-apiserver's front-proxy certificate");
+    return null;
+  }
+  if (!tls) throw new ConfigError("--kube-proxy-ca needs HTTPS: add --tls (kube-apiserver reaches an aggregated API server over HTTPS only)");
+  const names = (namesText ?? "").split(",").map((n) => n.trim()).filter(Boolean);
+  return { ca: resolve(ca), names };
 }

@@ -53,6 +53,8 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   let https;
   try {
     https = config.tls ? tlsFiles(config) : undefined;
+    // kube-apiserver proves itself with a client certificate from its front-proxy CA; other clients need none
+    if (https && config.kubeProxy) https = { ...https, ca: readFileSync(config.kubeProxy.ca, "utf8"), requestCert: true, rejectUnauthorized: false };
   } catch (err) {
     await engine.close();
     throw new ConfigError((err as Error).message);
@@ -60,6 +62,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const app = await buildApp({
     engine,
     ...(https ? { https } : {}),
+    ...(config.kubeProxy ? { kubeProxyNames: config.kubeProxy.names } : {}),
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimit,
     rateLimitPerMinute: config.rateLimitPerMinute,

@@ -118,6 +118,14 @@ test("deleting a claim frees its address for the next claim; a pre-allocated add
   assert.notEqual(addresses()["node-4"], "10.0.1.40");
   ok(["apply", "-f", "-"], claim("node-pre"));
   assert.equal(addresses()["node-pre"], "10.0.1.40");
+  // kubectl patch --type=json and --type=merge
+  ok(["patch", "ipclaim", "node-3", "--type=json", "-p", '[{"op":"add","path":"/metadata/labels","value":{"rack":"r1"}}]']);
+  ok(["patch", "ipclaim", "node-3", "--type=merge", "-p", '{"metadata":{"annotations":{"note":"x"}}}']);
+  const patched = json(["get", "ipclaim", "node-3"]) as unknown as { metadata: { labels: Record<string, string>; annotations: Record<string, string> } };
+  assert.deepEqual([patched.metadata.labels, patched.metadata.annotations.note], [{ rack: "r1" }, "x"]);
+  const refused = kubectl(["patch", "ipclaim", "node-3", "--type=json", "-p", '[{"op":"replace","path":"/spec/pool/name","value":"other"}]']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /spec\.pool: is immutable/);
 });
 
 test("the ipAddress annotation, its errors, and a claim that failed on a full pool is retried when space frees up", () => {

@@ -15,12 +15,14 @@ export function serveCommand(): Command {
     .option("--tls", "serve HTTPS (env ALLOT_TLS=1); without --tls-cert/--tls-key, a self-signed certificate made in the data directory")
     .option("--tls-cert <file>", "PEM certificate for HTTPS (env ALLOT_TLS_CERT)")
     .option("--tls-key <file>", "PEM private key for HTTPS (env ALLOT_TLS_KEY)")
+    .option("--kube-proxy-ca <file>", "serve as a Kubernetes aggregated API server: the CA of kube-apiserver's front-proxy client certificate (env ALLOT_KUBE_PROXY_CA)")
+    .option("--kube-proxy-names <names>", "comma-separated common names that certificate may have, default any (env ALLOT_KUBE_PROXY_NAMES)")
     .option("--history-retention-days <n>", "delete history older than this, 0 to keep it (env ALLOT_HISTORY_RETENTION_DAYS, default 0)")
     .addHelpText(
       "after",
       "\nAlso from the environment: ALLOT_ADMIN_TOKEN (the admin token to create at first start, instead of a random one\nprinted once) and ALLOT_SECRET_KEY (64 hex digits: the key that encrypts secrets; default secret.key in the data directory).",
     )
-    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string; bodyLimit?: string; rateLimit?: string; historyRetentionDays?: string; tls?: boolean; tlsCert?: string; tlsKey?: string }) => {
+    .action(async (opts: { port?: string; host?: string; dataDir?: string; databaseUrl?: string; logLevel?: string; bodyLimit?: string; rateLimit?: string; historyRetentionDays?: string; tls?: boolean; tlsCert?: string; tlsKey?: string; kubeProxyCa?: string; kubeProxyNames?: string }) => {
       let server;
       try {
         server = await startServer(resolveServeConfig(opts));

@@ -8,6 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import jsonPatch from "fast-json-patch";
+import type { TLSSocket } from "node:tls";
 import { parse as parseYaml } from "yaml";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
@@ -106,9 +107,25 @@ const asVersion = (o: KubeObject, group: string, version: string): KubeObject =>
 export interface KubeApiOptions {
   engine: Engine;
   tokens: TokenCache;
+  /** Set when serving as an aggregated API server: the front-proxy certificate names trusted (empty: any). */
+  proxyNames?: string[];
 }
 
-export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeApiOptions): void {
+/**
+ * The user kube-apiserver vouches for, when it proxies a request as an aggregated API server: its
+ * front-proxy client certificate verified against the configured CA, and the user in X-Remote-User.
+ * Kubernetes has already authorised the request (RBAC), so the user acts on every namespace.
+ */
+function proxiedUser(req: FastifyRequest, names: string[]): Token | null {
+  const socket = req.raw.socket as TLSSocket;
+  const user = req.headers["x-remote-user"];
+  if (typeof user !== "string" || user === "" || !socket.authorized || typeof socket.getPeerCertificate !== "function") return null;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  if (names.length > 0 && !names.includes(String(cn))) return null;
+  return { id: "kube-proxy", name: `kube:${user}`, scope: "admin", spaces: null, hint: "", createdAt: "", expiresAt: null, revokedAt: null };
+}
+
+export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNames }: KubeApiOptions): void {
   const store = engine.store;
   const tx = <T>(fn: Parameters<typeof store.transaction<T>>[0]) => store.transaction<T>(fn);
 
@@ -141,7 +158,7 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
   app.addHook("onRequest", async (req, reply) => {
     if (!kubePaths(req.routeOptions.url)) return;
     const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
-    const token = m ? await tokens.verify(m[1]!) : null;
+    const token = m ? await tokens.verify(m[1]!) : proxyNames ? proxiedUser(req, proxyNames) : null;
     if (!token) return sendStatus(reply, new KubeError(401, "Unauthorized", "Unauthorized: send an Allot API token as the bearer token (over HTTPS: allot serve --tls)"));
     const write = !["GET", "HEAD"].includes(req.method);
     if (write && token.scope === "read") return sendStatus(reply, new KubeError(403, "Forbidden", `token ${token.name} has read scope; ${req.method} needs write`));
@@ -216,7 +233,12 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens }: KubeAp
     };
   });
   // a document holding only swagger "2.0" (protobuf): kubectl then leaves field validation to the server
-  app.get("/openapi/v2", hidden, async (_req, reply) => reply.header("content-type", "application/octet-stream").send(Buffer.from([0x0a, 0x03, 0x32, 0x2e, 0x30])));
+  // (kube-apiserver's aggregator asks for JSON, to merge into the cluster's document: an empty one, the same)
+  app.get("/openapi/v2", hidden, async (req, reply) =>
+    /protobuf/.test(String(req.headers.accept ?? "")) || !/json/.test(String(req.headers.accept ?? ""))
+      ? reply.header("content-type", "application/octet-stream").send(Buffer.from([0x0a, 0x03, 0x32, 0x2e, 0x30]))
+      : reply.send({ swagger: "2.0", info: { title: "Allot", version: KUBE_VERSION.gitVersion }, paths: {} }),
+  );
 
   // ---- collections
 
