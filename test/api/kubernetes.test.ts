@@ -202,3 +202,26 @@ test("a namespace moves to another Allot losslessly; a clashing or broken import
     await target.cleanup();
   }
 });
+
+test("changing a pool's entries keeps every address its claims hold; shrinking past one is refused", async () => {
+  const entries = (extra: unknown[] = []) => pool("grow", { pools: [{ start: "10.80.0.1", end: "10.80.0.2" }, ...extra] });
+  await apply(env, [entries(), claim("g1", "grow"), claim("g2", "grow"), claim("g3", "grow")], "grow");
+  assert.deepEqual(await addresses(env, "grow"), { g1: "10.80.0.1", g2: "10.80.0.2" });
+  const r = await apply(env, [entries([{ start: "10.80.1.1", end: "10.80.1.9" }])], "grow");
+  assert.equal(r.statusCode, 200, r.body);
+  // the waiting claim gets an address of the new entry; the others keep theirs, in the Allot pool too
+  assert.deepEqual(await addresses(env, "grow"), { g1: "10.80.0.1", g2: "10.80.0.2", g3: "10.80.1.1" });
+  const held = (await env.engine.listAllocations({ pool: "grow", space: "grow" }, { limit: 10 })).items.map((a) => `${a.address} ${a.owner}`);
+  assert.deepEqual(held, ["10.80.0.1 g1", "10.80.0.2 g2", "10.80.1.1 g3"]);
+  assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" })).attributes["kubernetes.restoring"], undefined);
+
+  const shrink = await apply(env, [pool("grow", { pools: [{ start: "10.80.0.1", end: "10.80.0.1" }, { start: "10.80.1.1", end: "10.80.1.9" }] })], "grow");
+  assert.equal(shrink.statusCode, 400);
+  assert.match(shrink.json().detail, /spec\.pools: 10\.80\.0\.2 is in use \(by claim g2\) but out of bounds/);
+
+  // an address taken through /v1 in a Metal3 pool is not silently dropped by a remake
+  await env.engine.allocate({ pool: "grow", space: "grow" }, { address: "10.80.1.5", owner: "by-hand" }, ctx);
+  await apply(env, [entries([{ start: "10.80.1.1", end: "10.80.1.9" }, { start: "10.80.2.1", end: "10.80.2.2" }])], "grow");
+  assert.match(String((await kube(env, "grow", "ippools", "grow")).body.status?.errorMessage), /10\.80\.1\.5 \(owner by-hand\) was allocated outside Kubernetes/);
+  assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" })).ranges.length, 2);
+});

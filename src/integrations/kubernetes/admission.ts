@@ -7,7 +7,8 @@ import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { ChangeContext } from "../../engine/types.js";
-import { CAPI_CLAIMS, CLAIMS, InvalidObject, POOLS, validateClaim, validatePool } from "./metal3.js";
+import { parseAddress } from "../../addr/index.js";
+import { CAPI_CLAIMS, CLAIMS, InvalidObject, POOLS, entriesOf, inEntry, validateClaim, validatePool } from "./metal3.js";
 import type { KubeObject, ResourceType } from "./resources.js";
 
 /** A Kubernetes Status error: its HTTP code, its reason word and a message. */
@@ -59,6 +60,17 @@ export function admit(t: ResourceType, o: KubeObject, before: KubeObject | null)
       const b = (o.spec ?? {}) as Record<string, unknown>;
       if (a.namePrefix !== b.namePrefix) throw new InvalidObject("spec.namePrefix: is immutable", "spec.namePrefix");
       if ((a.allocationStrategy ?? "sequential") !== (b.allocationStrategy ?? "sequential")) throw new InvalidObject("spec.allocationStrategy: is immutable", "spec.allocationStrategy");
+      // Metal3's webhook: what is handed out must stay inside the new entries
+      const entries = entriesOf(b);
+      for (const [claim, ip] of Object.entries(((before.status ?? {}).indexes ?? {}) as Record<string, string>)) {
+        let a;
+        try {
+          a = parseAddress(ip);
+        } catch {
+          continue;
+        }
+        if (!entries.some((e) => inEntry(e, a))) throw new InvalidObject(`spec.pools: ${ip} is in use (by claim ${claim}) but out of bounds`, "spec.pools");
+      }
     }
   }
   if (t === CLAIMS || t === CAPI_CLAIMS) {

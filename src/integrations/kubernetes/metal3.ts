@@ -11,7 +11,7 @@
 import { type Address, type Family, MAX, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
-import type { Allocation, ChangeContext } from "../../engine/types.js";
+import type { Allocation, ChangeContext, PoolRef } from "../../engine/types.js";
 import type { Sql, Store } from "../../store/store.js";
 import { getObject, listObjects, putObject, removeObject } from "./objects.js";
 import { CAPI, type KubeObject, METAL3, RESOURCES, type ResourceType } from "./resources.js";
@@ -27,6 +27,8 @@ export const CAPI_ADDRESSES = T(CAPI, "ipaddresses");
 export const PAUSED = "cluster.x-k8s.io/paused";
 /** Marks the Allot pool an IPPool made (by the IPPool's uid), so a same-named pool made otherwise is never taken over. */
 export const OWNER_ATTRIBUTE = "kubernetes.ipPoolUid";
+/** Set on a remade pool until the addresses its IPAddress objects hold are all taken again. */
+const RESTORING_ATTRIBUTE = "kubernetes.restoring";
 
 export const FINALIZERS = {
   pool: "ippool.ipam.metal3.io",
@@ -46,7 +48,7 @@ export class InvalidObject extends Error {
   }
 }
 
-interface Entry {
+export interface Entry {
   first: bigint;
   last: bigint;
   family: Family;
@@ -284,19 +286,75 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
     throw new PoolConflict(`space ${ns} already has an Allot pool named ${pool.metadata.name} that this IPPool did not make; rename one of them`);
   }
   const same = existing && JSON.stringify(existing.ranges.map((r) => [r.start, r.end])) === JSON.stringify(ranges.map((r) => [r.start, r.end]));
-  if (existing && same) return;
-  if (existing && existing.usage.allocated !== "0") return; // entries changed while addresses are held: keep serving what is
-  if (existing) await deps.engine.deletePool(ref, { force: true }, deps.ctx);
+  if (existing && same) {
+    if (existing.attributes[RESTORING_ATTRIBUTE]) await restoreHeld(deps, ns, pool, existing.id);
+    return;
+  }
+  // the entries changed: Allot pools keep their ranges, so the pool is made again and the addresses
+  // the IPAddress objects hold are taken again in it (they are the durable record of who holds what)
+  const held = await heldByObjects(deps, ns, pool.metadata.name);
+  if (existing) {
+    const backed = new Set([...held.map(([claim, ip]) => `${claim} ${ip}`), ...Object.entries((spec.preAllocations ?? {}) as Record<string, string>).map(([c, ip]) => `${c} ${formatAddress(parseAddress(ip))}`)]);
+    const stray = (await allAllocations(deps.engine, ref)).find((a) => !backed.has(`${a.owner} ${a.address}`));
+    if (stray) {
+      throw new PoolConflict(`spec.pools changed, but ${stray.address} (owner ${stray.owner ?? "none"}) was allocated outside Kubernetes; release it (allot release) so the pool can be remade`);
+    }
+    const outside = held.find(([, ip]) => !entries.some((e) => inEntry(e, parseAddress(ip))));
+    if (outside) throw new PoolConflict(`spec.pools no longer holds ${outside[1]}, held by claim ${outside[0]}; delete that claim first`);
+    await deps.engine.deletePool(ref, { force: true }, deps.ctx);
+  }
   if (ranges.length === 0) return;
-  await deps.engine.createPool({
+  const made = await deps.engine.createPool(
+    {
       name: pool.metadata.name,
       space: ns,
       ranges,
       allocateReserved: true,
       strategy,
       description: `Metal3 IPPool ${ns}/${pool.metadata.name}`,
-      attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid },
-    }, deps.ctx);
+      // until every held address is taken again, so a pass cut short finishes the job next time
+      attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid, ...(held.length > 0 ? { [RESTORING_ATTRIBUTE]: true } : {}) },
+    },
+    deps.ctx,
+  );
+  if (held.length > 0) await restoreHeld(deps, ns, pool, made.id);
+}
+
+/** Every allocation of a pool, a page at a time. */
+export async function allAllocations(engine: Engine, ref: PoolRef): Promise<Allocation[]> {
+  const out: Allocation[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await engine.listAllocations(ref, { limit: 1000, ...(after ? { after } : {}) });
+    out.push(...page.items);
+    if (!page.next) return out;
+    after = page.next;
+  }
+}
+
+export const inEntry = (e: Entry, a: Address) => e.family === a.family && a.value >= e.first && a.value <= e.last;
+
+/** [claim, address] for every IPAddress object (either kind) of the pool. */
+async function heldByObjects(deps: Metal3Deps, ns: string, poolName: string): Promise<[string, string][]> {
+  return tx(deps, async (sql) => {
+    const out: [string, string][] = [];
+    for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
+      for (const { object } of await listObjects(sql, t, ns)) {
+        const s = (object.spec ?? {}) as Spec;
+        const poolRef = (t === ADDRESSES ? s.pool : s.poolRef) as Spec | undefined;
+        const claimRef = (t === ADDRESSES ? s.claim : s.claimRef) as Spec | undefined;
+        if (poolRef?.name === poolName && typeof claimRef?.name === "string" && typeof s.address === "string") out.push([claimRef.name, formatAddress(parseAddress(s.address))]);
+      }
+    }
+    return out;
+  });
+}
+
+async function restoreHeld(deps: Metal3Deps, ns: string, pool: KubeObject, poolId: string): Promise<void> {
+  for (const [claim, ip] of await heldByObjects(deps, ns, pool.metadata.name)) {
+    await deps.engine.allocate({ pool: poolId }, { address: ip, owner: claim }, deps.ctx);
+  }
+  await deps.engine.updatePool({ pool: poolId }, { attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid } }, deps.ctx);
 }
 
 interface Pick {

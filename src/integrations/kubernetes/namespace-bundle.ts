@@ -6,11 +6,11 @@
  * whole: the pools it made are removed again if a later step fails.
  */
 import { AllotError } from "../../engine/errors.js";
-import type { Allocation, ChangeContext, Pool } from "../../engine/types.js";
+import type { ChangeContext, Pool } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Token } from "../../engine/tokens.js";
 import { admit, checkBody, ensureNamespace } from "./admission.js";
-import { InvalidObject, OWNER_ATTRIBUTE, POOLS, reconcile } from "./metal3.js";
+import { InvalidObject, OWNER_ATTRIBUTE, POOLS, allAllocations, reconcile } from "./metal3.js";
 import { getObject, listObjects, putObject } from "./objects.js";
 import { type KubeObject, RESOURCES, resourceOfKind } from "./resources.js";
 
@@ -36,17 +36,6 @@ export interface Bundle {
   pools: BundlePool[];
 }
 
-async function allAllocations(engine: Engine, pool: Pool): Promise<Allocation[]> {
-  const out: Allocation[] = [];
-  let after: string | undefined;
-  for (;;) {
-    const page = await engine.listAllocations({ pool: pool.id }, { limit: 1000, ...(after ? { after } : {}) });
-    out.push(...page.items);
-    if (!page.next) return out;
-    after = page.next;
-  }
-}
-
 export async function exportNamespace(engine: Engine, namespace: string): Promise<Bundle> {
   await engine.getSpace(namespace); // 404 for a namespace that is not there
   const objects = await engine.store.read(async (sql) => (await Promise.all(RESOURCES.map((t) => listObjects(sql, t, namespace)))).flat().map((s) => s.object));
@@ -62,7 +51,7 @@ export async function exportNamespace(engine: Engine, namespace: string): Promis
       description: pool.description,
       attributes: pool.attributes,
       ranges: pool.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })),
-      allocations: (await allAllocations(engine, pool)).map((a) => ({ address: a.address, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
+      allocations: (await allAllocations(engine, { pool: pool.id })).map((a) => ({ address: a.address, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
     });
   }
   return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, namespace, exportedAt: new Date().toISOString(), objects, pools };
