@@ -1,4 +1,7 @@
 /** A small HTTP client for the /v1 API, used by every client command. */
+import { readFileSync } from "node:fs";
+import { Agent, fetch } from "undici";
+
 export class ApiError extends Error {
   constructor(
     message: string,
@@ -11,19 +14,37 @@ export class ApiError extends Error {
 
 export const DEFAULT_URL = "http://127.0.0.1:7878";
 
+/** Why a TLS connection was refused, in the words of the fix. */
+const CERT_ERRORS = new Set(["DEPTH_ZERO_SELF_SIGNED_CERT", "SELF_SIGNED_CERT_IN_CHAIN", "UNABLE_TO_VERIFY_LEAF_SIGNATURE", "UNABLE_TO_GET_ISSUER_CERT_LOCALLY", "CERT_HAS_EXPIRED", "ERR_TLS_CERT_ALTNAME_INVALID"]);
+
 export class Client {
+  private readonly dispatcher: Agent | undefined;
+
   constructor(
     readonly baseUrl: string,
     /** The API token, sent as a bearer token. */
     private readonly token?: string,
-  ) {}
+    /** A PEM file of certificates to trust (the server's self-signed one, say) besides the system's. */
+    private readonly caFile?: string,
+  ) {
+    if (caFile) {
+      let ca: string;
+      try {
+        ca = readFileSync(caFile, "utf8");
+      } catch (err) {
+        throw new ApiError(`cannot read the CA certificate ${caFile} (--ca-cert / ALLOT_CA_CERT): ${(err as { code?: string }).code ?? (err as Error).message}`, 0, "usage");
+      }
+      this.dispatcher = new Agent({ connect: { ca } });
+    }
+  }
 
   async request<T>(method: string, path: string, body?: unknown, query: Record<string, string | number | boolean | undefined> = {}): Promise<T> {
     const url = new URL(path, this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
-    let res: Response;
+    let res: Awaited<ReturnType<typeof fetch>>;
     try {
       res = await fetch(url, {
+        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
         method,
         headers: {
           ...(body === undefined ? {} : { "content-type": "application/json" }),
@@ -33,6 +54,16 @@ export class Client {
       });
     } catch (err) {
       const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      if (CERT_ERRORS.has(reason)) {
+        throw new ApiError(
+          `Allot at ${this.baseUrl} answered, but its certificate is not trusted (${reason}); pass --ca-cert FILE or set ALLOT_CA_CERT (a server's self-signed certificate is tls.crt in its data directory)${reason === "ERR_TLS_CERT_ALTNAME_INVALID" ? ", and use a host name the certificate names" : ""}`,
+          0,
+          "untrusted-certificate",
+        );
+      }
+      if (url.protocol === "http:" && ["UND_ERR_SOCKET", "ECONNRESET"].includes(reason)) {
+        throw new ApiError(`Allot at ${this.baseUrl} closed the connection (${reason}); if it serves HTTPS (allot serve --tls), use --url https://…`, 0, "unreachable");
+      }
       throw new ApiError(
         `cannot reach Allot at ${this.baseUrl} (${reason}); start it with 'allot serve' or point ALLOT_URL / --url at a running server`,
         0,

@@ -5,6 +5,7 @@ import type { Format } from "./output.js";
 export interface GlobalOptions {
   url: string;
   token?: string;
+  caCert?: string;
   output: Format;
 }
 
@@ -12,7 +13,8 @@ export interface GlobalOptions {
 export function context(cmd: Command): { client: Client; format: Format; opts: Record<string, unknown> } {
   const all = cmd.optsWithGlobals() as GlobalOptions & Record<string, unknown>;
   const token = all.token ?? process.env.ALLOT_TOKEN;
-  return { client: new Client(all.url ?? process.env.ALLOT_URL ?? DEFAULT_URL, token || undefined), format: all.output ?? "table", opts: cmd.opts() };
+  const ca = all.caCert ?? process.env.ALLOT_CA_CERT;
+  return { client: new Client(all.url ?? process.env.ALLOT_URL ?? DEFAULT_URL, token || undefined, ca || undefined), format: all.output ?? "table", opts: cmd.opts() };
 }
 
 export function parseFormat(v: string): Format {

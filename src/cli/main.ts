@@ -18,6 +18,7 @@ const program = new Command("allot")
   .version(VERSION)
   .addOption(new Option("--url <url>", "Allot server URL").env("ALLOT_URL").default(DEFAULT_URL))
   .addOption(new Option("--token <token>", "API token (printed by the server at first start, or from 'allot token create')").env("ALLOT_TOKEN"))
+  .addOption(new Option("--ca-cert <file>", "trust this PEM certificate for an HTTPS server (its tls.crt when self-signed)").env("ALLOT_CA_CERT"))
   .addOption(new Option("-o, --output <format>", "table, json or yaml").argParser(parseFormat).default("table"))
   .showHelpAfterError()
   .enablePositionalOptions(false);

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from "fastify";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import selfsigned from "selfsigned";
 import { AllotError } from "../engine/errors.js";
 import { SecretBox, newSecretKey, parseSecretKey } from "../engine/secrets.js";
@@ -68,6 +70,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     rateLimitPerMinute: config.rateLimitPerMinute,
   });
   if (admin) app.log.info({ token: admin.name, fromEnvironment: !!config.adminToken }, "created the admin token");
+  if (config.kubeProxy) app.log.info({ ca: config.kubeProxy.ca, names: config.kubeProxy.names.length ? config.kubeProxy.names : "any" }, "serving as a Kubernetes aggregated API server: trusting the front-proxy certificate");
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
@@ -163,18 +166,22 @@ function tlsFiles(config: ServeConfig): { cert: string; key: string } {
   const keyFile = join(config.dataDir, "tls.key");
   if (existsSync(certFile) && existsSync(keyFile)) return { cert: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8") };
   const ipHost = /^[\d.]+$|:/.test(config.host) && config.host !== "0.0.0.0" && config.host !== "::";
-  const made = selfsigned.generate([{ name: "commonName", value: "allot" }], {
+  // a name of its own (two Allot servers' certificates can then be trusted side by side) and this
+  // machine's host name beside the loopback names
+  const made = selfsigned.generate([{ name: "commonName", value: `allot-${randomBytes(4).toString("hex")}` }], {
     keySize: 2048,
     days: 3650,
     algorithm: "sha256",
     extensions: [
       { name: "basicConstraints", cA: true },
+      { name: "subjectKeyIdentifier" },
       {
         name: "subjectAltName",
         altNames: [
           { type: 2, value: "localhost" },
           { type: 7, ip: "127.0.0.1" },
           { type: 7, ip: "::1" },
+          ...(hostname() !== "localhost" ? [{ type: 2, value: hostname() }] : []),
           ...(ipHost && config.host !== "127.0.0.1" ? [{ type: 7, ip: config.host }] : []),
           ...(!ipHost && config.host !== "localhost" && config.host !== "0.0.0.0" && config.host !== "::" ? [{ type: 2, value: config.host }] : []),
         ],

@@ -117,6 +117,9 @@ test("a paused pool stands still until the annotation goes; clusterName labels t
   assert.deepEqual(await addresses(env, "pause"), { w: "10.50.0.1" });
   const held = (await kube(env, "pause", "ippools", "held")).body;
   assert.deepEqual(held.metadata.labels, { "cluster.x-k8s.io/cluster-name": "c9", "cluster.x-k8s.io/provider": "ipam-metal3" });
+  // the labels Allot added do not make the same manifest count as a change
+  const again = await apply(env, [pool("held", { clusterName: "c9", pools: [{ start: "10.50.0.1", end: "10.50.0.9" }] })], "pause");
+  assert.equal(again.json().items[0].action, "unchanged");
 });
 
 test("the random strategy hands out distinct addresses, exhausting entries in declaration order", async () => {
@@ -143,25 +146,36 @@ test("kubectl patch --type=json: operations apply together or not at all", async
   assert.equal(ok.json().metadata.labels.tier, "db");
   const failed = await env.inject({ method: "PATCH", url, headers, payload: JSON.stringify([{ op: "add", path: "/metadata/labels/tier", value: "web" }, { op: "test", path: "/spec/pool/name", value: "nope" }]) });
   assert.equal(failed.statusCode, 422);
-  assert.match(failed.json().message, /operation 1 cannot be applied: its test failed/);
+  assert.match(failed.json().message, /operation 2 \(counting from 1\) cannot be applied: its test failed/);
   assert.equal((await kube(env, "apply", "ipclaims", "c1")).body.metadata.labels && ((await kube(env, "apply", "ipclaims", "c1")).body.metadata.labels as Record<string, string>).tier, "db");
   const immutable = await env.inject({ method: "PATCH", url, headers, payload: JSON.stringify([{ op: "replace", path: "/spec/pool/name", value: "other" }]) });
   assert.equal(immutable.statusCode, 422);
 });
 
-test("a claim waiting on a full pool gets the address released through /v1, without another Kubernetes write", async () => {
-  await apply(env, [pool("full", { pools: [{ start: "10.70.0.1", end: "10.70.0.1" }] }), claim("first", "full"), claim("waiting", "full")], "resync");
-  const waiting = () => kube(env, "resync", "ipclaims", "waiting").then((r) => r.body.status as { errorMessage?: string; address?: { name: string } });
-  assert.equal((await waiting()).errorMessage, "Exhausted IP Pools");
+test("a claim waiting on a full pool gets an address released through /v1; a claim's own address is never handed on", async () => {
+  await env.engine.createSpace({ name: "resync" }, ctx);
+  await apply(env, [pool("full", { pools: [{ start: "10.70.0.1", end: "10.70.0.2" }] }), claim("first", "full")], "resync");
+  // the pool's other address is taken outside Kubernetes, so the next claim waits
+  await env.engine.allocate({ pool: "full", space: "resync" }, { address: "10.70.0.2", owner: "by-hand" }, ctx);
+  await apply(env, [claim("waiting", "full")], "resync");
+  const status = (name: string) => kube(env, "resync", "ipclaims", name).then((r) => r.body.status as { errorMessage?: string; address?: { name: string } });
+  assert.equal((await status("waiting")).errorMessage, "Exhausted IP Pools");
   const stop = startResync({ engine: env.engine, store: env.store, ctx }, 50);
   try {
-    // someone frees the address outside Kubernetes (the claim "first" keeps its object, as Metal3 would)
+    // releasing the claim's own address through /v1 does not free it: the IPAddress object still holds it
     await env.engine.release({ pool: { pool: "full", space: "resync" }, owner: "first" }, ctx);
-    for (let i = 0; i < 100 && !(await waiting()).address; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.equal((await waiting()).address?.name, "full-10-70-0-1");
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await status("waiting")).errorMessage, "Exhausted IP Pools");
+    const held = (await env.engine.listAllocations({ pool: "full", space: "resync" }, { limit: 10 })).items.map((a) => `${a.address} ${a.owner}`);
+    assert.deepEqual(held, ["10.70.0.1 first", "10.70.0.2 by-hand"]);
+    // the address taken by hand, released, goes to the waiting claim without another Kubernetes write
+    await env.engine.release({ pool: { pool: "full", space: "resync" }, owner: "by-hand" }, ctx);
+    for (let i = 0; i < 100 && !(await status("waiting")).address; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await status("waiting")).address?.name, "full-10-70-0-2");
   } finally {
     stop();
   }
+  assert.deepEqual(await addresses(env, "resync"), { first: "10.70.0.1", waiting: "10.70.0.2" });
 });
 
 test("a namespace moves to another Allot losslessly; a clashing or broken import changes nothing", async () => {
@@ -179,8 +193,8 @@ test("a namespace moves to another Allot losslessly; a clashing or broken import
     broken.pools[0].allocations.push({ address: "10.99.0.1", owner: "x", mac: null, hostname: null, labels: {}, expiresAt: null });
     const refused = await target.inject({ method: "POST", url: "/v1/kubernetes/namespaces/apply/import", payload: broken });
     assert.equal(refused.statusCode, 409, refused.body);
-    assert.match(refused.json().detail, /import refused, nothing was changed/);
-    assert.deepEqual(await target.engine.listPools({ space: "apply" }), []);
+    assert.match(refused.json().detail, /import refused and rolled back: .*10\.99\.0\.1/);
+    assert.equal((await target.inject({ method: "GET", url: "/v1/spaces/apply" })).statusCode, 404, "the namespace it made stayed");
     assert.equal((await kube(target, "apply", "ipclaims")).body.items.length, 0);
 
     const imported = await target.inject({ method: "POST", url: "/v1/kubernetes/namespaces/apply/import", payload: bundle });
@@ -224,4 +238,32 @@ test("changing a pool's entries keeps every address its claims hold; shrinking p
   await apply(env, [entries([{ start: "10.80.1.1", end: "10.80.1.9" }, { start: "10.80.2.1", end: "10.80.2.2" }])], "grow");
   assert.match(String((await kube(env, "grow", "ippools", "grow")).body.status?.errorMessage), /10\.80\.1\.5 \(owner by-hand\) was allocated outside Kubernetes/);
   assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" })).ranges.length, 2);
+});
+
+test("a remake never drops child pools carved through /v1; patches are held to the object's shape; imports say what is missing", async () => {
+  await apply(env, [pool("carved", { pools: [{ start: "10.90.0.0", end: "10.90.0.255" }] }), claim("k1", "carved")], "carve");
+  await env.engine.createChildPool({ pool: "carved", space: "carve" }, { name: "vms", prefixLength: 28 }, ctx);
+  await env.engine.allocate({ pool: "vms", space: "carve" }, { owner: "vm1" }, ctx);
+  await apply(env, [pool("carved", { pools: [{ start: "10.90.0.0", end: "10.90.0.255" }, { start: "10.91.0.1", end: "10.91.0.9" }] })], "carve");
+  assert.match(String((await kube(env, "carve", "ippools", "carved")).body.status?.errorMessage), /child pools were carved/);
+  assert.equal((await env.engine.listAllocations({ pool: "vms", space: "carve" }, { limit: 5 })).items[0]?.owner, "vm1");
+  // the pool still serves (and releases) as it was while the change waits
+  await apply(env, [claim("k2", "carved")], "carve");
+  assert.equal((await addresses(env, "carve")).k2, "10.90.0.1");
+
+  const url = "/apis/ipam.metal3.io/v1alpha1/namespaces/carve/ipclaims/k1";
+  const kind = await env.inject({ method: "PATCH", url, headers: { "content-type": "application/json-patch+json" }, payload: JSON.stringify([{ op: "replace", path: "/kind", value: "IPPool" }]) });
+  assert.equal(kind.statusCode, 400);
+  const label = await env.inject({ method: "PATCH", url, headers: { "content-type": "application/merge-patch+json" }, payload: JSON.stringify({ metadata: { labels: { n: 1 } } }) });
+  assert.equal(label.statusCode, 422);
+  assert.match(label.json().message, /metadata\.labels: must map names to strings/);
+
+  const t = await env.engine.createToken({ name: "importer", scope: "write" }, ctx);
+  const empty = { format: "allot-namespace", version: 1, namespace: "nowhere", exportedAt: "", objects: [], pools: [] };
+  const missing = await env.inject({ method: "POST", url: "/v1/kubernetes/namespaces/nowhere/import", payload: empty, headers: { authorization: `Bearer ${t.token}` } });
+  assert.equal(missing.statusCode, 404, missing.body);
+  assert.match(missing.json().detail, /namespaces "nowhere" not found: an admin creates it/);
+  const badName = await env.inject({ method: "POST", url: "/v1/kubernetes/namespaces/Bad_NS/import", payload: { ...empty, namespace: "Bad_NS" } });
+  assert.equal(badName.statusCode, 400);
+  assert.match(badName.json().detail, /is not a DNS label/);
 });

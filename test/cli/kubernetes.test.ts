@@ -99,7 +99,7 @@ test("a namespace moves to another server with export -n and import -n, addresse
   const file = join(dir, "lab.json");
   const exported = allot(["--url", source.url, "export", "-n", "lab", "-f", file]);
   assert.equal(exported.code, 0, exported.stderr);
-  assert.match(exported.stderr, /exported namespace lab: \d+ objects, 1 pools, 2 allocations/);
+  assert.match(exported.stderr, /exported namespace lab: \d+ objects, 1 pool, 2 allocations/);
   const imported = allot(["--url", target.url, "import", "-n", "lab", "-f", file]);
   assert.equal(imported.code, 0, imported.stderr);
   const show = (url: string) => JSON.parse(allot(["--url", url, "get", "ippool", "prov", "-n", "lab", "-o", "json"]).stdout);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { TEST_ADMIN_TOKEN } from "../helpers.js";
-import { type ServerProcess, startServerProcess } from "../process-helpers.js";
+import { type ServerProcess, allot, startServerProcess } from "../process-helpers.js";
 
 /**
  * Real kubectl against Allot (HTTPS with the certificate Allot made, an Allot token as bearer token):
@@ -197,4 +197,16 @@ test("kubectl get -w follows new IPAddress objects; a pool is not deleted while 
   assert.ok(json(["get", "ippool", "tiny"]).metadata, "deleted while its addresses are still claimed");
   for (const c of ["t-1", "t-2", "t-4", "t-5"]) ok(["delete", "ipclaim", c]);
   assert.equal(kubectl(["get", "ippool", "tiny"]).code, 1, "gone once nothing references it");
+});
+
+test("the allot CLI reaches the HTTPS server when told to trust its certificate, and says how when not", () => {
+  const ca = join(dir, "data", "tls.crt");
+  const ok = allot(["--url", server.url, "--ca-cert", ca, "get", "ippools", "-n", "lab"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /^pool1\s/m);
+  const untrusted = allot(["--url", server.url, "get", "ippools", "-n", "lab"]);
+  assert.equal(untrusted.code, 1);
+  assert.match(untrusted.stderr, /certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\); pass --ca-cert FILE or set ALLOT_CA_CERT/);
+  const plain = allot(["--url", server.url.replace("https:", "http:"), "get", "ippools", "-n", "lab"]);
+  assert.match(plain.stderr, /if it serves HTTPS \(allot serve --tls\), use --url https:/);
 });

@@ -106,7 +106,8 @@ export function getCommand(): Command {
       print<KubeObject>(format, items, [
         ...(all ? [["NAMESPACE", (x: KubeObject) => x.metadata.namespace] as [string, (x: KubeObject) => unknown]] : []),
         ["NAME", (x) => x.metadata.name],
-        ...t.columns.map((c): [string, (x: KubeObject) => unknown] => [c.name.toUpperCase(), (x) => c.cell(x)]),
+        // the default columns, as kubectl prints them without -o wide
+        ...t.columns.filter((c) => !c.priority).map((c): [string, (x: KubeObject) => unknown] => [c.name.toUpperCase(), (x) => c.cell(x)]),
         ["AGE", (x) => age(x.metadata.creationTimestamp)],
       ]);
     });
@@ -128,6 +129,8 @@ export function deleteCommand(): Command {
     });
 }
 
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
 /** `allot export -n NS`: one namespace from a running server. */
 export async function exportNamespace(cmd: Command, namespace: string, file: string | undefined): Promise<void> {
   const { client } = context(cmd);
@@ -137,7 +140,7 @@ export async function exportNamespace(cmd: Command, namespace: string, file: str
   if (file) writeFileSync(file, text);
   else process.stdout.write(text);
   const allocations = bundle.pools.reduce((n, p) => n + p.allocations.length, 0);
-  process.stderr.write(`exported namespace ${namespace}: ${bundle.objects.length} objects, ${bundle.pools.length} pools, ${allocations} allocations\n`);
+  process.stderr.write(`exported namespace ${namespace}: ${count(bundle.objects.length, "object")}, ${count(bundle.pools.length, "pool")}, ${count(allocations, "allocation")}\n`);
 }
 
 /** `allot import -n NS`: one namespace into a running server. */
@@ -151,5 +154,5 @@ export async function importNamespace(cmd: Command, namespace: string, file: str
     throw new UsageError(`${file} is not a namespace export (not JSON); make one with allot export -n ${namespace}`);
   }
   const r = await client.request<{ objects: number; pools: number; allocations: number }>("POST", `v1/kubernetes/namespaces/${seg(namespace)}/import`, bundle);
-  process.stderr.write(`imported namespace ${namespace}: ${r.objects} objects, ${r.pools} pools, ${r.allocations} allocations\n`);
+  process.stderr.write(`imported namespace ${namespace}: ${count(r.objects, "object")}, ${count(r.pools, "pool")}, ${count(r.allocations, "allocation")}\n`);
 }

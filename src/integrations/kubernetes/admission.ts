@@ -80,20 +80,34 @@ export function admit(t: ResourceType, o: KubeObject, before: KubeObject | null)
   }
 }
 
-/** A namespace is a space: an all-spaces admin's first write makes it; other tokens need it to exist (as on /v1). */
-export async function ensureNamespace(engine: Engine, token: Token, ns: string, ctx: ChangeContext): Promise<void> {
+/** For the /v1 doors (apply, import): a Kubernetes-style refusal as an Allot error, prefixed with where it happened. */
+export function asAllotError(where: string, err: unknown): unknown {
+  const at = where ? `${where}: ` : "";
+  if (err instanceof InvalidObject) return new AllotError("invalid-request", `${at}${err.message}`, { field: err.field });
+  if (err instanceof KubeError) return new AllotError(err.code === 403 ? "forbidden" : err.code === 404 ? "space-not-found" : err.code === 409 ? "conflict" : "invalid-request", `${at}${err.message}`);
+  return err;
+}
+
+/**
+ * A namespace is a space: an all-spaces admin's first write makes it; other tokens need it to exist
+ * (as on /v1). With `dryRun`, only says whether that would work. Answers whether it made the space.
+ */
+export async function ensureNamespace(engine: Engine, token: Token, ns: string, ctx: ChangeContext, dryRun = false): Promise<boolean> {
   if (!NAMESPACE.test(ns)) throw new KubeError(400, "BadRequest", `namespace "${ns}" is not a DNS label (lower case letters, digits and '-', at most 63)`);
-  if (token.scope !== "admin" || token.spaces !== null) {
+  if (token.scope !== "admin" || token.spaces !== null || dryRun) {
     try {
       await engine.getSpace(ns);
-      return;
+      return false;
     } catch {
+      if (dryRun && token.scope === "admin" && token.spaces === null) return false; // it would be made
       throw new KubeError(404, "NotFound", `namespaces "${ns}" not found: an admin creates it (allot space create ${ns})`, { name: ns, kind: "namespaces" });
     }
   }
   try {
     await engine.createSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, ctx);
+    return true;
   } catch (err) {
     if (!(err instanceof AllotError && err.code === "space-exists")) throw err;
+    return false;
   }
 }

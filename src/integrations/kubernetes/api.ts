@@ -50,7 +50,7 @@ function applyJsonPatch(target: KubeObject, patch: unknown): KubeObject {
   } catch (err) {
     const e = err as { name?: string; index?: number; message?: string };
     const what = e.name === "TEST_OPERATION_FAILED" ? "its test failed" : (e.message ?? "").split("\n")[0];
-    throw new KubeError(422, "Invalid", `JSON patch operation ${e.index ?? "?"} cannot be applied: ${what}`);
+    throw new KubeError(422, "Invalid", `JSON patch operation ${e.index === undefined ? "?" : e.index + 1} (counting from 1) cannot be applied: ${what}`);
   }
 }
 
@@ -116,12 +116,14 @@ export interface KubeApiOptions {
  * front-proxy client certificate verified against the configured CA, and the user in X-Remote-User.
  * Kubernetes has already authorised the request (RBAC), so the user acts on every namespace.
  */
-function proxiedUser(req: FastifyRequest, names: string[]): Token | null {
+function proxiedUser(req: FastifyRequest, names: string[]): Token | string | null {
   const socket = req.raw.socket as TLSSocket;
+  if (typeof socket.getPeerCertificate !== "function" || !socket.getPeerCertificate()?.subject) return null; // no client certificate: not the aggregator
+  if (!socket.authorized) return `the client certificate is not signed by the front-proxy CA (--kube-proxy-ca): ${String(socket.authorizationError)}`;
+  const cn = String(socket.getPeerCertificate().subject?.CN);
+  if (names.length > 0 && !names.includes(cn)) return `the client certificate's name ${cn} is not one of --kube-proxy-names (${names.join(", ")})`;
   const user = req.headers["x-remote-user"];
-  if (typeof user !== "string" || user === "" || !socket.authorized || typeof socket.getPeerCertificate !== "function") return null;
-  const cn = socket.getPeerCertificate().subject?.CN;
-  if (names.length > 0 && !names.includes(String(cn))) return null;
+  if (typeof user !== "string" || user === "") return "a request with the front-proxy certificate must name its user in X-Remote-User";
   return { id: "kube-proxy", name: `kube:${user}`, scope: "admin", spaces: null, hint: "", createdAt: "", expiresAt: null, revokedAt: null };
 }
 
@@ -158,7 +160,9 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
   app.addHook("onRequest", async (req, reply) => {
     if (!kubePaths(req.routeOptions.url)) return;
     const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "");
-    const token = m ? await tokens.verify(m[1]!) : proxyNames ? proxiedUser(req, proxyNames) : null;
+    const proxied = !m && proxyNames ? proxiedUser(req, proxyNames) : null;
+    if (typeof proxied === "string") return sendStatus(reply, new KubeError(401, "Unauthorized", `Unauthorized: ${proxied}`));
+    const token = m ? await tokens.verify(m[1]!) : proxied;
     if (!token) return sendStatus(reply, new KubeError(401, "Unauthorized", "Unauthorized: send an Allot API token as the bearer token (over HTTPS: allot serve --tls)"));
     const write = !["GET", "HEAD"].includes(req.method);
     if (write && token.scope === "read") return sendStatus(reply, new KubeError(403, "Forbidden", `token ${token.name} has read scope; ${req.method} needs write`));
@@ -360,9 +364,13 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
       const before = live?.object ?? null;
       let next: KubeObject;
       if (mode === "put") next = checkBody(t, p, req.body, p.name);
-      else if (jsonPatch) next = applyJsonPatch(before!, req.body);
-      else next = mergePatch(before ?? {}, req.body) as KubeObject;
-      if (serverSideApply) next = checkBody(t, p, next, p.name);
+      else if (jsonPatch) next = applyJsonPatch(asVersion(before!, p.g, p.v), req.body);
+      else next = mergePatch(before ? asVersion(before, p.g, p.v) : {}, req.body) as KubeObject;
+      // a patched object is held to the same shape as a written one (kind, name, labels, spec)
+      if (mode === "patch") next = checkBody(t, p, next, p.name);
+      if (sub === "status" && next.status !== undefined && (next.status === null || typeof next.status !== "object" || Array.isArray(next.status))) {
+        throw new InvalidObject("status: must be an object", "status");
+      }
       // the main resource ignores status, and /status changes only status
       if (sub === "main") next = { ...next, ...(before?.status !== undefined ? { status: before.status } : {}) };
       else next = { ...before!, status: next.status ?? {} };

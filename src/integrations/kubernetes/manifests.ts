@@ -9,7 +9,7 @@ import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { ChangeContext } from "../../engine/types.js";
 import type { Sql } from "../../store/store.js";
-import { KubeError, admit, checkBody, ensureNamespace } from "./admission.js";
+import { KubeError, admit, asAllotError, checkBody, ensureNamespace } from "./admission.js";
 import { InvalidObject, reconcile } from "./metal3.js";
 import { getObject, putObject } from "./objects.js";
 import { type KubeObject, RESOURCES, type ResourceType, resourceOfKind } from "./resources.js";
@@ -28,13 +28,14 @@ interface Planned {
   where: string;
 }
 
+/** Labels Allot itself puts on IPPools (from clusterName), as Metal3 does. */
+const MANAGED_LABELS = ["cluster.x-k8s.io/cluster-name", "cluster.x-k8s.io/provider"];
+
 const KINDS = [...new Set(RESOURCES.map((r) => `${r.kind} (${r.versions.map((v) => `${r.group}/${v}`).join(", ")})`))].join(", ");
 
 /** A refused document: which one, what it is, and what is wrong with it. */
 function refuse(where: string, err: unknown): never {
-  if (err instanceof InvalidObject) throw new AllotError("invalid-request", `${where}: ${err.message}`, { field: err.field });
-  if (err instanceof KubeError) throw new AllotError(err.code === 403 ? "forbidden" : err.code === 404 ? "space-not-found" : "invalid-request", `${where}: ${err.message}`);
-  throw err;
+  throw asAllotError(where, err);
 }
 
 /** Checks the shape of every document and resolves its type and namespace; nothing is read or written. */
@@ -73,8 +74,11 @@ function merge(live: KubeObject | null, desired: KubeObject): KubeObject {
   if (!live) return { ...wanted, metadata: { name: wanted.metadata.name, namespace: wanted.metadata.namespace, labels: wanted.metadata.labels, annotations: wanted.metadata.annotations } };
   const metadata = { ...live.metadata };
   for (const k of ["labels", "annotations"] as const) {
-    if (wanted.metadata[k] === undefined) delete metadata[k];
-    else metadata[k] = wanted.metadata[k];
+    // what others keep there stays: the labels Allot puts on IPPools, kubectl's last-applied record
+    const kept = Object.fromEntries(Object.entries(live.metadata[k] ?? {}).filter(([key]) => (k === "labels" ? MANAGED_LABELS.includes(key) : key.startsWith("kubectl.kubernetes.io/"))));
+    const next = { ...kept, ...(wanted.metadata[k] ?? {}) };
+    if (Object.keys(next).length === 0) delete metadata[k];
+    else metadata[k] = next;
   }
   return { ...live, apiVersion: wanted.apiVersion, metadata, spec: wanted.spec ?? {} };
 }
@@ -111,13 +115,11 @@ export async function applyManifest(deps: ApplyDeps, docs: unknown[], options: {
   const planned = plan(docs, options.namespace, deps.token);
   // a first look, outside any write, so that a refused manifest makes no namespace either
   const preview = await store.read((sql) => decide(sql, planned));
-  if (!options.dryRun) {
-    for (const ns of new Set(planned.map((p) => p.object.metadata.namespace))) {
-      try {
-        await ensureNamespace(deps.engine, deps.token, ns, deps.ctx);
-      } catch (err) {
-        refuse(`namespace ${ns}`, err);
-      }
+  for (const ns of new Set(planned.map((p) => p.object.metadata.namespace))) {
+    try {
+      await ensureNamespace(deps.engine, deps.token, ns, deps.ctx, options.dryRun);
+    } catch (err) {
+      refuse(`namespace ${ns}`, err);
     }
   }
   const decided = options.dryRun

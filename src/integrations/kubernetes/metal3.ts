@@ -11,7 +11,7 @@
 import { type Address, type Family, MAX, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
-import type { Allocation, ChangeContext, PoolRef } from "../../engine/types.js";
+import type { Allocation, ChangeContext, Pool, PoolRef } from "../../engine/types.js";
 import type { Sql, Store } from "../../store/store.js";
 import { getObject, listObjects, putObject, removeObject } from "./objects.js";
 import { CAPI, type KubeObject, METAL3, RESOURCES, type ResourceType } from "./resources.js";
@@ -244,13 +244,17 @@ async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Pr
   const spec = (pool.spec ?? {}) as Spec;
   const ref = { pool: name, space: ns };
   const deleting = !!pool.metadata.deletionTimestamp;
+  const problems: string[] = [];
   if (!deleting) {
     await ensureSpace(deps, ns);
-    await ensureAllotPool(deps, ns, pool);
+    // a change of entries that cannot be made yet leaves the pool serving as it was, and says why
+    const remake = await ensureAllotPool(deps, ns, pool);
+    if (remake) problems.push(remake);
     // preAllocations are held for their claims from the start, so nobody else gets them
     for (const [claim, ip] of Object.entries((spec.preAllocations ?? {}) as Record<string, string>)) {
       await deps.engine.allocate(ref, { address: formatAddress(parseAddress(ip)), owner: claim }, deps.ctx).catch(() => {});
     }
+    problems.push(...(await heal(deps, ns, pool)));
   }
   const claims = await tx(deps, async (sql) => [
     ...(await listObjects(sql, CLAIMS, ns)).map((s) => ({ t: CLAIMS, o: s.object })),
@@ -261,11 +265,47 @@ async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Pr
     if (o.metadata.deletionTimestamp) await releaseClaim(deps, ns, pool, t, o);
     else if (!deleting) await bindClaim(deps, ns, pool, t, o);
   }
-  await updatePoolStatus(deps, ns, pool);
+  await updatePoolStatus(deps, ns, pool, problems.length > 0 ? problems.join("; ") : null);
 }
 
-/** The Allot pool behind an IPPool: made on first sight, remade when its entries change and nothing is held. */
-async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
+/**
+ * The IPAddress objects are the record of who holds what: an address one of them names that is not
+ * allocated to its claim in Allot (released through /v1, say) is taken back before any claim is served,
+ * so it cannot go to a second claim. One held by someone else is reported.
+ */
+async function heal(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<string[]> {
+  const held = await heldByObjects(deps, ns, pool.metadata.name);
+  if (held.length === 0) return [];
+  const ref = { pool: pool.metadata.name, space: ns };
+  let allocations: Allocation[];
+  try {
+    allocations = await allAllocations(deps.engine, ref);
+  } catch (err) {
+    if (err instanceof AllotError && err.code === "pool-not-found") return [];
+    throw err;
+  }
+  const have = new Set(allocations.map((a) => `${a.owner} ${a.address}`));
+  const problems: string[] = [];
+  for (const [claim, ip] of held) {
+    if (have.has(`${claim} ${ip}`)) continue;
+    try {
+      await deps.engine.allocate(ref, { address: ip, owner: claim }, deps.ctx);
+    } catch (err) {
+      if (!(err instanceof AllotError)) throw err;
+      const other = allocations.find((a) => a.address === ip);
+      problems.push(`${ip} belongs to claim ${claim} but is held in Allot by ${other?.owner ?? "someone else"} (${err.code}); release it there`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * The Allot pool behind an IPPool: made on first sight and, when the entries change, made again with
+ * every held address taken again in it. The new pool is built under a temporary name nobody else
+ * allocates in, and renamed when complete; a pass cut short resumes from it. Answers why a change of
+ * entries cannot be made (the pool then serves as it was), or null.
+ */
+async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<string | null> {
   const spec = (pool.spec ?? {}) as Spec;
   const entries = entriesOf(spec);
   const ranges = entries.map((e) => {
@@ -275,49 +315,52 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
     return { start: formatAddress({ family: e.family, value: e.first }), end: formatAddress({ family: e.family, value: e.last }), prefixLength: len };
   });
   const strategy = spec.allocationStrategy === "random" ? "random" : "lowest-free";
-  const ref = { pool: pool.metadata.name, space: ns };
-  let existing;
+  const name = pool.metadata.name;
+  const uid = pool.metadata.uid;
+  let existing: Pool | undefined;
   try {
-    existing = await deps.engine.getPool(ref);
+    existing = await deps.engine.getPool({ pool: name, space: ns });
   } catch (err) {
     if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
   }
-  if (existing && existing.attributes[OWNER_ATTRIBUTE] !== pool.metadata.uid) {
-    throw new PoolConflict(`space ${ns} already has an Allot pool named ${pool.metadata.name} that this IPPool did not make; rename one of them`);
+  if (existing && existing.attributes[OWNER_ATTRIBUTE] !== uid) {
+    throw new PoolConflict(`space ${ns} already has an Allot pool named ${name} that this IPPool did not make; rename one of them`);
+  }
+  if (!existing) {
+    // a remake cut short: finish it
+    const partial = (await deps.engine.listPools({ space: ns })).find((p) => p.attributes[OWNER_ATTRIBUTE] === uid && p.attributes[RESTORING_ATTRIBUTE]);
+    if (partial) {
+      await restoreHeld(deps, ns, pool, partial.id);
+      return null;
+    }
   }
   const same = existing && JSON.stringify(existing.ranges.map((r) => [r.start, r.end])) === JSON.stringify(ranges.map((r) => [r.start, r.end]));
-  if (existing && same) {
-    if (existing.attributes[RESTORING_ATTRIBUTE]) await restoreHeld(deps, ns, pool, existing.id);
-    return;
-  }
-  // the entries changed: Allot pools keep their ranges, so the pool is made again and the addresses
-  // the IPAddress objects hold are taken again in it (they are the durable record of who holds what)
-  const held = await heldByObjects(deps, ns, pool.metadata.name);
+  if (existing && same) return null;
+  const held = await heldByObjects(deps, ns, name);
   if (existing) {
+    if (existing.usage.inChildPools !== "0") return `spec.pools changed, but child pools were carved from the Allot pool ${name} (through /v1); remove them so the pool can be remade`;
     const backed = new Set([...held.map(([claim, ip]) => `${claim} ${ip}`), ...Object.entries((spec.preAllocations ?? {}) as Record<string, string>).map(([c, ip]) => `${c} ${formatAddress(parseAddress(ip))}`)]);
-    const stray = (await allAllocations(deps.engine, ref)).find((a) => !backed.has(`${a.owner} ${a.address}`));
-    if (stray) {
-      throw new PoolConflict(`spec.pools changed, but ${stray.address} (owner ${stray.owner ?? "none"}) was allocated outside Kubernetes; release it (allot release) so the pool can be remade`);
-    }
+    const stray = (await allAllocations(deps.engine, { pool: existing.id })).find((a) => a.size !== 1 || !backed.has(`${a.owner} ${a.address}`));
+    if (stray) return `spec.pools changed, but ${stray.address} (owner ${stray.owner ?? "none"}) was allocated outside Kubernetes; release it (allot release) so the pool can be remade`;
     const outside = held.find(([, ip]) => !entries.some((e) => inEntry(e, parseAddress(ip))));
-    if (outside) throw new PoolConflict(`spec.pools no longer holds ${outside[1]}, held by claim ${outside[0]}; delete that claim first`);
-    await deps.engine.deletePool(ref, { force: true }, deps.ctx);
+    if (outside) return `spec.pools no longer holds ${outside[1]}, held by claim ${outside[0]}; delete that claim first`;
+    await deps.engine.deletePool({ pool: existing.id }, { force: true }, deps.ctx);
   }
-  if (ranges.length === 0) return;
+  if (ranges.length === 0) return null;
   const made = await deps.engine.createPool(
     {
-      name: pool.metadata.name,
+      name: held.length > 0 ? `${name}.remaking-${Date.now().toString(36)}` : name,
       space: ns,
       ranges,
       allocateReserved: true,
       strategy,
-      description: `Metal3 IPPool ${ns}/${pool.metadata.name}`,
-      // until every held address is taken again, so a pass cut short finishes the job next time
-      attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid, ...(held.length > 0 ? { [RESTORING_ATTRIBUTE]: true } : {}) },
+      description: `Metal3 IPPool ${ns}/${name}`,
+      attributes: { [OWNER_ATTRIBUTE]: uid, ...(held.length > 0 ? { [RESTORING_ATTRIBUTE]: true } : {}) },
     },
     deps.ctx,
   );
   if (held.length > 0) await restoreHeld(deps, ns, pool, made.id);
+  return null;
 }
 
 /** Every allocation of a pool, a page at a time. */
@@ -354,7 +397,8 @@ async function restoreHeld(deps: Metal3Deps, ns: string, pool: KubeObject, poolI
   for (const [claim, ip] of await heldByObjects(deps, ns, pool.metadata.name)) {
     await deps.engine.allocate({ pool: poolId }, { address: ip, owner: claim }, deps.ctx);
   }
-  await deps.engine.updatePool({ pool: poolId }, { attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid } }, deps.ctx);
+  // complete: under its own name, open to everyone again
+  await deps.engine.updatePool({ pool: poolId }, { name: pool.metadata.name, attributes: { [OWNER_ATTRIBUTE]: pool.metadata.uid } }, deps.ctx);
 }
 
 interface Pick {
@@ -411,6 +455,23 @@ async function pick(deps: Metal3Deps, ns: string, pool: KubeObject, claim: KubeO
   throw new Error("Exhausted IP Pools");
 }
 
+/** Metal3's error on a claim: errorMessage, or a Cluster API claim's Ready=False condition (its time kept while unchanged). */
+async function stampFailure(deps: Metal3Deps, ns: string, t: ResourceType, claim: KubeObject, message: string): Promise<void> {
+  const capi = t === CAPI_CLAIMS;
+  await tx(deps, async (sql) => {
+    const live = await getObject(sql, t, ns, claim.metadata.name);
+    if (!live) return;
+    const o = withFinalizer(live.object, capi ? FINALIZERS.capiClaim : FINALIZERS.claim);
+    if (capi) {
+      const reason = message === "Exhausted IP Pools" ? "PoolExhausted" : "AllocationFailed";
+      const before = ((o.status ?? {}).conditions as { type: string; status: string; reason?: string; message?: string; lastTransitionTime?: string }[] | undefined)?.find((c) => c.type === "Ready");
+      const same = before && before.status === "False" && before.reason === reason && before.message === message;
+      o.status = { ...(o.status ?? {}), conditions: [same ? before : readyCondition("False", reason, message, deps)] };
+    } else o.status = { ...(o.status ?? {}), errorMessage: message };
+    if (JSON.stringify(o) !== JSON.stringify(live.object)) await putObject(sql, t, o);
+  });
+}
+
 async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: ResourceType, claim: KubeObject): Promise<void> {
   const capi = t === CAPI_CLAIMS;
   const status = (claim.status ?? {}) as Spec;
@@ -422,24 +483,15 @@ async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: Reso
   try {
     chosen = await pick(deps, ns, pool, claim);
   } catch (err) {
-    const message = (err as Error).message;
-    await tx(deps, async (sql) => {
-      const live = await getObject(sql, t, ns, claim.metadata.name);
-      if (!live) return;
-      const o = withFinalizer(live.object, finalizer);
-      o.status = capi
-        ? { ...(o.status ?? {}), conditions: [readyCondition("False", message === "Exhausted IP Pools" ? "PoolExhausted" : "AllocationFailed", message, deps)] }
-        : { ...(o.status ?? {}), errorMessage: message };
-      if (JSON.stringify(o) !== JSON.stringify(live.object)) await putObject(sql, t, o);
-    });
+    await stampFailure(deps, ns, t, claim, (err as Error).message);
     return;
   }
   const spec = (pool.spec ?? {}) as Spec;
   const ip = chosen.allocation.address;
   const objectName = addressName(String(spec.namePrefix), ip);
-  await tx(deps, async (sql) => {
+  const collision = await tx(deps, async (sql) => {
     const live = await getObject(sql, t, ns, claim.metadata.name);
-    if (!live || live.object.metadata.deletionTimestamp) return;
+    if (!live || live.object.metadata.deletionTimestamp) return null;
     const owners = [
       { apiVersion: pool.apiVersion, kind: "IPPool", name: pool.metadata.name, uid: pool.metadata.uid },
       { apiVersion: live.object.apiVersion, kind: live.object.kind, name: live.object.metadata.name, uid: live.object.metadata.uid },
@@ -464,7 +516,13 @@ async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: Reso
             claim: { name: live.object.metadata.name, namespace: ns },
           },
         };
-    if (!(await getObject(sql, capi ? CAPI_ADDRESSES : ADDRESSES, ns, objectName))) await putObject(sql, capi ? CAPI_ADDRESSES : ADDRESSES, address);
+    const prior = await getObject(sql, capi ? CAPI_ADDRESSES : ADDRESSES, ns, objectName);
+    if (prior) {
+      const s = (prior.object.spec ?? {}) as Spec;
+      const owner = ((capi ? s.claimRef : s.claim) as Spec | undefined)?.name;
+      // the object is another claim's: that claim holds the address, whatever Allot was told
+      if (owner !== live.object.metadata.name) return owner;
+    } else await putObject(sql, capi ? CAPI_ADDRESSES : ADDRESSES, address);
     const o = withFinalizer(live.object, finalizer);
     if (capi) {
       o.status = { ...(o.status ?? {}), addressRef: { name: objectName }, conditions: [readyCondition("True", "AddressAllocated", "", deps)] };
@@ -473,7 +531,12 @@ async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: Reso
       o.status = { ...rest, address: { name: objectName, namespace: ns } };
     }
     await putObject(sql, t, o);
+    return null;
   });
+  if (collision !== null && collision !== undefined) {
+    await deps.engine.release({ id: chosen.allocation.id }, deps.ctx).catch(() => {});
+    await stampFailure(deps, ns, t, claim, `Requested IP not available (${ip} is held by claim ${String(collision)})`);
+  }
 }
 
 /** A deleted claim: its address goes back (unless pre-allocated, which stays reserved), its IPAddress object goes, then the claim. */
@@ -502,7 +565,7 @@ async function releaseClaim(deps: Metal3Deps, ns: string, pool: KubeObject | nul
   });
 }
 
-async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
+async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject, problem: string | null = null): Promise<void> {
   const indexesOf = async (sql: Sql) => {
     const indexes: Record<string, string> = {};
     for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
@@ -518,12 +581,13 @@ async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject):
   if (pool.metadata.deletionTimestamp) {
     // not deletable while addresses reference it; the engine's own transaction runs outside ours
     if (Object.keys(await tx(deps, indexesOf)).length > 0) return;
-    try {
-      const ref = { pool: pool.metadata.name, space: ns };
-      // only the pool this IPPool made goes with it
-      if ((await deps.engine.getPool(ref)).attributes[OWNER_ATTRIBUTE] === pool.metadata.uid) await deps.engine.deletePool(ref, { force: true }, deps.ctx);
-    } catch (err) {
-      if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
+    // only the pools this IPPool made go with it (a remake's unfinished one too), by id; one that had
+    // child pools carved from it through /v1 is left for whoever made them
+    for (const made of (await deps.engine.listPools({ space: ns }).catch(() => [] as Pool[])).filter((p) => p.attributes[OWNER_ATTRIBUTE] === pool.metadata.uid && p.parent === null)) {
+      if (made.usage.inChildPools !== "0") continue;
+      await deps.engine.deletePool({ pool: made.id }, { force: true }, deps.ctx).catch((err: unknown) => {
+        if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
+      });
     }
     await tx(deps, async (sql) => {
       const live = await getObject(sql, POOLS, ns, pool.metadata.name);
@@ -543,7 +607,7 @@ async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject):
     // Metal3 labels a cluster's pools so `kubectl get ippools -l cluster.x-k8s.io/cluster-name=...` finds them
     if (clusterName) next.metadata.labels = { ...(next.metadata.labels ?? {}), "cluster.x-k8s.io/cluster-name": clusterName, "cluster.x-k8s.io/provider": "ipam-metal3" };
     const { errorMessage: _e, ...kept } = (o.status ?? {}) as Spec;
-    next.status = { ...kept, indexes, lastUpdated: changed || !(o.status ?? {}).lastUpdated ? (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") : (o.status as Spec).lastUpdated };
+    next.status = { ...kept, ...(problem ? { errorMessage: problem } : {}), indexes, lastUpdated: changed || !(o.status ?? {}).lastUpdated ? (deps.now?.() ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z") : (o.status as Spec).lastUpdated };
     if (JSON.stringify(next) !== JSON.stringify(o)) await putObject(sql, POOLS, next);
   });
 }

@@ -9,9 +9,9 @@ import { AllotError } from "../../engine/errors.js";
 import type { ChangeContext, Pool } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Token } from "../../engine/tokens.js";
-import { admit, checkBody, ensureNamespace } from "./admission.js";
-import { InvalidObject, OWNER_ATTRIBUTE, POOLS, allAllocations, reconcile } from "./metal3.js";
-import { getObject, listObjects, putObject } from "./objects.js";
+import { admit, asAllotError, checkBody, ensureNamespace } from "./admission.js";
+import { ADDRESSES, CAPI_ADDRESSES, InvalidObject, OWNER_ATTRIBUTE, POOLS, allAllocations, reconcile } from "./metal3.js";
+import { currentRv, getObject, listObjects, putObject } from "./objects.js";
 import { type KubeObject, RESOURCES, resourceOfKind } from "./resources.js";
 
 export const BUNDLE_FORMAT = "allot-namespace";
@@ -23,8 +23,9 @@ export interface BundlePool {
   allocateReserved: boolean;
   description: string;
   attributes: Record<string, unknown>;
+  thresholds?: number[];
   ranges: { start: string; end: string; prefixLength: number | null }[];
-  allocations: { address: string; owner: string | null; mac: string | null; hostname: string | null; labels: Record<string, string>; expiresAt: string | null }[];
+  allocations: { address: string; size?: number; owner: string | null; mac: string | null; hostname: string | null; labels: Record<string, string>; expiresAt: string | null }[];
 }
 
 export interface Bundle {
@@ -37,27 +38,48 @@ export interface Bundle {
 }
 
 export async function exportNamespace(engine: Engine, namespace: string): Promise<Bundle> {
-  await engine.getSpace(namespace); // 404 for a namespace that is not there
-  const objects = await engine.store.read(async (sql) => (await Promise.all(RESOURCES.map((t) => listObjects(sql, t, namespace)))).flat().map((s) => s.object));
-  const uids = new Set(objects.filter((o) => o.kind === "IPPool").map((o) => o.metadata.uid));
+  try {
+    await engine.getSpace(namespace);
+  } catch (err) {
+    if (err instanceof AllotError && err.code === "space-not-found") throw new AllotError("space-not-found", `namespace ${namespace} does not exist here (namespaces are Allot spaces)`);
+    throw err;
+  }
+  // objects and allocations are read apart: read again until no Kubernetes write came in between
+  for (let attempt = 0; ; attempt++) {
+    const { objects, rv } = await engine.store.read(async (sql) => ({
+      objects: (await Promise.all(RESOURCES.map((t) => listObjects(sql, t, namespace)))).flat().map((s) => s.object),
+      rv: await currentRv(sql),
+    }));
+    const pools = await poolsOf(engine, namespace, new Set(objects.filter((o) => o.kind === "IPPool").map((o) => o.metadata.uid)));
+    if ((await engine.store.read(currentRv)) === rv || attempt === 4) {
+      return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, namespace, exportedAt: new Date().toISOString(), objects, pools };
+    }
+  }
+}
+
+/** The Allot pools IPPools made (others in the space are not the namespace's Kubernetes state), with every allocation. */
+async function poolsOf(engine: Engine, namespace: string, uids: Set<string | undefined>): Promise<BundlePool[]> {
   const pools: BundlePool[] = [];
   for (const pool of await engine.listPools({ space: namespace })) {
-    // only pools that IPPools made: others in the space are not part of the namespace's Kubernetes state
     if (!uids.has(pool.attributes[OWNER_ATTRIBUTE] as string)) continue;
+    if (pool.usage.inChildPools !== "0") throw new AllotError("conflict", `pool ${pool.name} has child pools carved from it through /v1; a namespace export carries Metal3 state only: remove them first`);
     pools.push({
       name: pool.name,
       strategy: pool.strategy,
       allocateReserved: pool.allocateReserved,
       description: pool.description,
       attributes: pool.attributes,
+      thresholds: pool.thresholds,
       ranges: pool.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })),
-      allocations: (await allAllocations(engine, { pool: pool.id })).map((a) => ({ address: a.address, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
+      allocations: (await allAllocations(engine, { pool: pool.id })).map((a) => ({ address: a.address, size: a.size, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
     });
   }
-  return { format: BUNDLE_FORMAT, version: BUNDLE_VERSION, namespace, exportedAt: new Date().toISOString(), objects, pools };
+  return pools;
 }
 
 const bad = (message: string) => new AllotError("invalid-request", `import refused, nothing was changed: ${message}`);
+/** After changes began: what was made has been taken away again (history keeps a record of both). */
+const rolledBack = (message: string, code: ConstructorParameters<typeof AllotError>[0] = "conflict") => new AllotError(code, `import refused and rolled back: ${message}`);
 
 /** The bundle's parts, each checked as a fresh write would be; throws naming the first bad part. */
 function checkBundle(body: unknown, namespace: string): { bundle: Bundle; typed: { t: (typeof RESOURCES)[number]; o: KubeObject }[] } {
@@ -79,9 +101,19 @@ function checkBundle(body: unknown, namespace: string): { bundle: Bundle; typed:
     }
   });
   const uids = new Set(typed.filter((x) => x.t === POOLS).map((x) => x.o.metadata.uid));
+  const held = new Set<string>();
   for (const p of b.pools) {
     if (!p || typeof p !== "object" || typeof p.name !== "string" || !Array.isArray(p.ranges) || !Array.isArray(p.allocations)) throw bad("a pool needs name, ranges and allocations");
     if (!uids.has(p.attributes?.[OWNER_ATTRIBUTE] as string)) throw bad(`pool ${p.name} belongs to no IPPool in the export`);
+    for (const a of p.allocations) held.add(`${p.name} ${String(a?.owner)} ${String(a?.address)}`);
+  }
+  // an address object whose allocation is missing would let the target hand that address out again
+  for (const { t, o } of typed) {
+    if (t !== ADDRESSES && t !== CAPI_ADDRESSES) continue;
+    const spec = (o.spec ?? {}) as Record<string, { name?: string } | string | undefined>;
+    const pool = ((t === ADDRESSES ? spec.pool : spec.poolRef) as { name?: string } | undefined)?.name;
+    const claim = ((t === ADDRESSES ? spec.claim : spec.claimRef) as { name?: string } | undefined)?.name;
+    if (!held.has(`${pool} ${claim} ${String(spec.address)}`)) throw bad(`IPAddress ${o.metadata.name} (${String(spec.address)} for claim ${claim}) has no allocation in pool ${pool} in the export; export again`);
   }
   return { bundle: b as Bundle, typed };
 }
@@ -104,21 +136,44 @@ export async function importNamespace(engine: Engine, token: Token, namespace: s
   }
   if (clashes.length > 0) throw new AllotError("conflict", `import refused, nothing was changed: namespace ${namespace} already has ${clashes.slice(0, 5).join(", ")}${clashes.length > 5 ? ", …" : ""}`);
 
-  await ensureNamespace(engine, token, namespace, ctx);
+  let madeSpace: boolean;
+  try {
+    madeSpace = await ensureNamespace(engine, token, namespace, ctx);
+  } catch (err) {
+    throw asAllotError(`import refused, nothing was changed: namespace ${namespace}`, err);
+  }
   const made: string[] = [];
   let allocations = 0;
   try {
     for (const p of bundle.pools) {
       const pool = await engine.createPool(
-        { name: p.name, space: namespace, ranges: p.ranges.map((r) => ({ start: r.start, end: r.end, ...(r.prefixLength !== null ? { prefixLength: r.prefixLength } : {}) })), strategy: p.strategy, allocateReserved: p.allocateReserved, description: p.description, attributes: p.attributes },
+        {
+          name: p.name,
+          space: namespace,
+          ranges: p.ranges.map((r) => ({ start: r.start, end: r.end, ...(r.prefixLength !== null ? { prefixLength: r.prefixLength } : {}) })),
+          strategy: p.strategy,
+          allocateReserved: p.allocateReserved,
+          description: p.description,
+          attributes: p.attributes,
+          ...(p.thresholds ? { thresholds: p.thresholds } : {}),
+        },
         ctx,
       );
       made.push(pool.id);
       for (const a of p.allocations) {
+        // one that ran out while moving runs out at once here too
         const ttl = a.expiresAt ? Math.max(1, Math.ceil((Date.parse(a.expiresAt) - Date.now()) / 1000)) : undefined;
         await engine.allocate(
           { pool: pool.id },
-          { address: a.address, ...(a.owner !== null ? { owner: a.owner } : {}), ...(a.mac !== null ? { mac: a.mac } : {}), ...(a.hostname !== null ? { hostname: a.hostname } : {}), labels: a.labels, ...(ttl ? { ttl } : {}) },
+          {
+            address: a.address,
+            ...(a.size && a.size > 1 ? { size: a.size } : {}),
+            ...(a.owner !== null ? { owner: a.owner } : {}),
+            ...(a.mac !== null ? { mac: a.mac } : {}),
+            ...(a.hostname !== null ? { hostname: a.hostname } : {}),
+            labels: a.labels,
+            ...(ttl ? { ttl } : {}),
+          },
           ctx,
         );
         allocations++;
@@ -126,14 +181,17 @@ export async function importNamespace(engine: Engine, token: Token, namespace: s
     }
     await engine.store.transaction(async (sql) => {
       for (const { t, o } of typed) {
-        if (await getObject(sql, t, namespace, o.metadata.name)) throw new AllotError("conflict", `import refused, nothing was changed: ${t.kind} ${o.metadata.name} appeared in namespace ${namespace} during the import`);
+        if (await getObject(sql, t, namespace, o.metadata.name)) throw new AllotError("conflict", `${t.kind} ${o.metadata.name} appeared in namespace ${namespace} during the import`);
         await putObject(sql, t, o);
       }
     });
   } catch (err) {
-    for (const id of made.reverse()) await engine.deletePool({ pool: id }, { force: true }, ctx).catch(() => {});
-    if (err instanceof AllotError && err.message.startsWith("import refused")) throw err;
-    if (err instanceof AllotError) throw new AllotError(err.code, `import refused, nothing was changed: ${err.message}`, err.details);
+    const failures: string[] = [];
+    for (const id of made.reverse()) await engine.deletePool({ pool: id }, { force: true }, ctx).catch((e: unknown) => failures.push(`pool ${id}: ${(e as Error).message}`));
+    if (madeSpace) await engine.deleteSpace(namespace, ctx).catch((e: unknown) => failures.push(`space ${namespace}: ${(e as Error).message}`));
+    const why = err instanceof AllotError ? err.message : "an unexpected error (see the server log)";
+    if (failures.length > 0) throw new AllotError("conflict", `import failed (${why}) and could not be fully rolled back: ${failures.join("; ")}`);
+    if (err instanceof AllotError) throw rolledBack(why, err.code);
     throw err;
   }
   await reconcile({ engine, store: engine.store, ctx }, namespace);
