@@ -12,6 +12,7 @@ import { TokenCache, registerAuth } from "./auth.js";
 import { registerKubeApi } from "../integrations/kubernetes/api.js";
 import { registerMetrics } from "./metrics.js";
 import { kubernetesRoutes } from "./routes/kubernetes.js";
+import { registerOpenStack } from "../integrations/openstack/api.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import type { ScopedEngine } from "./scoped-engine.js";
 import { adminRoutes } from "./routes/admin.js";
@@ -163,6 +164,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // the Kubernetes-style API (Metal3 and Cluster API IPAM resources) at /api, /apis, /version, /openapi
   await app.register(async (kube) => registerKubeApi(kube, { engine, tokens, ...(options.kubeProxyNames ? { proxyNames: options.kubeProxyNames } : {}) }));
+
+  // OpenStack: Keystone at /identity, Neutron at /network (openstack CLI, oVirt)
+  await app.register(async (os) => registerOpenStack(os, { engine, tokens }));
 
   await app.register(
     async (v1) => {

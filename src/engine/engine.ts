@@ -360,6 +360,12 @@ export class Engine {
     });
   }
 
+  /** Signs data with the server's secret key (every server sharing the key can verify it). */
+  sign(purpose: string, data: string): string {
+    if (!this.secrets) throw new AllotError("secrets-unavailable", "this server has no secret key to sign with (ALLOT_SECRET_KEY or secret.key in the data directory)");
+    return this.secrets.sign(purpose, data);
+  }
+
   /** All of a pool's secrets in clear, for the server's own use (releasing a provider's block). */
   poolSecrets(ref: PoolRef): Promise<Record<string, string>> {
     return this.read(async (sql) => {

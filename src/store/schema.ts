@@ -216,6 +216,24 @@ export function tablesV4(d: Dialect): string {
 }
 
 /**
+ * Version 5: Neutron-style networks, subnets, subnet pools and ports (the OpenStack / oVirt API), each a
+ * JSON document in its project (an Allot space, by name). A port's MAC is unique on its network.
+ */
+export const TABLES_V5 = `
+  CREATE TABLE neutron_objects (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    project    TEXT NOT NULL,
+    network_id TEXT,
+    mac        TEXT,
+    body       TEXT NOT NULL
+  );
+  CREATE INDEX neutron_objects_kind ON neutron_objects(kind, project);
+  CREATE INDEX neutron_objects_network ON neutron_objects(network_id);
+  CREATE UNIQUE INDEX neutron_ports_mac ON neutron_objects(network_id, mac);
+`;
+
+/**
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
  */

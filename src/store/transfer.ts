@@ -28,6 +28,7 @@ export const TABLES: readonly { name: string; order: string; bytes: readonly str
   { name: "settings", order: "key", bytes: [] },
   { name: "kube_objects", order: "grp, resource, namespace, name", bytes: [] },
   { name: "kube_rv", order: "id", bytes: [] },
+  { name: "neutron_objects", order: "id", bytes: [] },
 ];
 
 export interface ExportHeader {
@@ -94,11 +95,14 @@ export async function importStore(store: Store, lines: AsyncIterable<string>, pr
   const first = await it.next();
   if (first.done) throw new ImportError("the export is empty");
   const header = parseLine(first.value, 1) as ExportHeader;
-  if (header.format !== FORMAT) throw new ImportError(
-      (header as { format?: string }).format === "allot-namespace"
+  if (header.format !== FORMAT) {
+    const namespaceExport = (header as { format?: string }).format === "allot-namespace";
+    throw new ImportError(
+      namespaceExport
         ? "this is a namespace export: load it into a running server with allot import -n NAMESPACE -f FILE"
         : "this is not an Allot export (its first line has no format: allot-export)",
     );
+  }
   if (!READABLE_VERSIONS.includes(header.version)) throw new ImportError(`export format version ${header.version} is not one this Allot reads (${READABLE_VERSIONS.join(", ")})`);
   const total = Object.values(header.counts).reduce((a, b) => a + b, 0);
   await store.transaction(async (sql) => {

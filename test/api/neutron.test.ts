@@ -1,0 +1,264 @@
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import { TEST_ADMIN_TOKEN, ctx, tempApp } from "../helpers.js";
+
+/**
+ * The Neutron v2.0 subset and its Keystone, on each store: Neutron's subnet, pool, gateway and port
+ * rules, EUI-64, subnet pools, NeutronError answers, projects as spaces, and that nothing refused
+ * changes anything.
+ */
+
+type Env = Awaited<ReturnType<typeof tempApp>>;
+let env: Env;
+let token: string;
+
+interface Answer {
+  status: number;
+  body: Record<string, Record<string, unknown> & { message?: string; type?: string }>;
+}
+
+async function keystone(name: string, password: string, project?: string) {
+  return env.inject({
+    method: "POST",
+    url: "/identity/v3/auth/tokens",
+    headers: { authorization: undefined },
+    payload: { auth: { identity: { methods: ["password"], password: { user: { name, password, domain: { name: "Default" } } } }, ...(project ? { scope: { project: { name: project, domain: { name: "Default" } } } } : {}) } },
+  });
+}
+
+async function call(method: "GET" | "POST" | "PUT" | "DELETE", path: string, payload?: unknown, as = token): Promise<Answer> {
+  const r = await env.inject({ method, url: `/network/v2.0/${path}`, headers: { authorization: undefined, "x-auth-token": as }, ...(payload ? { payload: payload as object } : {}) });
+  return { status: r.statusCode, body: r.body ? (r.json() as Answer["body"]) : {} };
+}
+const made = async (path: string, kind: string, body: Record<string, unknown>) => {
+  const r = await call("POST", path, { [kind]: body });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body[kind]!;
+};
+const error = (r: Answer) => r.body.NeutronError!;
+/** Allocations and Neutron documents: a refused request must leave both as they were. */
+const snapshot = () => env.store.read(async (sql) => JSON.stringify([await sql.all("SELECT id, body FROM neutron_objects ORDER BY id"), await sql.all("SELECT id, pool_id FROM allocations ORDER BY id"), await sql.all("SELECT id FROM pools ORDER BY id")]));
+
+before(async () => {
+  env = await tempApp();
+  await env.engine.createSpace({ name: "demo" }, ctx);
+  const r = await keystone("admin", TEST_ADMIN_TOKEN, "demo");
+  assert.equal(r.statusCode, 201, r.body);
+  token = String(r.headers["x-subject-token"]);
+});
+after(async () => env.cleanup());
+
+test("Keystone: a password is an Allot token, a project a space; the catalog points at this server's network service", async () => {
+  const r = await keystone("admin", TEST_ADMIN_TOKEN, "demo");
+  const body = r.json().token;
+  assert.equal(body.project.name, "demo");
+  assert.equal(body.project.id, (await env.engine.getSpace("demo")).id);
+  assert.ok(Date.parse(body.expires_at) > Date.now() + 50 * 60_000);
+  const network = body.catalog.find((s: { type: string }) => s.type === "network");
+  assert.equal(network.endpoints.find((e: { interface: string }) => e.interface === "public").url, "http://localhost:80/network");
+  const wrong = await keystone("admin", "allot_not-the-secret-000000000000", "demo");
+  assert.equal(wrong.statusCode, 401);
+  assert.equal(wrong.json().error.code, 401);
+  assert.equal((await keystone("somebody-else", TEST_ADMIN_TOKEN, "demo")).statusCode, 401);
+  assert.match((await keystone("admin", TEST_ADMIN_TOKEN, "no-such")).json().error.message, /Could not find project: no-such.*allot space create no-such/);
+  // a token limited to a space has no role on other projects
+  const limited = await env.engine.createToken({ name: "demo-only", scope: "write", spaces: ["demo"] }, ctx);
+  assert.equal((await keystone("demo-only", limited.token, "default")).statusCode, 401);
+  assert.equal((await keystone("demo-only", limited.token)).json().token.project.name, "demo", "unscoped: the token's only space");
+  // v2.0, as older clients ask
+  const v2 = await env.inject({ method: "POST", url: "/identity/v2.0/tokens", headers: { authorization: undefined }, payload: { auth: { passwordCredentials: { username: "admin", password: TEST_ADMIN_TOKEN }, tenantName: "demo" } } });
+  assert.equal(v2.statusCode, 200);
+  const access = v2.json().access;
+  assert.equal(access.serviceCatalog[0].endpoints[0].publicURL, "http://localhost:80/network");
+  assert.equal((await call("GET", "networks", undefined, access.token.id)).status, 200);
+  // a revoked Allot token's Keystone tokens stop working at once
+  const temp = await env.engine.createToken({ name: "temp", scope: "read" }, ctx);
+  const issued = String((await keystone("temp", temp.token, "demo")).headers["x-subject-token"]);
+  assert.equal((await call("GET", "networks", undefined, issued)).status, 200);
+  await env.engine.revokeToken("temp", ctx);
+  assert.equal((await call("GET", "networks", undefined, issued)).status, 401);
+  assert.equal((await call("GET", "networks", undefined, `${issued.slice(0, -3)}abc`)).status, 401, "a forged signature");
+  assert.equal((await call("GET", "networks", undefined, "")).status, 401);
+});
+
+test("subnets: Neutron's default gateway and pools per family; given pools are checked; overlaps refused", async () => {
+  const net = await made("networks", "network", { name: "n1" });
+  const v4 = await made("subnets", "subnet", { network_id: net.id, cidr: "192.168.10.7/24", ip_version: 4, name: "s4" });
+  assert.deepEqual([v4.cidr, v4.gateway_ip, v4.allocation_pools], ["192.168.10.0/24", "192.168.10.1", [{ start: "192.168.10.2", end: "192.168.10.254" }]]);
+  const mid = await made("subnets", "subnet", { network_id: net.id, cidr: "10.5.0.0/29", gateway_ip: "10.5.0.3" });
+  assert.deepEqual(mid.allocation_pools, [{ start: "10.5.0.1", end: "10.5.0.2" }, { start: "10.5.0.4", end: "10.5.0.6" }]);
+  const none = await made("subnets", "subnet", { network_id: net.id, cidr: "10.6.0.0/30", gateway_ip: null });
+  assert.deepEqual([none.gateway_ip, none.allocation_pools], [null, [{ start: "10.6.0.1", end: "10.6.0.2" }]]);
+  const v6 = await made("subnets", "subnet", { network_id: net.id, cidr: "2001:db8:1::/64", ip_version: 6 });
+  assert.deepEqual([v6.gateway_ip, v6.allocation_pools], ["2001:db8:1::", [{ start: "2001:db8:1::1", end: "2001:db8:1:0:ffff:ffff:ffff:ffff" }]]);
+
+  const before = await snapshot();
+  const bad: [Record<string, unknown>, number, string, RegExp][] = [
+    [{ cidr: "10.7.0.0/33" }, 400, "InvalidInput", /'10\.7\.0\.0\/33' is not a valid IP subnet/],
+    [{ cidr: "10.7.0.0/24", gateway_ip: "10.7.0.0" }, 400, "InvalidInput", /Gateway is not valid on subnet/],
+    [{ cidr: "10.7.0.0/24", gateway_ip: "2001:db8::1" }, 400, "InvalidInput", /not an IPv4 address/],
+    [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "10.7.0.0", end: "10.7.0.10" }] }, 400, "OutOfBoundsAllocationPool", /spans beyond the subnet cidr/],
+    [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "10.7.0.20", end: "10.7.0.10" }] }, 400, "InvalidAllocationPool", /is not valid/],
+    [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "10.7.0.2", end: "10.7.0.20" }, { start: "10.7.0.15", end: "10.7.0.30" }] }, 409, "OverlappingAllocationPools", /overlapping allocation pools/],
+    [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "10.7.0.1", end: "10.7.0.20" }] }, 409, "GatewayConflictWithAllocationPools", /Gateway ip 10\.7\.0\.1 conflicts/],
+    [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "2001:db8::2", end: "2001:db8::9" }] }, 400, "InvalidAllocationPool", /is not valid/],
+    [{ cidr: "192.168.10.128/25" }, 400, "InvalidInput", /overlaps with another subnet/],
+    [{ cidr: "2001:db8:2::/80", ip_version: 6, ipv6_address_mode: "slaac" }, 400, "InvalidInput", /requires the prefix to be \/64/],
+    [{ cidr: "10.7.0.0/24", ipv6_address_mode: "slaac" }, 400, "InvalidInput", /on an IPv4 subnet/],
+    [{ cidr: "10.7.0.0/24", ip_version: 6 }, 400, "InvalidInput", /not an IPv6 subnet/],
+    [{}, 400, "BadRequest", /a cidr must be specified in the absence of a subnet pool/],
+  ];
+  for (const [body, status, type, message] of bad) {
+    const r = await call("POST", "subnets", { subnet: { network_id: net.id, ...body } });
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+    assert.equal(error(r).type, type, JSON.stringify(body));
+    assert.match(String(error(r).message), message);
+  }
+  const missing = await call("POST", "subnets", { subnet: { network_id: "nope", cidr: "10.9.0.0/24" } });
+  assert.deepEqual([missing.status, error(missing).type], [404, "NetworkNotFound"]);
+  assert.equal(await snapshot(), before);
+});
+
+test("ports: specific, any, by subnet; EUI-64 on SLAAC; addresses kept across updates; MAC unique; rollback on failure", async () => {
+  const net = await made("networks", "network", { name: "n2" });
+  const s4 = await made("subnets", "subnet", { network_id: net.id, cidr: "172.16.0.0/28", name: "s4" });
+  const s6 = await made("subnets", "subnet", { network_id: net.id, cidr: "2001:db8:9::/64", ip_version: 6, ipv6_ra_mode: "slaac", ipv6_address_mode: "slaac" });
+  const auto = await made("ports", "port", { network_id: net.id, mac_address: "AA:BB:CC:DD:EE:FF" });
+  assert.equal(auto.mac_address, "aa:bb:cc:dd:ee:ff");
+  assert.deepEqual(auto.fixed_ips, [
+    { subnet_id: s4.id, ip_address: "172.16.0.2" },
+    { subnet_id: s6.id, ip_address: "2001:db8:9:0:a8bb:ccff:fedd:eeff" },
+  ]);
+  const specific = await made("ports", "port", { network_id: net.id, fixed_ips: [{ subnet_id: s4.id, ip_address: "172.16.0.9" }], device_owner: "oVirt", device_id: "vnic-1" });
+  assert.equal((specific.fixed_ips as { ip_address: string }[])[0]!.ip_address, "172.16.0.9");
+  // the gateway itself may be asked for by address, as in Neutron
+  const gw = await made("ports", "port", { network_id: net.id, fixed_ips: [{ ip_address: "172.16.0.1" }] });
+  assert.equal((gw.fixed_ips as { subnet_id: string }[])[0]!.subnet_id, s4.id);
+  const bySubnet = await made("ports", "port", { network_id: net.id, fixed_ips: [{ subnet_id: s4.id }] });
+  assert.equal((bySubnet.fixed_ips as { ip_address: string }[])[0]!.ip_address, "172.16.0.3");
+  const empty = await made("ports", "port", { network_id: net.id, fixed_ips: [] });
+  assert.deepEqual(empty.fixed_ips, []);
+
+  // the allocation carries the port's MAC and who it is for
+  const [holder] = await env.engine.lookup("172.16.0.9", "demo");
+  assert.equal(holder?.allocation?.mac, specific.mac_address);
+  assert.equal(holder?.allocation?.labels["device-owner"], "oVirt");
+  // oVirt finds its port by device_owner and device_id
+  const found = await call("GET", `ports?device_owner=oVirt&device_id=vnic-1&fields=id&fields=fixed_ips`);
+  assert.deepEqual(found.body.ports, [{ id: specific.id, fixed_ips: specific.fixed_ips }] as unknown as Record<string, unknown>);
+  assert.equal(((await call("GET", "ports?fixed_ips=ip_address%3D172.16.0.9")).body.ports as unknown as unknown[]).length, 1);
+
+  // updates that touch only binding, security groups or an unchanged MAC keep the address
+  const kept = await call("PUT", `ports/${specific.id}`, { port: { "binding:host_id": "host-2", security_groups: ["sg"], mac_address: specific.mac_address, name: "renamed" } });
+  assert.equal(kept.status, 200);
+  assert.deepEqual(kept.body.port!.fixed_ips, specific.fixed_ips);
+  // a new list of fixed IPs: the kept one stays, a new one is taken, a dropped one freed
+  const moved = await call("PUT", `ports/${bySubnet.id}`, { port: { fixed_ips: [{ ip_address: "172.16.0.12" }] } });
+  assert.equal(moved.status, 200, JSON.stringify(moved.body));
+  // (its EUI-64 address on the SLAAC subnet stays with it while the MAC does)
+  const movedIps = moved.body.port!.fixed_ips as { subnet_id: string; ip_address: string }[];
+  assert.deepEqual(movedIps.filter((f) => f.subnet_id === s4.id), [{ subnet_id: s4.id, ip_address: "172.16.0.12" }]);
+  assert.deepEqual(movedIps.filter((f) => f.subnet_id === s6.id), (bySubnet.fixed_ips as { subnet_id: string }[]).filter((f) => f.subnet_id === s6.id));
+  assert.equal((await env.engine.lookup("172.16.0.3", "demo"))[0]?.allocation, null);
+  // a new MAC moves the EUI-64 address with it
+  const remac = await call("PUT", `ports/${auto.id}`, { port: { mac_address: "02:00:00:00:00:01" } });
+  assert.deepEqual(remac.body.port!.fixed_ips, [
+    { subnet_id: s4.id, ip_address: "172.16.0.2" },
+    { subnet_id: s6.id, ip_address: "2001:db8:9::ff:fe00:1" },
+  ]);
+
+  const before = await snapshot();
+  const bad: [Record<string, unknown>, number, string, RegExp][] = [
+    [{ fixed_ips: [{ ip_address: "172.16.0.9" }] }, 409, "IpAddressAlreadyAllocated", /IP address 172\.16\.0\.9 already allocated in subnet/],
+    [{ fixed_ips: [{ ip_address: "10.99.0.1" }] }, 400, "InvalidIpForNetwork", /not a valid IP for any of the subnets/],
+    [{ fixed_ips: [{ subnet_id: s4.id, ip_address: "172.16.0.15" }] }, 400, "InvalidIpForSubnet", /not a valid IP for the specified subnet/],
+    [{ fixed_ips: [{ subnet_id: s6.id, ip_address: "2001:db8:9::5" }] }, 400, "AllocationOnAutoAddressSubnet", /configured for automatic addresses/],
+    [{ fixed_ips: [{ subnet_id: "nope" }] }, 400, "InvalidInput", /invalid subnet nope/],
+    [{ mac_address: "not-a-mac" }, 400, "InvalidInput", /'not-a-mac' is not a valid MAC address/],
+    [{ mac_address: specific.mac_address }, 409, "MacAddressInUse", /The mac address .* is in use/],
+    // the second address fails: the first, already taken in this request, is given back
+    [{ fixed_ips: [{ ip_address: "172.16.0.13" }, { ip_address: "172.16.0.9" }] }, 409, "IpAddressAlreadyAllocated", /172\.16\.0\.9/],
+  ];
+  for (const [body, status, type, message] of bad) {
+    const r = await call("POST", "ports", { port: { network_id: net.id, ...body } });
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+    assert.equal(error(r).type, type, JSON.stringify(body));
+    assert.match(String(error(r).message), message);
+  }
+  assert.equal(await snapshot(), before);
+
+  // a full subnet: 409 with Neutron's message (not a 500)
+  const tiny = await made("networks", "network", { name: "tiny" });
+  await made("subnets", "subnet", { network_id: tiny.id, cidr: "10.200.0.0/30" });
+  await made("ports", "port", { network_id: tiny.id });
+  await made("ports", "port", { network_id: tiny.id, fixed_ips: [{ ip_address: "10.200.0.1" }] });
+  const full = await call("POST", "ports", { port: { network_id: tiny.id } });
+  assert.deepEqual([full.status, error(full).type, error(full).message], [409, "IpAddressGenerationFailure", `No more IP addresses available on network ${tiny.id}.`]);
+
+  // in use: a subnet or network with ports is not deleted; a deleted port frees its addresses
+  assert.equal(error(await call("DELETE", `subnets/${s4.id}`)).type, "SubnetInUse");
+  assert.equal(error(await call("DELETE", `networks/${net.id}`)).type, "NetworkInUse");
+  assert.equal((await call("DELETE", `ports/${specific.id}`)).status, 204);
+  assert.equal((await env.engine.lookup("172.16.0.9", "demo"))[0]?.allocation, null);
+  assert.equal((await call("GET", `ports/${specific.id}`)).status, 404);
+});
+
+test("subnet pools: prefix-length bounds, subnets by length or exact CIDR, exhaustion and deletion rules", async () => {
+  const net = await made("networks", "network", { name: "n3" });
+  const sp = await made("subnetpools", "subnetpool", { name: "sp", prefixes: ["10.40.0.0/22"], default_prefixlen: 24, min_prefixlen: 23, max_prefixlen: 26 });
+  assert.deepEqual([sp.ip_version, sp.min_prefixlen, sp.default_prefixlen, sp.max_prefixlen], [4, 23, 24, 26]);
+  const a = await made("subnets", "subnet", { network_id: net.id, subnetpool_id: sp.id, ip_version: 4 });
+  assert.deepEqual([a.cidr, a.gateway_ip, a.subnetpool_id], ["10.40.0.0/24", "10.40.0.1", sp.id]);
+  const b = await made("subnets", "subnet", { network_id: net.id, subnetpool_id: sp.id, prefixlen: "26" });
+  assert.equal(b.cidr, "10.40.1.0/26");
+  const c = await made("subnets", "subnet", { network_id: net.id, subnetpool_id: sp.id, cidr: "10.40.3.0/24" });
+  assert.equal(c.cidr, "10.40.3.0/24");
+  const before = await snapshot();
+  const bad: [Record<string, unknown>, number, string, RegExp][] = [
+    [{ prefixlen: 27 }, 400, "MaxPrefixSubnetAllocationError", /maximum allowed prefix is 26/],
+    [{ prefixlen: 22 }, 400, "MinPrefixSubnetAllocationError", /minimum allowed prefix is 23/],
+    [{ cidr: "10.40.0.128/25" }, 409, "SubnetAllocationError", /10\.40\.0\.128\/25 is not free in subnet pool/],
+    [{ cidr: "10.40.0.0/27" }, 400, "MaxPrefixSubnetAllocationError", /maximum allowed prefix is 26/],
+    [{ cidr: "10.60.0.0/24" }, 400, "InvalidInput", /not inside subnet pool/],
+    [{ prefixlen: 23 }, 409, "SubnetAllocationError", /no free \/23 left in subnet pool/],
+  ];
+  for (const [body, status, type, message] of bad) {
+    const r = await call("POST", "subnets", { subnet: { network_id: net.id, subnetpool_id: sp.id, ...body } });
+    assert.equal(r.status, status, `${JSON.stringify(body)}: ${JSON.stringify(r.body)}`);
+    assert.equal(error(r).type, type);
+    assert.match(String(error(r).message), message);
+  }
+  const bounds = await call("POST", "subnetpools", { subnetpool: { name: "x", prefixes: ["10.50.0.0/16"], min_prefixlen: 24, default_prefixlen: 20 } });
+  assert.deepEqual([bounds.status, error(bounds).type], [400, "IllegalSubnetPoolPrefixBounds"]);
+  const mixed = await call("POST", "subnetpools", { subnetpool: { name: "x", prefixes: ["10.50.0.0/16", "2001:db8::/48"] } });
+  assert.equal(mixed.status, 400);
+  assert.equal(await snapshot(), before);
+  assert.equal(error(await call("DELETE", `subnetpools/${sp.id}`)).type, "SubnetPoolInUse");
+  for (const s of [a, b, c]) assert.equal((await call("DELETE", `subnets/${s.id}`)).status, 204);
+  assert.equal((await call("DELETE", `subnetpools/${sp.id}`)).status, 204);
+  assert.deepEqual((await env.engine.listPools({ space: "demo" })).filter((p) => p.name.includes(String(sp.id))), []);
+});
+
+test("projects are spaces: a project sees only its own; read tokens cannot write; lists filter and pick fields", async () => {
+  await env.engine.createSpace({ name: "other" }, ctx);
+  const t = await env.engine.createToken({ name: "other-writer", scope: "write", spaces: ["other"] }, ctx);
+  const otherToken = String((await keystone("other-writer", t.token, "other")).headers["x-subject-token"]);
+  const mine = await call("GET", "networks");
+  const theirs = await call("POST", "networks", { network: { name: "theirs" } }, otherToken);
+  assert.equal(theirs.status, 201);
+  assert.equal((theirs.body.network!.project_id as string), (await env.engine.getSpace("other")).id);
+  const listed = (await call("GET", "networks", undefined, otherToken)).body.networks as unknown as { name: string }[];
+  assert.deepEqual(listed.map((n) => n.name), ["theirs"]);
+  assert.equal((await call("GET", `networks/${(mine.body.networks as unknown as { id: string }[])[0]!.id}`, undefined, otherToken)).status, 404);
+  const r = await env.engine.createToken({ name: "reader", scope: "read", spaces: ["demo"] }, ctx);
+  const readToken = String((await keystone("reader", r.token, "demo")).headers["x-subject-token"]);
+  const refused = await call("POST", "networks", { network: { name: "x" } }, readToken);
+  assert.deepEqual([refused.status, error(refused).type], [403, "PolicyNotAuthorized"]);
+  const byName = (await call("GET", "networks?name=n1&fields=name&fields=subnets")).body.networks as unknown as Record<string, unknown>[];
+  assert.equal(byName.length, 1);
+  assert.deepEqual(Object.keys(byName[0]!).sort(), ["name", "subnets"]);
+  assert.equal((byName[0]!.subnets as string[]).length, 4);
+  const page = await call("GET", "networks?limit=1");
+  assert.equal((page.body.networks as unknown as unknown[]).length, 1);
+  assert.match(String((page.body.networks_links as unknown as { href: string }[])[0]!.href), /marker=/);
+});
