@@ -55,7 +55,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
-    routerOptions: { maxParamLength: 200 },
+    // OpenStack clients join a base URL ending in / with a path starting with one (…/v2.0//tokens)
+    routerOptions: { maxParamLength: 200, ignoreDuplicateSlashes: true },
     // errors the router and parser raise before any route runs get the same problem documents
     frameworkErrors: (err, req, reply) => {
       const status = typeof err.statusCode === "number" && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;

@@ -48,6 +48,11 @@ export async function deleteSpace(env: TxEnv, name: string): Promise<Space> {
   if (pools && Number(pools.n) > 0) {
     throw new AllotError("space-in-use", `space ${name} still holds ${pools.n} pools; delete them first`);
   }
+  // the space is also a Kubernetes namespace and an OpenStack project: their objects would outlive it
+  const kube = await env.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM kube_objects WHERE namespace = ? AND deleted = 0", [name]);
+  if (kube && Number(kube.n) > 0) throw new AllotError("space-in-use", `space ${name} is a Kubernetes namespace still holding ${kube.n} objects; delete them first (kubectl or allot delete)`);
+  const neutron = await env.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM neutron_objects WHERE project = ?", [name]);
+  if (neutron && Number(neutron.n) > 0) throw new AllotError("space-in-use", `space ${name} is an OpenStack project still holding ${neutron.n} networks, subnets or ports; delete them first`);
   await env.sql.run("DELETE FROM spaces WHERE id = ?", [space.id]);
   await record(env.sql, env.ctx, new Date(env.now).toISOString(), { action: "delete", entity: "space", entityId: space.id, spaceId: space.id, before: space });
   return space;
