@@ -266,3 +266,35 @@ test("projects are spaces: a project sees only its own; read tokens cannot write
   assert.equal(gone.statusCode, 409);
   assert.match(gone.json().detail, /OpenStack project still holding 1 networks/);
 });
+
+test("oVirt's engine, as it calls: connection test, a v2.0 token, a VLAN network, a DHCP subnet, a vNIC's port kept across host moves", async () => {
+  const probe = await env.inject({ method: "GET", url: "/network/v2.0/", headers: { authorization: undefined } });
+  assert.equal(probe.statusCode, 200);
+  assert.ok(probe.json().resources.some((r: { collection: string }) => r.collection === "ports"));
+  const v2 = await env.inject({ method: "POST", url: "/identity/v2.0/tokens", headers: { authorization: undefined }, payload: { auth: { passwordCredentials: { username: "admin", password: TEST_ADMIN_TOKEN }, tenantName: "demo" } } });
+  const ovirt = String(v2.json().access.token.id);
+  const as = (method: "GET" | "POST" | "PUT" | "DELETE", path: string, payload?: unknown) => call(method, path, payload, ovirt);
+  const net = await as("POST", "networks", { network: { name: "ovirtmgmt-ext", admin_state_up: true, mtu: 1400, "provider:physical_network": "phys0", "provider:network_type": "vlan", "provider:segmentation_id": 120, port_security_enabled: false, tenant_id: "oVirt" } });
+  assert.equal(net.status, 201);
+  assert.deepEqual([net.body.network!.mtu, net.body.network!["provider:segmentation_id"], net.body.network!.port_security_enabled], [1400, 120, false]);
+  const sub = await as("POST", "subnets", { subnet: { name: "ext", network_id: net.body.network!.id, cidr: "10.77.0.0/24", ip_version: 4, enable_dhcp: true, gateway_ip: "10.77.0.254", dns_nameservers: ["10.77.0.53"], tenant_id: "oVirt" } });
+  assert.equal(sub.status, 201);
+  assert.deepEqual(sub.body.subnet!.allocation_pools, [{ start: "10.77.0.1", end: "10.77.0.253" }]);
+  const vnic = "2b9f6b0c-4c1e-4b39-9d5e-1f1e0d7c0a11";
+  const port = await as("POST", "ports", { port: { name: "nic1", network_id: net.body.network!.id, mac_address: "56:6f:1a:2b:00:07", device_owner: "oVirt", device_id: vnic, security_groups: [], "binding:host_id": "host-a", admin_state_up: true, tenant_id: "oVirt" } });
+  assert.equal(port.status, 201);
+  const address = (port.body.port!.fixed_ips as { ip_address: string }[])[0]!.ip_address;
+  assert.equal(address, "10.77.0.1");
+  // the engine lists every port and picks its vNIC's by device_owner and device_id
+  const all = (await as("GET", "ports")).body.ports as unknown as { id: string; device_owner: string; device_id: string }[];
+  assert.equal(all.filter((p) => p.device_owner === "oVirt" && p.device_id === vnic).length, 1);
+  // a migration re-sends the same MAC with a new host: the address stays
+  const moved = await as("PUT", `ports/${port.body.port!.id}`, { port: { security_groups: ["sg-1"], "binding:host_id": "host-b", mac_address: "56:6f:1a:2b:00:07" } });
+  assert.equal(moved.status, 200);
+  assert.deepEqual([moved.body.port!["binding:host_id"], (moved.body.port!.fixed_ips as { ip_address: string }[])[0]!.ip_address], ["host-b", address]);
+  // the reservation Allot keeps for DHCP delivery: this MAC, this address
+  const [held] = await env.engine.lookup(address, "demo");
+  assert.equal(held?.allocation?.mac, "56:6f:1a:2b:00:07");
+  assert.equal((await as("DELETE", `ports/${port.body.port!.id}`)).status, 204);
+  assert.equal((await env.engine.lookup(address, "demo"))[0]?.allocation, null);
+});
