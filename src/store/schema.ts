@@ -226,6 +226,8 @@ export const TABLES_V5 = `
     project    TEXT NOT NULL,
     network_id TEXT,
     mac        TEXT,
+    -- the document's revision_number: an update applies only to the revision it was made from
+    revision   INTEGER NOT NULL DEFAULT 0,
     body       TEXT NOT NULL
   );
   CREATE INDEX neutron_objects_kind ON neutron_objects(kind, project);

@@ -102,7 +102,7 @@ test("subnets: Neutron's default gateway and pools per family; given pools are c
     [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "10.7.0.2", end: "10.7.0.20" }, { start: "10.7.0.15", end: "10.7.0.30" }] }, 409, "OverlappingAllocationPools", /overlapping allocation pools/],
     [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "10.7.0.1", end: "10.7.0.20" }] }, 409, "GatewayConflictWithAllocationPools", /Gateway ip 10\.7\.0\.1 conflicts/],
     [{ cidr: "10.7.0.0/24", allocation_pools: [{ start: "2001:db8::2", end: "2001:db8::9" }] }, 400, "InvalidAllocationPool", /is not valid/],
-    [{ cidr: "192.168.10.128/25" }, 400, "InvalidInput", /overlaps with another subnet/],
+    [{ cidr: "192.168.10.128/25" }, 400, "InvalidInput", /overlaps with subnet [0-9a-f-]+ in project demo/],
     [{ cidr: "2001:db8:2::/80", ip_version: 6, ipv6_address_mode: "slaac" }, 400, "InvalidInput", /requires the prefix to be \/64/],
     [{ cidr: "10.7.0.0/24", ipv6_address_mode: "slaac" }, 400, "InvalidInput", /on an IPv4 subnet/],
     [{ cidr: "10.7.0.0/24", ip_version: 6 }, 400, "InvalidInput", /not an IPv6 subnet/],
@@ -142,6 +142,7 @@ test("ports: specific, any, by subnet; EUI-64 on SLAAC; addresses kept across up
   // the allocation carries the port's MAC and who it is for
   const [holder] = await env.engine.lookup("172.16.0.9", "demo");
   assert.equal(holder?.allocation?.mac, specific.mac_address);
+  assert.equal(holder?.allocation?.owner, `port:${String(specific.id)}`);
   assert.equal(holder?.allocation?.labels["device-owner"], "oVirt");
   // oVirt finds its port by device_owner and device_id
   const found = await call("GET", `ports?device_owner=oVirt&device_id=vnic-1&fields=id&fields=fixed_ips`);
@@ -271,7 +272,9 @@ test("oVirt's engine, as it calls: connection test, a v2.0 token, a VLAN network
   const probe = await env.inject({ method: "GET", url: "/network/v2.0/", headers: { authorization: undefined } });
   assert.equal(probe.statusCode, 200);
   assert.ok(probe.json().resources.some((r: { collection: string }) => r.collection === "ports"));
-  const v2 = await env.inject({ method: "POST", url: "/identity/v2.0/tokens", headers: { authorization: undefined }, payload: { auth: { passwordCredentials: { username: "admin", password: TEST_ADMIN_TOKEN }, tenantName: "demo" } } });
+  // oVirt's dialog makes its authentication URL from scheme, host, port and version: https://host:port/v2.0
+  const v2 = await env.inject({ method: "POST", url: "/v2.0/tokens", headers: { authorization: undefined }, payload: { auth: { passwordCredentials: { username: "admin", password: TEST_ADMIN_TOKEN }, tenantName: "demo" } } });
+  assert.equal(v2.statusCode, 200, v2.body);
   const ovirt = String(v2.json().access.token.id);
   const as = (method: "GET" | "POST" | "PUT" | "DELETE", path: string, payload?: unknown) => call(method, path, payload, ovirt);
   const net = await as("POST", "networks", { network: { name: "ovirtmgmt-ext", admin_state_up: true, mtu: 1400, "provider:physical_network": "phys0", "provider:network_type": "vlan", "provider:segmentation_id": 120, port_security_enabled: false, tenant_id: "oVirt" } });
@@ -297,4 +300,40 @@ test("oVirt's engine, as it calls: connection test, a v2.0 token, a VLAN network
   assert.equal(held?.allocation?.mac, "56:6f:1a:2b:00:07");
   assert.equal((await as("DELETE", `ports/${port.body.port!.id}`)).status, 204);
   assert.equal((await env.engine.lookup(address, "demo"))[0]?.allocation, null);
+});
+
+test("races and edges: concurrent updates of one port, an update racing a delete, tokens of several spaces, a null cidr", async () => {
+  const net = await made("networks", "network", { name: "race" });
+  const s4 = await made("subnets", "subnet", { network_id: net.id, cidr: "172.30.0.0/24" });
+  const s6 = await made("subnets", "subnet", { network_id: net.id, cidr: "2001:db8:30::/64", ip_version: 6, ipv6_address_mode: "slaac" });
+  const port = await made("ports", "port", { network_id: net.id, fixed_ips: [{ subnet_id: s4.id, ip_address: "172.30.0.10" }] });
+  const eui = (port.fixed_ips as { subnet_id: string; ip_address: string }[]).find((f) => f.subnet_id === s6.id)!;
+  // an entry naming only the subnet keeps the address the port has there; [] keeps the EUI-64 one
+  const same = await call("PUT", `ports/${port.id}`, { port: { fixed_ips: [{ subnet_id: s4.id }] } });
+  assert.deepEqual((same.body.port!.fixed_ips as { ip_address: string }[]).map((f) => f.ip_address).sort(), ["172.30.0.10", eui.ip_address].sort());
+  const emptied = await call("PUT", `ports/${port.id}`, { port: { fixed_ips: [] } });
+  assert.deepEqual(emptied.body.port!.fixed_ips, [eui]);
+  const held = async () => (await env.engine.listAllocations({ pool: `neutron-subnet-${String(s4.id)}`, space: "demo" }, { limit: 100 })).items.map((a) => a.address);
+  assert.deepEqual(await held(), []);
+
+  // two updates at once, each adding an address: one wins, the other is refused and takes nothing
+  const [a, b] = await Promise.all([
+    call("PUT", `ports/${port.id}`, { port: { fixed_ips: [{ ip_address: "172.30.0.20" }] } }),
+    call("PUT", `ports/${port.id}`, { port: { fixed_ips: [{ ip_address: "172.30.0.30" }] } }),
+  ]);
+  assert.deepEqual([a.status, b.status].sort(), [200, 409]);
+  const winner = a.status === 200 ? "172.30.0.20" : "172.30.0.30";
+  assert.deepEqual(await held(), [winner], "the loser's address leaked");
+  // an update and a delete at once: whichever order, no address is left held by no port
+  await Promise.all([call("PUT", `ports/${port.id}`, { port: { fixed_ips: [{ ip_address: "172.30.0.40" }] } }), call("DELETE", `ports/${port.id}`)]);
+  assert.equal((await call("GET", `ports/${port.id}`)).status, 404);
+  assert.deepEqual(await held(), []);
+
+  // a token of several spaces must pick its project through Keystone
+  const multi = await env.engine.createToken({ name: "multi", scope: "write", spaces: ["demo", "other"] }, ctx);
+  const direct = await call("GET", "networks", undefined, multi.token);
+  assert.equal(direct.status, 401);
+  assert.match(String((direct.body as unknown as { error: { message: string } }).error.message), /limited to several spaces/);
+  const nullCidr = await call("POST", "subnets", { subnet: { network_id: net.id, cidr: null, ip_version: 4 } });
+  assert.deepEqual([nullCidr.status, error(nullCidr).type], [400, "BadRequest"]);
 });

@@ -113,7 +113,7 @@ test("errors come back as the CLI expects them: 409 for an address in use, 400 f
   assert.match(fails(["port", "create", "--network", "n1", "--mac-address", "aa:bb:cc:dd:ee:ff", "samemac"]), /ConflictException: 409: .*mac address aa:bb:cc:dd:ee:ff is in use/);
   assert.match(fails(["subnet", "create", "--network", "n1", "--subnet-pool", "sp1", "--prefix-length", "30", "toolong"]), /BadRequestException: 400: .*maximum allowed prefix is 28/);
   assert.match(fails(["subnet", "create", "--network", "n1", "--subnet-range", "192.168.3.0/24", "--gateway", "10.0.0.1", "--allocation-pool", "start=192.168.3.1,end=192.168.3.300", "badpool"]), /BadRequestException: 400: .*allocation pool 192\.168\.3\.1-192\.168\.3\.300 is not valid/);
-  assert.match(fails(["subnet", "create", "--network", "n1", "--subnet-range", "192.168.1.128/25", "overlap"]), /BadRequestException: 400: .*overlaps with another subnet/);
+  assert.match(fails(["subnet", "create", "--network", "n1", "--subnet-range", "192.168.1.128/25", "overlap"]), /BadRequestException: 400: .*overlaps with subnet [0-9a-f-]+ in project lab/);
   assert.match(fails(["network", "show", "nope"]), /No Network found for nope/);
   const names = openstack(["port", "list", "-f", "value", "-c", "Name"]).stdout;
   assert.doesNotMatch(names, /dup|wrong|samemac/);

@@ -47,9 +47,9 @@ export function usableBounds(p: Prefix): [bigint, bigint] {
   return p.length === 128 ? [p.network, last] : [p.network + 1n, last];
 }
 
-/** The gateway Neutron gives a subnet when none is asked for: network+1 (IPv4), the network address itself (IPv6). */
+/** The gateway Neutron gives a subnet when none is asked for: network+1 (IPv4, a /32 its one address), the network address itself (IPv6). */
 export function defaultGateway(p: Prefix): string {
-  return p.family === 4 ? ip(4, p.length >= 31 ? p.network : p.network + 1n) : ip(6, p.network);
+  return p.family === 4 ? ip(4, p.length === 32 ? p.network : p.network + 1n) : ip(6, p.network);
 }
 
 /** The default allocation pools: the usable bounds with the gateway cut out (which may split them in two). */

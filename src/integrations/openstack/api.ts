@@ -113,16 +113,24 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
     },
   });
 
-  app.post("/identity/v3/auth/tokens", hidden, async (req, reply) => {
+  // oVirt's provider dialog builds its authentication URL as scheme://host:port/v2.0 (or /v3): served there too
+  app.get("/v2.0", hidden, async (req) => ({ version: versionV2(req) }));
+  app.get("/v3", hidden, async (req) => ({ version: versionV3(req) }));
+  const v3Tokens = async (req: FastifyRequest, reply: FastifyReply) => {
     const auth = ((req.body ?? {}) as { auth?: { identity?: { methods?: string[]; password?: { user?: { name?: string; id?: string; password?: string } } }; scope?: { project?: { name?: string; id?: string } } } }).auth;
     const user = auth?.identity?.password?.user;
     if (!auth?.identity?.methods?.includes("password") || !user || typeof user.password !== "string") {
       throw new NeutronError(400, "ValidationError", "Expecting to find identity with methods [\"password\"] and password.user {name, password} in auth");
     }
+    if (auth.scope?.project && auth.scope.project.name === undefined && auth.scope.project.id === undefined) {
+      throw new NeutronError(400, "ValidationError", "scope.project needs a name or an id (the Allot space)");
+    }
     const project = auth.scope?.project ? { ...(auth.scope.project.name !== undefined ? { name: auth.scope.project.name } : {}), ...(auth.scope.project.id !== undefined ? { id: auth.scope.project.id } : {}) } : null;
     const s = await authenticate(engine, tokens, { password: user.password, ...(user.name !== undefined ? { name: user.name } : {}), ...(user.id !== undefined ? { id: user.id } : {}) }, project);
     return reply.status(201).header("x-subject-token", issue(engine, { tokenId: s.token.id, project: s.project, projectId: s.projectId, expiresAt: s.expiresAt })).send(tokenBody(req, s));
-  });
+  };
+  app.post("/identity/v3/auth/tokens", hidden, v3Tokens);
+  app.post("/v3/auth/tokens", hidden, v3Tokens);
   app.get("/identity/v3/auth/tokens", hidden, async (req, reply) => {
     const caller = await verifyIssued(engine, String(req.headers["x-auth-token"] ?? ""));
     const subject = await verifyIssued(engine, String(req.headers["x-subject-token"] ?? ""));
@@ -131,7 +139,7 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
     return reply.header("x-subject-token", String(req.headers["x-subject-token"])).send(tokenBody(req, subject));
   });
 
-  app.post("/identity/v2.0/tokens", hidden, async (req) => {
+  const v2Tokens = async (req: FastifyRequest) => {
     const auth = ((req.body ?? {}) as { auth?: { passwordCredentials?: { username?: string; password?: string }; tenantName?: string; tenantId?: string } }).auth;
     const cred = auth?.passwordCredentials;
     if (!cred || typeof cred.password !== "string") throw new NeutronError(400, "ValidationError", "Expecting auth.passwordCredentials {username, password}");
@@ -147,7 +155,9 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
         metadata: { is_admin: s.token.scope === "admin" ? 1 : 0, roles: [] },
       },
     };
-  });
+  };
+  app.post("/identity/v2.0/tokens", hidden, v2Tokens);
+  app.post("/v2.0/tokens", hidden, v2Tokens);
 
   // ---- Neutron
 
@@ -171,14 +181,17 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
     if (!scoped && header) {
       const token = await tokens.verify(header);
       if (token) {
-        const name = token.spaces?.length === 1 ? token.spaces[0]! : "default";
+        // its only space, or (for an all-spaces token) the default one; a token of several spaces
+        // must say which through Keystone
+        const name = token.spaces === null ? "default" : token.spaces.length === 1 ? token.spaces[0]! : null;
+        if (name === null) return unauthorized(reply, `token ${token.name} is limited to several spaces (${token.spaces!.join(", ")}); get a Keystone token for one project (/identity/v3) and send that`);
         const space = await engine.getSpace(name).catch(() => null);
         if (space) scoped = { token, project: space.name, projectId: space.id, expiresAt: Infinity };
       }
     }
     if (!scoped) return unauthorized(reply);
     if (!["GET", "HEAD"].includes(req.method) && scoped.token.scope === "read") {
-      return sendNeutron(reply, new NeutronError(403, "PolicyNotAuthorized", `token ${scoped.token.name} has read scope; ${req.method} needs write`));
+      return sendNeutron(reply, new NeutronError(403, "PolicyNotAuthorized", `token ${scoped.token.name} has read scope; ${req.method} needs write (use a token made with --scope write)`));
     }
     (req as FastifyRequest & { neutronCaller: Caller }).neutronCaller = { token: scoped.token, project: scoped.project, projectId: scoped.projectId, ctx: { actor: `token:${scoped.token.name}`, requestId: req.id } };
   });

@@ -60,7 +60,7 @@ export async function authenticate(
 ): Promise<Scoped> {
   const token = await tokens.verify(user.password);
   if (!token || (user.name !== undefined && user.name !== token.name) || (user.id !== undefined && user.id !== token.id)) {
-    throw new KeystoneError("The request you have made requires authentication: the user name is an Allot token's name and the password that token's secret.");
+    throw new KeystoneError("The request you have made requires authentication: the user name must be an Allot token's name and the password that token's secret, and the token must not be revoked or expired.");
   }
   // unscoped: the token's only space, else the default space
   const wanted = project ?? { name: token.spaces?.length === 1 ? token.spaces[0]! : "default" };

@@ -48,17 +48,26 @@ export async function listDocs<T extends Doc = Doc>(sql: Sql, kind: Kind, projec
   return rows.map((r) => read<T>(r)).sort((a, b) => Number(a.body._order ?? 0) - Number(b.body._order ?? 0) || a.body.id.localeCompare(b.body.id));
 }
 
-export async function putDoc(sql: Sql, kind: Kind, project: string, body: Doc, keys: { networkId?: string; mac?: string } = {}): Promise<void> {
-  const exists = await sql.get("SELECT 1 AS x FROM neutron_objects WHERE id = ?", [body.id]);
-  if (exists) {
-    await sql.run("UPDATE neutron_objects SET body = ?, mac = ? WHERE id = ?", [JSON.stringify(body), keys.mac ?? null, body.id]);
-  } else {
-    await sql.run("INSERT INTO neutron_objects (id, kind, project, network_id, mac, body) VALUES (?, ?, ?, ?, ?, ?)", [body.id, kind, project, keys.networkId ?? null, keys.mac ?? null, JSON.stringify(body)]);
-  }
+export async function insertDoc(sql: Sql, kind: Kind, project: string, body: Doc, keys: { networkId?: string; mac?: string } = {}): Promise<void> {
+  await sql.run("INSERT INTO neutron_objects (id, kind, project, network_id, mac, revision, body) VALUES (?, ?, ?, ?, ?, ?, ?)", [
+    body.id, kind, project, keys.networkId ?? null, keys.mac ?? null, Number(body.revision_number ?? 0), JSON.stringify(body),
+  ]);
 }
 
-export async function deleteDoc(sql: Sql, id: string): Promise<void> {
-  await sql.run("DELETE FROM neutron_objects WHERE id = ?", [id]);
+/**
+ * Replaces a document only if it is still at the revision the change was made from: a change made
+ * from a stale read (another update, or a delete, came first) writes nothing and answers false.
+ */
+export async function replaceDoc(sql: Sql, body: Doc, fromRevision: number, mac: string | null = null): Promise<boolean> {
+  const r = await sql.run("UPDATE neutron_objects SET body = ?, mac = ?, revision = ? WHERE id = ? AND revision = ?", [JSON.stringify(body), mac, Number(body.revision_number), body.id, fromRevision]);
+  return r.changes === 1;
+}
+
+/** Removes a document and answers it as it was when removed (null if already gone). */
+export async function takeDoc<T extends Doc = Doc>(sql: Sql, kind: Kind, id: string): Promise<T | null> {
+  // one statement: what is answered is exactly what was deleted, whatever else commits around it
+  const r = await sql.get<{ body: string }>("DELETE FROM neutron_objects WHERE id = ? AND kind = ? RETURNING body", [id, kind]);
+  return r ? (JSON.parse(r.body) as T) : null;
 }
 
 /** The port on a network holding a MAC, if any. */

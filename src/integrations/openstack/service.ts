@@ -14,7 +14,8 @@ import type { ChangeContext, Pool } from "../../engine/types.js";
 import { ConstraintError } from "../../store/store.js";
 import { type Range, checkPools, defaultGateway, defaultPools, eui64, parseCidr, parseIp, parseMac, randomMac } from "./addressing.js";
 import { NeutronError, fromAllot, invalidInput, notFound } from "./errors.js";
-import { type Doc, type Kind, type Stored, deleteDoc, getDoc, listDocs, nextOrder, portByMac, putDoc } from "./objects.js";
+import type { Sql } from "../../store/store.js";
+import { type Doc, type Kind, type Stored, getDoc, insertDoc, listDocs, nextOrder, portByMac, replaceDoc, takeDoc } from "./objects.js";
 
 /** Who is asking: their Allot token and the project (space) their Keystone token is scoped to. */
 export interface Caller {
@@ -55,6 +56,8 @@ const int = (v: unknown, field: string): number => {
 /** Slaac and dhcpv6-stateless subnets give each port its EUI-64 address. */
 const autoAddress = (s: Subnet) => s.ipv6_address_mode === "slaac" || s.ipv6_address_mode === "dhcpv6-stateless";
 const IPV6_MODES = ["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
+/** Router interfaces get no automatic (EUI-64) addresses (Neutron's ROUTER_INTERFACE_OWNERS_SNAT). */
+const ROUTER_INTERFACES = ["network:router_interface", "network:ha_router_replicated_interface", "network:router_interface_distributed", "network:router_centralized_snat"];
 
 /** What a client sees: stored documents without Allot's own bookkeeping (fields starting with _). */
 export function shown(doc: Doc): Body {
@@ -113,8 +116,28 @@ export class NeutronService {
     };
   }
 
-  private async save(kind: Kind, project: string, doc: Doc, keys: { networkId?: string; mac?: string } = {}): Promise<void> {
-    await this.store.transaction((sql) => putDoc(sql, kind, project, doc, keys));
+  /** Stores a new document; `still` checks, in the same transaction, that what it hangs on is still there. */
+  private async insert(kind: Kind, project: string, doc: Doc, keys: { networkId?: string; mac?: string } = {}, still?: (sql: Sql) => Promise<void>): Promise<void> {
+    await this.store.transaction(async (sql) => {
+      await still?.(sql);
+      await insertDoc(sql, kind, project, doc, keys);
+    });
+  }
+
+  /** Stores a change made from `prev`; refused (changing nothing) if another change or a delete came first. */
+  private async update(kind: Kind, prev: Doc, next: Doc, mac: string | null = null): Promise<void> {
+    const ok = await this.store.transaction((sql) => replaceDoc(sql, next, Number(prev.revision_number ?? 0), mac));
+    if (ok) return;
+    const gone = !(await this.store.read((sql) => getDoc(sql, kind, prev.id)));
+    if (gone) throw notFound(kind, prev.id);
+    throw new NeutronError(409, "Conflict", `${kind} ${prev.id} was changed by another request meanwhile; read it again and retry`);
+  }
+
+  /** In a creating transaction: the network (and subnets) a new document refers to still exist. */
+  private exists(kind: Kind, ids: string[]) {
+    return async (sql: Sql) => {
+      for (const id of ids) if (!(await getDoc(sql, kind, id))) throw notFound(kind, id);
+    };
   }
 
   // ---- networks
@@ -136,19 +159,19 @@ export class NeutronService {
       "provider:physical_network": body["provider:physical_network"] ?? null,
       "provider:segmentation_id": body["provider:segmentation_id"] ?? null,
     };
-    await this.save("network", c.project, doc);
+    await this.insert("network", c.project, doc);
     return { ...doc, subnets: [] };
   }
 
   async updateNetwork(c: Caller, id: string, body: Body): Promise<Doc> {
-    const { body: doc, project } = await this.find(c, "network", id);
+    const { body: doc } = await this.find(c, "network", id);
     const next: Doc = { ...doc };
     if (body.name !== undefined) next.name = str(body.name, "name");
     if (body.description !== undefined) next.description = str(body.description, "description");
     if (body.admin_state_up !== undefined) next.admin_state_up = bool(body.admin_state_up, "admin_state_up");
     if (body.mtu !== undefined) next.mtu = int(body.mtu, "mtu");
     if (body.port_security_enabled !== undefined) next.port_security_enabled = bool(body.port_security_enabled, "port_security_enabled");
-    await this.save("network", project, this.touched(next));
+    await this.update("network", doc, this.touched(next));
     return this.show(c, "network", id);
   }
 
@@ -158,11 +181,15 @@ export class NeutronService {
 
   async deleteNetwork(c: Caller, id: string): Promise<void> {
     await this.find(c, "network", id);
-    const ports = await this.store.read((sql) => listDocs(sql, "port", null, id));
-    if (ports.length > 0) throw new NeutronError(409, "NetworkInUse", `Unable to complete operation on network ${id}. There are one or more ports still in use on the network.`);
-    // its subnets go with it (nothing holds an address in them: there are no ports)
+    // the network goes first, checked free of ports in the same transaction: a port being made on it
+    // meanwhile then finds it gone and gives its addresses back
+    await this.store.transaction(async (sql) => {
+      if ((await listDocs(sql, "port", null, id)).length > 0) {
+        throw new NeutronError(409, "NetworkInUse", `Unable to complete operation on network ${id}. There are one or more ports still in use on the network.`);
+      }
+      await takeDoc(sql, "network", id);
+    });
     for (const s of await this.store.read((sql) => listDocs<Subnet>(sql, "subnet", null, id))) await this.removeSubnet(c, s.body);
-    await this.store.transaction((sql) => deleteDoc(sql, id));
   }
 
   // ---- subnet pools
@@ -193,6 +220,7 @@ export class NeutronService {
         c.ctx,
       );
     } catch (err) {
+      if (err instanceof AllotError && err.code === "pool-overlap") throw invalidInput(`prefixes ${prefixes.map(formatPrefix).join(", ")} overlap ${await this.overlapping(c.project, prefixes[0]!)} in project ${c.project}`);
       throw err instanceof AllotError ? fromAllot(err) : err;
     }
     const sp: SubnetPool = {
@@ -208,12 +236,12 @@ export class NeutronService {
       address_scope_id: null,
       _pool: pool.id,
     };
-    await this.save("subnetpool", c.project, sp);
+    await this.insert("subnetpool", c.project, sp);
     return sp;
   }
 
   async updateSubnetPool(c: Caller, id: string, body: Body): Promise<Doc> {
-    const { body: doc, project } = await this.find<SubnetPool>(c, "subnetpool", id);
+    const { body: doc } = await this.find<SubnetPool>(c, "subnetpool", id);
     const next: SubnetPool = { ...doc };
     if (body.name !== undefined) next.name = str(body.name, "name");
     if (body.description !== undefined) next.description = str(body.description, "description");
@@ -226,18 +254,21 @@ export class NeutronService {
     if (!(0 <= next.min_prefixlen && next.min_prefixlen <= next.default_prefixlen && next.default_prefixlen <= next.max_prefixlen && next.max_prefixlen <= bits)) {
       throw new NeutronError(400, "IllegalSubnetPoolPrefixBounds", `Illegal prefix bounds: min_prefixlen=${next.min_prefixlen}, default_prefixlen=${next.default_prefixlen}, max_prefixlen=${next.max_prefixlen}.`);
     }
-    await this.save("subnetpool", project, this.touched(next));
-    return next;
+    const saved = this.touched(next) as SubnetPool;
+    await this.update("subnetpool", doc, saved);
+    return saved;
   }
 
   async deleteSubnetPool(c: Caller, id: string): Promise<void> {
     const { body: sp } = await this.find<SubnetPool>(c, "subnetpool", id);
-    const subnets = (await this.store.read((sql) => listDocs<Subnet>(sql, "subnet", null))).filter((s) => s.body.subnetpool_id === id);
-    if (subnets.length > 0) throw new NeutronError(409, "SubnetPoolInUse", `Unable to delete subnet pool ${id}: ${subnets.length} subnets are allocated from it.`);
+    await this.store.transaction(async (sql) => {
+      const subnets = (await listDocs<Subnet>(sql, "subnet", null)).filter((s) => s.body.subnetpool_id === id);
+      if (subnets.length > 0) throw new NeutronError(409, "SubnetPoolInUse", `Unable to delete subnet pool ${id}: ${subnets.length} subnets are allocated from it.`);
+      await takeDoc(sql, "subnetpool", id);
+    });
     await this.engine.deletePool({ pool: sp._pool }, { force: true }, c.ctx).catch((err: unknown) => {
       if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
     });
-    await this.store.transaction((sql) => deleteDoc(sql, id));
   }
 
   // ---- subnets
@@ -247,7 +278,7 @@ export class NeutronService {
     const network = await this.find(c, "network", body.network_id);
     let pool: Stored<SubnetPool> | null = null;
     if (body.subnetpool_id !== undefined && body.subnetpool_id !== null) pool = await this.find<SubnetPool>(c, "subnetpool", str(body.subnetpool_id, "subnetpool_id"));
-    if (body.cidr === undefined && !pool) throw new NeutronError(400, "BadRequest", "Bad subnets request: a cidr must be specified in the absence of a subnet pool.");
+    if ((body.cidr === undefined || body.cidr === null) && !pool) throw new NeutronError(400, "BadRequest", "Bad subnets request: a cidr must be specified in the absence of a subnet pool.");
     const requested = body.cidr === undefined || body.cidr === null ? null : parseCidr(body.cidr);
     const version = body.ip_version === undefined ? (requested?.family ?? pool!.body.ip_version) : int(body.ip_version, "ip_version");
     if (version !== 4 && version !== 6) throw invalidInput(`ip_version ${version} is neither 4 nor 6`);
@@ -280,7 +311,7 @@ export class NeutronService {
       }
     } catch (err) {
       if (err instanceof AllotError) {
-        if (err.code === "pool-overlap") throw invalidInput(`Requested subnet with cidr: ${requested ? formatPrefix(requested) : "?"} for network: ${network.body.id} overlaps with another subnet in project ${c.project}.`);
+        if (err.code === "pool-overlap") throw invalidInput(`Requested subnet with cidr: ${requested ? formatPrefix(requested) : "?"} for network: ${network.body.id} overlaps with ${await this.overlapping(c.project, requested)} in project ${c.project}.`);
         if (err.code === "block-unavailable") {
           throw new NeutronError(409, "SubnetAllocationError", requested ? `Failed to allocate subnet: ${formatPrefix(requested)} is not free in subnet pool ${pool?.body.id}.` : `Failed to allocate subnet: no free /${String(body.prefixlen ?? pool?.body.default_prefixlen)} left in subnet pool ${pool?.body.id}.`);
         }
@@ -293,13 +324,27 @@ export class NeutronService {
       const subnet = this.subnetFields(prefix, body, addressMode, ra as string | null);
       const s: Subnet = { ...doc, network_id: network.body.id, ...subnet, subnetpool_id: pool?.body.id ?? null, service_types: [], _pool: allotPool.id };
       await this.engine.updatePool({ pool: allotPool.id }, { attributes: { ...common.attributes, "neutron.gateway": s.gateway_ip, "neutron.dns": s.dns_nameservers } }, c.ctx);
-      await this.save("subnet", c.project, s, { networkId: s.network_id });
+      await this.insert("subnet", c.project, s, { networkId: s.network_id }, this.exists("network", [s.network_id]));
       return s;
     } catch (err) {
       // nothing stays of a refused subnet
       await this.engine.deletePool({ pool: allotPool.id }, { force: true }, c.ctx).catch(() => {});
       throw err instanceof AllotError ? fromAllot(err) : err;
     }
+  }
+
+  /** What a refused CIDR overlaps, in the words of whoever made it. */
+  private async overlapping(space: string, p: Prefix | null): Promise<string> {
+    if (!p) return "another pool";
+    const last = prefixLast(p);
+    const hit = (await this.engine.listPools({ space })).find((x) =>
+      x.family === p.family && x.ranges.some((r) => parseAddress(r.start).value <= last && parseAddress(r.end).value >= p.network),
+    );
+    const attrs = (hit?.attributes ?? {}) as Record<string, unknown>;
+    if (!hit) return "another pool";
+    if (attrs["neutron.subnet"]) return `subnet ${String(attrs["neutron.subnet"])}`;
+    if (attrs["neutron.subnetpool"]) return `subnet pool ${String(attrs["neutron.subnetpool"])} (take a subnet from it with subnetpool_id)`;
+    return `the Allot pool ${hit.name}`;
   }
 
   /** Gateway, pools, DNS and the rest of a subnet, checked as Neutron checks them. */
@@ -337,7 +382,7 @@ export class NeutronService {
   }
 
   async updateSubnet(c: Caller, id: string, body: Body): Promise<Doc> {
-    const { body: s, project } = await this.find<Subnet>(c, "subnet", id);
+    const { body: s } = await this.find<Subnet>(c, "subnet", id);
     const next: Subnet = { ...s };
     if (body.name !== undefined) next.name = str(body.name, "name");
     if (body.description !== undefined) next.description = str(body.description, "description");
@@ -358,24 +403,28 @@ export class NeutronService {
       Object.assign(next, { gateway_ip: fields.gateway_ip, allocation_pools: fields.allocation_pools, dns_nameservers: fields.dns_nameservers });
       await this.engine.updatePool({ pool: s._pool }, { attributes: { "neutron.subnet": s.id, "neutron.gateway": next.gateway_ip, "neutron.dns": next.dns_nameservers } }, c.ctx);
     }
-    await this.save("subnet", project, this.touched(next), { networkId: s.network_id });
-    return next;
+    const saved = this.touched(next) as Subnet;
+    await this.update("subnet", s, saved);
+    return saved;
   }
 
   async deleteSubnet(c: Caller, id: string): Promise<void> {
     const { body: s } = await this.find<Subnet>(c, "subnet", id);
-    const ports = await this.store.read((sql) => listDocs<Port>(sql, "port", null, s.network_id));
-    if (ports.some((p) => p.body.fixed_ips.some((f) => f.subnet_id === id))) {
-      throw new NeutronError(409, "SubnetInUse", `Unable to complete operation on subnet ${id}: One or more ports have an IP allocation from this subnet.`);
-    }
+    await this.store.transaction(async (sql) => {
+      const ports = await listDocs<Port>(sql, "port", null, s.network_id);
+      if (ports.some((p) => p.body.fixed_ips.some((f) => f.subnet_id === id))) {
+        throw new NeutronError(409, "SubnetInUse", `Unable to complete operation on subnet ${id}: One or more ports have an IP allocation from this subnet.`);
+      }
+      await takeDoc(sql, "subnet", id);
+    });
     await this.removeSubnet(c, s);
   }
 
   private async removeSubnet(c: Caller, s: Subnet): Promise<void> {
+    await this.store.transaction((sql) => takeDoc(sql, "subnet", s.id));
     await this.engine.deletePool({ pool: s._pool }, { force: true }, c.ctx).catch((err: unknown) => {
       if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
     });
-    await this.store.transaction((sql) => deleteDoc(sql, s.id));
   }
 
   // ---- ports
@@ -408,11 +457,23 @@ export class NeutronService {
     };
     const taken = await this.store.read((sql) => portByMac(sql, port.network_id, mac));
     if (taken) throw macInUse(port.network_id, mac);
-    const held = await this.allocateFor(c, port, body.fixed_ips, [], { autoFill: !(Array.isArray(body.fixed_ips) && body.fixed_ips.length === 0) });
+    let held: Held[];
+    try {
+      held = await this.allocateFor(c, port, body.fixed_ips, [], { autoFill: !(Array.isArray(body.fixed_ips) && body.fixed_ips.length === 0) });
+    } catch (err) {
+      // a port with this MAC made meanwhile took the EUI-64 address first: say what really clashed
+      if (err instanceof NeutronError && err.type === "IpAddressAlreadyAllocated" && (await this.store.read((sql) => portByMac(sql, port.network_id, mac)))) throw macInUse(port.network_id, mac);
+      throw err;
+    }
     port._held = held;
     port.fixed_ips = held.map(({ subnet_id, ip_address }) => ({ subnet_id, ip_address }));
     try {
-      await this.save("port", network.project, port, { networkId: port.network_id, mac });
+      // the network and the subnets it has addresses on are checked in the same transaction: a delete
+      // that won the race leaves this port unmade and its addresses given back
+      await this.insert("port", network.project, port, { networkId: port.network_id, mac }, async (sql) => {
+        await this.exists("network", [port.network_id])(sql);
+        await this.exists("subnet", [...new Set(held.map((h) => h.subnet_id))])(sql);
+      });
     } catch (err) {
       await this.release(c, held);
       if (err instanceof ConstraintError && err.constraint === "unique") throw macInUse(port.network_id, mac);
@@ -422,7 +483,7 @@ export class NeutronService {
   }
 
   async updatePort(c: Caller, id: string, body: Body): Promise<Doc> {
-    const { body: port, project } = await this.find<Port>(c, "port", id);
+    const { body: port } = await this.find<Port>(c, "port", id);
     const next: Port = { ...port };
     for (const k of ["name", "description", "device_id", "device_owner", "binding:host_id", "dns_name"] as const) if (body[k] !== undefined) next[k] = str(body[k], k);
     for (const k of ["admin_state_up", "port_security_enabled"] as const) if (body[k] !== undefined) next[k] = bool(body[k], k);
@@ -441,32 +502,47 @@ export class NeutronService {
       const onAuto = (subnetId: unknown) => subnets.some((s) => s.id === subnetId && autoAddress(s));
       const wanted = ((body.fixed_ips ?? port.fixed_ips) as { subnet_id?: unknown; ip_address?: unknown }[]).filter((w) => !(macChanged && w?.ip_address !== undefined && onAuto(w.subnet_id ?? subnets.find((s) => prefixContains(parseCidr(s.cidr), parseIp(w.ip_address, "ip_address")))?.id)));
       const matches = (w: { subnet_id?: unknown; ip_address?: unknown }, h: Held) => w?.ip_address !== undefined && sameIp(String(w.ip_address), h.ip_address) && (w.subnet_id === undefined || w.subnet_id === h.subnet_id);
-      const explicitEmpty = Array.isArray(body.fixed_ips) && body.fixed_ips.length === 0;
-      // an EUI-64 address belongs to the port while its MAC does, listed or not
-      const keep = port._held.filter((h) => (onAuto(h.subnet_id) ? !macChanged && !explicitEmpty : wanted.some((w) => matches(w, h))));
+      // an EUI-64 address belongs to the port while its MAC does, listed or not (as in Neutron); an
+      // entry naming only a subnet keeps the address the port already has there
+      const keep: Held[] = [];
+      for (const h of port._held) {
+        if (onAuto(h.subnet_id) ? !macChanged : wanted.some((w) => matches(w, h))) keep.push(h);
+      }
       const rest = wanted.filter((w) => !keep.some((h) => matches(w, h)));
-      added = await this.allocateFor(c, next, rest, keep, { autoFill: !explicitEmpty });
+      const subnetOnly = rest.filter((w) => w?.ip_address === undefined && w?.subnet_id !== undefined);
+      for (const w of subnetOnly) {
+        const had = port._held.find((h) => h.subnet_id === w.subnet_id && !keep.includes(h));
+        if (had) {
+          keep.push(had);
+          rest.splice(rest.indexOf(w), 1);
+        }
+      }
+      added = await this.allocateFor(c, next, rest, keep);
       dropped = port._held.filter((h) => !keep.includes(h));
       next._held = [...keep, ...added];
       next.fixed_ips = next._held.map(({ subnet_id, ip_address }) => ({ subnet_id, ip_address }));
     }
+    const saved = this.touched(next) as Port;
     try {
-      await this.save("port", project, this.touched(next), { networkId: port.network_id, mac: next.mac_address });
+      await this.update("port", port, saved, saved.mac_address);
     } catch (err) {
+      // nothing of this update stays: what it took goes back
       await this.release(c, added);
       if (err instanceof ConstraintError && err.constraint === "unique") throw macInUse(port.network_id, next.mac_address);
       throw err;
     }
     await this.release(c, dropped);
-    if (macChanged || body.device_id !== undefined) {
-      for (const h of next._held) await this.engine.updateAllocation(h.allocation, { mac: next.mac_address, labels: labelsOf(next) }, c.ctx).catch(() => {});
+    if (macChanged || body.device_id !== undefined || body.device_owner !== undefined) {
+      for (const h of saved._held) await this.engine.updateAllocation(h.allocation, { mac: saved.mac_address, labels: labelsOf(saved) }, c.ctx).catch(() => {});
     }
-    return next;
+    return saved;
   }
 
   async deletePort(c: Caller, id: string): Promise<void> {
-    const { body: port } = await this.find<Port>(c, "port", id);
-    await this.store.transaction((sql) => deleteDoc(sql, id));
+    await this.find<Port>(c, "port", id);
+    // the addresses released are those of the port as it was deleted, whatever updates came before
+    const port = await this.store.transaction((sql) => takeDoc<Port>(sql, "port", id));
+    if (!port) throw notFound("port", id);
     await this.release(c, port._held);
   }
 
@@ -489,20 +565,21 @@ export class NeutronService {
     try {
       if (requested === undefined) {
         for (const group of [subnets.filter((s) => s.ip_version === 4), subnets.filter((s) => s.ip_version === 6 && !autoAddress(s))]) {
-          if (group.length > 0) taken.push(await this.anyIn(c, port, group, net));
+          if (group.length > 0) taken.push(await this.anyIn(c, port, group, net, [...already, ...taken]));
         }
       } else {
         if (!Array.isArray(requested)) throw invalidInput("fixed_ips must be a list of {subnet_id, ip_address}");
         const asks = requested.map((r) => this.resolveAsk(port, subnets, r));
-        for (const a of asks.filter((x) => x.ip !== undefined)) taken.push(await this.specific(c, port, a.subnet, a.ip!));
+        for (const a of asks.filter((x) => x.ip !== undefined)) taken.push(await this.specific(c, port, a.subnet, a.ip!, [...already, ...taken]));
         for (const a of asks.filter((x) => x.ip === undefined)) {
-          taken.push(autoAddress(a.subnet) ? await this.specific(c, port, a.subnet, eui64(parseCidr(a.subnet.cidr), port.mac_address)) : await this.anyIn(c, port, [a.subnet], net));
+          const sofar = [...already, ...taken];
+          taken.push(autoAddress(a.subnet) ? await this.specific(c, port, a.subnet, eui64(parseCidr(a.subnet.cidr), port.mac_address), sofar) : await this.anyIn(c, port, [a.subnet], net, sofar));
         }
       }
-      const routerPort = port.device_owner.startsWith("network:router");
+      const routerPort = ROUTER_INTERFACES.includes(port.device_owner);
       if (opts.autoFill && !routerPort) {
         for (const s of subnets.filter(autoAddress)) {
-          if (![...already, ...taken].some((h) => h.subnet_id === s.id)) taken.push(await this.specific(c, port, s, eui64(parseCidr(s.cidr), port.mac_address)));
+          if (![...already, ...taken].some((h) => h.subnet_id === s.id)) taken.push(await this.specific(c, port, s, eui64(parseCidr(s.cidr), port.mac_address), [...already, ...taken]));
         }
       }
       return taken;
@@ -540,13 +617,14 @@ export class NeutronService {
   }
 
   /** The lowest free address of the first subnet (in order) with one, walking each subnet's pools in order. */
-  private async anyIn(c: Caller, port: Port, subnets: Subnet[], net: string): Promise<Held> {
+  private async anyIn(c: Caller, port: Port, subnets: Subnet[], net: string, held: Held[]): Promise<Held> {
     for (const s of subnets) {
       for (const r of s.allocation_pools) {
         try {
-          const got = await this.engine.allocate({ pool: s._pool }, { within: { start: r.start, end: r.end }, mac: port.mac_address, labels: labelsOf(port) }, c.ctx);
+          const got = await this.engine.allocate({ pool: s._pool }, { within: { start: r.start, end: r.end }, ...ownerFor(port, s, held), mac: port.mac_address, labels: labelsOf(port) }, c.ctx);
           return { subnet_id: s.id, ip_address: got.allocation.address, allocation: got.allocation.id };
         } catch (err) {
+          if (err instanceof AllotError && err.code === "pool-not-found") throw notFound("subnet", s.id);
           if (!(err instanceof AllotError && err.code === "pool-exhausted")) throw err;
         }
       }
@@ -554,12 +632,13 @@ export class NeutronService {
     throw new NeutronError(409, "IpAddressGenerationFailure", `No more IP addresses available on network ${net}.`);
   }
 
-  private async specific(c: Caller, port: Port, s: Subnet, address: string): Promise<Held> {
+  private async specific(c: Caller, port: Port, s: Subnet, address: string, held: Held[]): Promise<Held> {
     try {
-      const got = await this.engine.allocate({ pool: s._pool }, { address, mac: port.mac_address, labels: labelsOf(port) }, c.ctx);
+      const got = await this.engine.allocate({ pool: s._pool }, { address, ...ownerFor(port, s, held), mac: port.mac_address, labels: labelsOf(port) }, c.ctx);
       return { subnet_id: s.id, ip_address: got.allocation.address, allocation: got.allocation.id };
     } catch (err) {
       if (err instanceof AllotError && err.code === "address-unavailable") throw new NeutronError(409, "IpAddressAlreadyAllocated", `IP address ${address} already allocated in subnet ${s.id}`);
+      if (err instanceof AllotError && err.code === "pool-not-found") throw notFound("subnet", s.id);
       throw err;
     }
   }
@@ -581,6 +660,11 @@ const sameIp = (a: string, b: string) => {
   }
 };
 const macInUse = (net: string, mac: string) => new NeutronError(409, "MacAddressInUse", `Unable to complete operation for network ${net}. The mac address ${mac} is in use.`);
+/**
+ * A port's first address in a subnet is owned by the port (so `allot lookup` names it); others, and
+ * one taken while an address being dropped is still held, have no owner.
+ */
+const ownerFor = (port: Port, s: Subnet, held: Held[]) => ([...held, ...port._held].some((h) => h.subnet_id === s.id) ? {} : { owner: `port:${port.id}` });
 /** What an allocation says about its port, for `/v1` readers and DHCP delivery. */
 const labelsOf = (p: Port): Record<string, string> => ({
   "neutron-port": p.id,
