@@ -12,6 +12,7 @@ import { TokenCache, registerAuth } from "./auth.js";
 import { registerKubeApi } from "../integrations/kubernetes/api.js";
 import { registerMetrics } from "./metrics.js";
 import { kubernetesRoutes } from "./routes/kubernetes.js";
+import { dhcpRoutes } from "./routes/dhcp.js";
 import { registerOpenStack } from "../integrations/openstack/api.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import type { ScopedEngine } from "./scoped-engine.js";
@@ -131,6 +132,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: "webhooks", description: "Change events POSTed to your URL, signed with HMAC-SHA256" },
         { name: "tokens", description: "API tokens: scopes read < write < admin, optionally limited to spaces" },
         { name: "kubernetes", description: "Metal3 / Cluster API manifests and namespace moves (the objects themselves are served under /apis for kubectl)" },
+        { name: "dhcp", description: "DHCP delivery: networks, rendered server configurations, agents" },
         { name: "health", description: "Liveness and readiness (no token needed)" },
       ],
     },
@@ -177,6 +179,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(lookupRoutes);
       await v1.register(adminRoutes);
       await v1.register(kubernetesRoutes);
+      await v1.register(dhcpRoutes);
     },
     { prefix: "/v1" },
   );

@@ -6,6 +6,9 @@
  */
 import { applyManifest } from "../integrations/kubernetes/manifests.js";
 import { exportNamespace, importNamespace } from "../integrations/kubernetes/namespace-bundle.js";
+import type { z } from "zod";
+import { type AgentReport, assignmentsOf, changeMark, forgetAgent, listAgents, recordAgent, schedule, touchAgent } from "../dhcp/agents.js";
+import { type DhcpNetworkInput, checkMacFree, createNetwork, deleteNetwork, listNetworks, networkConfig, readNetwork, updateNetwork } from "../dhcp/networks.js";
 import type { Engine, HistoryQuery, ReleaseTarget } from "../engine/engine.js";
 import type { BulkRequest } from "../engine/bulk.js";
 import { AllotError } from "../engine/errors.js";
@@ -126,6 +129,7 @@ export class ScopedEngine {
 
   async allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext) {
     await this.poolSpace(ref);
+    if (req.mac) await checkMacFree(this.engine, await this.engine.getPool(ref), req.mac);
     return this.engine.allocate(ref, req, ctx);
   }
   async allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext) {
@@ -139,6 +143,7 @@ export class ScopedEngine {
   }
   async updateAllocation(id: string, patch: AllocationPatch, ctx: ChangeContext) {
     await this.allocationSpace(id);
+    if (patch.mac) await checkMacFree(this.engine, await this.engine.getPool({ pool: (await this.engine.getAllocation(id)).poolId }), patch.mac, id);
     return this.engine.updateAllocation(id, patch, ctx);
   }
   async getAllocation(id: string) {
@@ -215,5 +220,72 @@ export class ScopedEngine {
   async importNamespace(namespace: string, bundle: unknown, ctx: ChangeContext) {
     this.see(namespace);
     return importNamespace(this.engine, this.token, namespace, bundle, ctx);
+  }
+
+  // ---- DHCP delivery: networks belong to a space; agents serve the networks of their token's spaces
+
+  async listDhcpNetworks() {
+    return (await listNetworks(this.engine)).filter((n) => this.may(n.space));
+  }
+  private async dhcpNetwork(name: string) {
+    const n = await readNetwork(this.engine, name);
+    if (!this.may(n.space)) throw new AllotError("not-found", `no DHCP network is named ${name}; see allot dhcp network list`);
+    return n;
+  }
+  async getDhcpNetwork(name: string) {
+    const n = await this.dhcpNetwork(name);
+    const agents = await listAgents(this.engine);
+    const config = await networkConfig(this.engine, name);
+    return {
+      ...n,
+      reservations: config.reservations.length,
+      problems: config.problems,
+      agents: agents.filter((a) => a.assignments.includes(name)).map((a) => ({ name: a.name, alive: a.alive, lastSeen: a.lastSeen, health: a.health[name] ?? null })),
+    };
+  }
+  async createDhcpNetwork(input: z.infer<typeof DhcpNetworkInput>) {
+    this.see(input.space);
+    return createNetwork(this.engine, input);
+  }
+  async updateDhcpNetwork(name: string, patch: Parameters<typeof updateNetwork>[2]) {
+    await this.dhcpNetwork(name);
+    return updateNetwork(this.engine, name, patch);
+  }
+  async deleteDhcpNetwork(name: string) {
+    await this.dhcpNetwork(name);
+    return deleteNetwork(this.engine, name);
+  }
+  async dhcpConfig(name: string) {
+    await this.dhcpNetwork(name);
+    return networkConfig(this.engine, name);
+  }
+  async listDhcpAgents() {
+    const visible = new Set((await this.listDhcpNetworks()).map((n) => n.name));
+    return (await listAgents(this.engine)).map((a) => ({
+      ...a,
+      networks: a.networks.filter((r) => visible.has(r.network)),
+      assignments: a.assignments.filter((n) => visible.has(n)),
+      health: Object.fromEntries(Object.entries(a.health).filter(([n]) => visible.has(n))),
+    }));
+  }
+  /** An agent's report, and what it is to serve (a space-limited token's agent only its spaces' networks). */
+  async dhcpAgentSync(name: string, report: AgentReport) {
+    await recordAgent(this.engine, name, report);
+    await schedule(this.engine);
+    return assignmentsOf(this.engine, name, this.token);
+  }
+  async dhcpAssignments(name: string) {
+    return assignmentsOf(this.engine, name, this.token);
+  }
+  async dhcpAgentTouch(name: string) {
+    await touchAgent(this.engine, name);
+    await schedule(this.engine);
+  }
+  async dhcpChangeMark() {
+    return changeMark(this.engine);
+  }
+  async forgetDhcpAgent(name: string) {
+    this.unrestricted("removing an agent");
+    return forgetAgent(this.engine, name);
   }
 }

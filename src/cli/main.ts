@@ -9,6 +9,7 @@ import { serveCommand } from "./commands/serve.js";
 import { exportCommand, importCommand } from "./commands/transfer.js";
 import { opennebulaCommand } from "./commands/opennebula.js";
 import { applyCommand, deleteCommand, getCommand } from "./commands/kubernetes.js";
+import { agentCommand, dhcpCommand } from "./commands/dhcp.js";
 import { spaceCommand } from "./commands/spaces.js";
 import { tokenCommand, webhookCommand } from "./commands/admin.js";
 import { UsageError, parseFormat } from "./context.js";
@@ -23,7 +24,7 @@ const program = new Command("allot")
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, opennebulaCommand, applyCommand, getCommand, deleteCommand, checkCommand, exportCommand, importCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, opennebulaCommand, applyCommand, getCommand, deleteCommand, dhcpCommand, agentCommand, checkCommand, exportCommand, importCommand]) {
   program.addCommand(make());
 }
 

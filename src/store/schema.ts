@@ -236,6 +236,29 @@ export const TABLES_V5 = `
 `;
 
 /**
+ * Version 6: DHCP delivery. Networks (what is served: a space's pools, and the options), the agents on
+ * hosts with what they can reach and when they were last heard from, and which agent serves which
+ * network, kept so that a restart of the server changes nothing that was running.
+ */
+export const TABLES_V6 = `
+  CREATE TABLE dhcp_networks (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+  );
+  CREATE TABLE dhcp_agents (
+    name      TEXT PRIMARY KEY,
+    body      TEXT NOT NULL,
+    last_seen BIGINT NOT NULL
+  );
+  CREATE TABLE dhcp_assignments (
+    network TEXT NOT NULL,
+    agent   TEXT NOT NULL,
+    since   BIGINT NOT NULL,
+    PRIMARY KEY (network, agent)
+  );
+`;
+
+/**
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
  */

@@ -29,6 +29,9 @@ export const TABLES: readonly { name: string; order: string; bytes: readonly str
   { name: "kube_objects", order: "grp, resource, namespace, name", bytes: [] },
   { name: "kube_rv", order: "id", bytes: [] },
   { name: "neutron_objects", order: "id", bytes: [] },
+  { name: "dhcp_networks", order: "name", bytes: [] },
+  { name: "dhcp_agents", order: "name", bytes: [] },
+  { name: "dhcp_assignments", order: "network, agent", bytes: [] },
 ];
 
 export interface ExportHeader {

@@ -3,6 +3,8 @@ import { after, before, test } from "node:test";
 import type { InjectOptions } from "fastify";
 import type { Scope } from "../../src/engine/tokens.js";
 import { ctx, tempApp } from "../helpers.js";
+import { recordAgent } from "../../src/dhcp/agents.js";
+import { createNetwork } from "../../src/dhcp/networks.js";
 
 /**
  * The whole matrix: every /v1 route (taken from the OpenAPI document, so a new route cannot be left
@@ -22,7 +24,7 @@ const uniq = (p: string) => `${p}-${++counter}`;
 async function snapshot(): Promise<string> {
   return env.store.read(async (sql) => {
     const out: unknown[] = [];
-    for (const t of ["spaces", "pools", "pool_ranges", "allocations", "free_runs", "history", "tokens", "webhooks", "kube_objects"]) out.push(await sql.all(`SELECT * FROM ${t} ORDER BY 1`));
+    for (const t of ["spaces", "pools", "pool_ranges", "allocations", "free_runs", "history", "tokens", "webhooks", "kube_objects", "dhcp_networks", "dhcp_agents", "dhcp_assignments"]) out.push(await sql.all(`SELECT * FROM ${t} ORDER BY 1`));
     return JSON.stringify(out, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : typeof v === "bigint" ? String(v) : v));
   });
 }
@@ -33,6 +35,7 @@ before(async () => {
     await env.engine.createSpace({ name: s }, ctx);
     await env.engine.createPool({ name: `p-${s}`, space: s, cidr: "10.1.0.0/24" }, ctx);
     await env.engine.allocate({ pool: `p-${s}`, space: s }, { owner: "fixture" }, ctx);
+    await createNetwork(env.engine, { name: `net-${s}`, space: s, pools: [], servers: 1, options: { leaseSeconds: 3600 } });
   }
   for (const scope of ["read", "write", "admin"] as const) {
     for (const limited of [false, true]) {
@@ -90,6 +93,20 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
     url: `/v1/kubernetes/namespaces/${s}/import`,
     payload: { format: "allot-namespace", version: 1, namespace: s, exportedAt: new Date().toISOString(), objects: [], pools: [] },
   }),
+  "POST /v1/dhcp/networks": async (s) => ({ method: "POST", url: "/v1/dhcp/networks", payload: { name: uniq("dn"), space: s } }),
+  "GET /v1/dhcp/networks/{network}": async (s) => ({ method: "GET", url: `/v1/dhcp/networks/net-${s}` }),
+  "PATCH /v1/dhcp/networks/{network}": async (s) => ({ method: "PATCH", url: `/v1/dhcp/networks/net-${s}`, payload: { servers: 1 + (counter++ % 3) } }),
+  "DELETE /v1/dhcp/networks/{network}": async (s) => {
+    const n = uniq("gone");
+    await createNetwork(env.engine, { name: n, space: s, pools: [], servers: 1, options: { leaseSeconds: 3600 } });
+    return { method: "DELETE", url: `/v1/dhcp/networks/${n}` };
+  },
+  "GET /v1/dhcp/networks/{network}/config": async (s) => ({ method: "GET", url: `/v1/dhcp/networks/net-${s}/config?format=kea` }),
+  "DELETE /v1/dhcp/agents/{name}": async (s) => {
+    const name = uniq(`agent-${s}`);
+    await recordAgent(env.engine, name, { networks: [{ network: `net-${s}`, interface: "eth0" }], server: "dnsmasq", health: {} });
+    return { method: "DELETE", url: `/v1/dhcp/agents/${name}` };
+  },
   "POST /v1/webhooks": async (s) => ({ method: "POST", url: "/v1/webhooks", payload: { name: uniq("w"), url: "http://127.0.0.1:9/", spaces: [s] } }),
   "DELETE /v1/webhooks/{webhook}": async (s) => {
     const w = await env.engine.createWebhook({ name: uniq("wv"), url: "http://127.0.0.1:9/", spaces: [s] }, ctx);
@@ -97,10 +114,10 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   },
 };
 /** Routes that name no space: checked separately below. */
-const SPACELESS = ["GET /v1/spaces", "POST /v1/spaces", "GET /v1/tokens", "GET /v1/webhooks"];
-const ADMIN_ROUTES = new Set(["POST /v1/spaces", "DELETE /v1/spaces/{space}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{token}", "GET /v1/webhooks", "POST /v1/webhooks", "DELETE /v1/webhooks/{webhook}"]);
+const SPACELESS = ["GET /v1/spaces", "POST /v1/spaces", "GET /v1/tokens", "GET /v1/webhooks", "GET /v1/dhcp/networks", "GET /v1/dhcp/agents", "POST /v1/dhcp/agents/{name}/sync"];
+const ADMIN_ROUTES = new Set(["DELETE /v1/dhcp/agents/{name}", "POST /v1/spaces", "DELETE /v1/spaces/{space}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{token}", "GET /v1/webhooks", "POST /v1/webhooks", "DELETE /v1/webhooks/{webhook}"]);
 /** Making and removing spaces takes an admin for every space: a space-limited token is refused even in its own. */
-const EVERY_SPACE = new Set(["POST /v1/spaces", "DELETE /v1/spaces/{space}"]);
+const EVERY_SPACE = new Set(["POST /v1/spaces", "DELETE /v1/spaces/{space}", "DELETE /v1/dhcp/agents/{name}"]);
 const RANK: Record<Scope, number> = { read: 0, write: 1, admin: 2 };
 const needed = (route: string): Scope => (ADMIN_ROUTES.has(route) ? "admin" : route.startsWith("GET ") ? "read" : "write");
 

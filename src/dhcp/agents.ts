@@ -1,0 +1,160 @@
+/**
+ * The server's side of DHCP agents: each agent says which networks it can reach and how its DHCP
+ * servers are doing; the server keeps `servers` live agents assigned to each network, takes a network
+ * from an agent that stops reporting and gives it to another, and drops extras. Assignments are rows
+ * in the store, so a restart of the server changes nothing that was running.
+ */
+import { createHash } from "node:crypto";
+import type { Engine } from "../engine/engine.js";
+import { AllotError } from "../engine/errors.js";
+import type { Token } from "../engine/tokens.js";
+import { type NetworkConfig, listNetworks, networkConfig } from "./networks.js";
+
+/** An agent unheard from for this long has lost its networks. */
+export const AGENT_TIMEOUT_MS = Number(process.env.ALLOT_DHCP_AGENT_TIMEOUT_MS ?? 6000);
+
+export interface Reach {
+  network: string;
+  interface: string;
+  /** A network namespace the DHCP server runs in, if any. */
+  netns?: string | undefined;
+}
+
+export interface Health {
+  state: "starting" | "serving" | "failed" | "stopped";
+  error?: string | undefined;
+  since: string;
+}
+
+export interface AgentReport {
+  networks: Reach[];
+  server: "dnsmasq" | "kea";
+  health: Record<string, Health>;
+}
+
+export interface Agent extends AgentReport {
+  name: string;
+  lastSeen: string;
+  alive: boolean;
+  assignments: string[];
+}
+
+export interface Assignment extends Reach {
+  config: NetworkConfig;
+  /** Changes whenever anything the DHCP server is given changes. */
+  hash: string;
+}
+
+const hashOf = (c: NetworkConfig, r: Reach, server: string) => createHash("sha256").update(JSON.stringify([c, r, server])).digest("hex").slice(0, 16);
+
+/** Records an agent's report (it is alive now). */
+export async function recordAgent(engine: Engine, name: string, report: AgentReport, now = Date.now()): Promise<void> {
+  const body = JSON.stringify(report);
+  await engine.store.transaction(async (sql) => {
+    const n = await sql.run("UPDATE dhcp_agents SET body = ?, last_seen = ? WHERE name = ?", [body, now, name]);
+    if (n.changes === 0) await sql.run("INSERT INTO dhcp_agents (name, body, last_seen) VALUES (?, ?, ?)", [name, body, now]);
+  });
+}
+
+/** An open sync is proof of life: refreshed while the agent waits. */
+export async function touchAgent(engine: Engine, name: string, now = Date.now()): Promise<void> {
+  await engine.store.transaction((sql) => sql.run("UPDATE dhcp_agents SET last_seen = ? WHERE name = ?", [now, name]));
+}
+
+/**
+ * Brings assignments in line: drops those of agents unheard from (or that can no longer reach the
+ * network) and extras beyond `servers`, then fills each network up from live agents that reach it,
+ * the least busy first. Answers whether anything changed.
+ */
+export async function schedule(engine: Engine, now = Date.now()): Promise<boolean> {
+  const networks = await listNetworks(engine);
+  return engine.store.transaction(async (sql) => {
+    const agents = (await sql.all<{ name: string; body: string; last_seen: number }>("SELECT name, body, last_seen FROM dhcp_agents ORDER BY name")).map((a) => ({
+      name: a.name,
+      report: JSON.parse(a.body) as AgentReport,
+      alive: Number(a.last_seen) >= now - AGENT_TIMEOUT_MS,
+    }));
+    const rows = await sql.all<{ network: string; agent: string; since: number }>("SELECT network, agent, since FROM dhcp_assignments ORDER BY since, agent");
+    let changed = false;
+    const load = new Map<string, number>();
+    const keep: typeof rows = [];
+    for (const r of rows) {
+      const a = agents.find((x) => x.name === r.agent);
+      const n = networks.find((x) => x.name === r.network);
+      const reaches = a?.report.networks.some((x) => x.network === r.network);
+      const full = keep.filter((k) => k.network === r.network).length >= (n?.servers ?? 0);
+      if (!a || !a.alive || !reaches || !n || full) {
+        await sql.run("DELETE FROM dhcp_assignments WHERE network = ? AND agent = ?", [r.network, r.agent]);
+        changed = true;
+        continue;
+      }
+      keep.push(r);
+      load.set(r.agent, (load.get(r.agent) ?? 0) + 1);
+    }
+    for (const n of networks) {
+      const have = keep.filter((k) => k.network === n.name).map((k) => k.agent);
+      const candidates = agents
+        .filter((a) => a.alive && !have.includes(a.name) && a.report.networks.some((x) => x.network === n.name) && a.report.health[n.name]?.state !== "failed")
+        .sort((x, y) => (load.get(x.name) ?? 0) - (load.get(y.name) ?? 0) || x.name.localeCompare(y.name));
+      for (const a of candidates.slice(0, Math.max(0, n.servers - have.length))) {
+        await sql.run("INSERT INTO dhcp_assignments (network, agent, since) VALUES (?, ?, ?)", [n.name, a.name, now]);
+        load.set(a.name, (load.get(a.name) ?? 0) + 1);
+        changed = true;
+      }
+    }
+    return changed;
+  });
+}
+
+/** What an agent is to serve now, each with the network's current configuration. */
+export async function assignmentsOf(engine: Engine, name: string, token: Token): Promise<Assignment[]> {
+  const row = await engine.store.read((sql) => sql.get<{ body: string }>("SELECT body FROM dhcp_agents WHERE name = ?", [name]));
+  if (!row) return [];
+  const report = JSON.parse(row.body) as AgentReport;
+  const networks = await listNetworks(engine);
+  const assigned = await engine.store.read((sql) => sql.all<{ network: string }>("SELECT network FROM dhcp_assignments WHERE agent = ? ORDER BY network", [name]));
+  const out: Assignment[] = [];
+  for (const { network } of assigned) {
+    const n = networks.find((x) => x.name === network);
+    // a space-limited token's agent serves only networks of its spaces
+    if (!n || (token.spaces !== null && !token.spaces.includes(n.space))) continue;
+    const reach = report.networks.find((r) => r.network === network);
+    if (!reach) continue;
+    const config = await networkConfig(engine, network);
+    out.push({ ...reach, config, hash: hashOf(config, reach, report.server) });
+  }
+  return out;
+}
+
+export async function listAgents(engine: Engine, now = Date.now()): Promise<Agent[]> {
+  const rows = await engine.store.read(async (sql) => ({
+    agents: await sql.all<{ name: string; body: string; last_seen: number }>("SELECT name, body, last_seen FROM dhcp_agents ORDER BY name"),
+    assigned: await sql.all<{ network: string; agent: string }>("SELECT network, agent FROM dhcp_assignments"),
+  }));
+  return rows.agents.map((a) => ({
+    name: a.name,
+    ...(JSON.parse(a.body) as AgentReport),
+    lastSeen: new Date(Number(a.last_seen)).toISOString(),
+    alive: Number(a.last_seen) >= now - AGENT_TIMEOUT_MS,
+    assignments: rows.assigned.filter((r) => r.agent === a.name).map((r) => r.network),
+  }));
+}
+
+export async function forgetAgent(engine: Engine, name: string): Promise<void> {
+  await engine.store.transaction(async (sql) => {
+    const n = await sql.run("DELETE FROM dhcp_agents WHERE name = ?", [name]);
+    if (n.changes === 0) throw new AllotError("not-found", `no DHCP agent is named ${name}`);
+    await sql.run("DELETE FROM dhcp_assignments WHERE agent = ?", [name]);
+  });
+}
+
+/** The newest change anywhere: when it moves, configurations may have. */
+export async function changeMark(engine: Engine): Promise<string> {
+  return engine.store.read(async (sql) => {
+    const h = await sql.get<{ s: number | null }>("SELECT MAX(seq) AS s FROM history");
+    const a = await sql.get<{ n: number; s: number | null }>("SELECT COUNT(*) AS n, MAX(since) AS s FROM dhcp_assignments");
+    const nets = await sql.all<{ name: string; body: string }>("SELECT name, body FROM dhcp_networks ORDER BY name");
+    const n = createHash("sha256").update(JSON.stringify(nets)).digest("hex").slice(0, 12);
+    return `${h?.s ?? 0}/${a?.n ?? 0}/${a?.s ?? 0}/${n}`;
+  });
+}

@@ -1,0 +1,200 @@
+/**
+ * DHCP networks: what a set of DHCP servers delivers. A network is a space's IPv4 pools (all of them, or
+ * those named), each a DHCP subnet, with the options clients get; its reservations are the allocations
+ * in those pools that carry a MAC. The servers answer only those MACs.
+ */
+import { z } from "zod";
+import { parseAddress } from "../addr/index.js";
+import { AllotError } from "../engine/errors.js";
+import { normalizeMac } from "../engine/mac.js";
+import type { Engine } from "../engine/engine.js";
+import type { Pool } from "../engine/types.js";
+import { allAllocations } from "../integrations/kubernetes/metal3.js";
+
+const ipv4 = (field: string) =>
+  z.string().refine(
+    (s) => {
+      try {
+        return parseAddress(s).family === 4;
+      } catch {
+        return false;
+      }
+    },
+    { message: `${field}: must be an IPv4 address such as 10.0.0.1` },
+  );
+const domain = z.string().regex(/^(?=.{1,253}$)([a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([-a-zA-Z0-9]{0,61}[a-zA-Z0-9])?)*$/, "must be a domain name such as example.com");
+
+export const DhcpOptions = z.strictObject({
+  router: ipv4("router").optional().describe("default gateway; else each pool's gateway"),
+  dnsServers: z.array(ipv4("dnsServers")).max(8).optional().describe("else each pool's DNS servers"),
+  domainName: domain.optional(),
+  searchDomains: z.array(domain).max(8).optional(),
+  ntpServers: z.array(ipv4("ntpServers")).max(8).optional(),
+  mtu: z.number().int().min(576).max(65535).optional(),
+  leaseSeconds: z.number().int().min(60).max(31_536_000).default(3600),
+});
+export type DhcpOptions = z.infer<typeof DhcpOptions>;
+
+export const NAME = /^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/;
+
+export const DhcpNetworkInput = z.strictObject({
+  name: z.string().regex(NAME, "lower-case letters, digits, '-' and '.', at most 63"),
+  space: z.string().min(1).max(128).default("default"),
+  pools: z.array(z.string().min(1).max(128)).max(256).default([]).describe("pool names in the space; empty: every IPv4 pool in it"),
+  options: DhcpOptions.default({ leaseSeconds: 3600 }),
+  servers: z.number().int().min(1).max(16).default(1).describe("how many agents serve it at once"),
+});
+export type DhcpNetworkInput = z.input<typeof DhcpNetworkInput>;
+export type DhcpNetwork = z.infer<typeof DhcpNetworkInput> & { createdAt: string };
+
+export interface DhcpSubnet {
+  pool: string;
+  cidr: string;
+  network: string;
+  netmask: string;
+  router: string | null;
+  dnsServers: string[];
+}
+
+export interface Reservation {
+  mac: string;
+  ip: string;
+  hostname: string | null;
+  pool: string;
+}
+
+/** Everything a DHCP server needs for one network, and what was left out and why. */
+export interface NetworkConfig {
+  network: string;
+  options: DhcpOptions;
+  subnets: DhcpSubnet[];
+  reservations: Reservation[];
+  problems: string[];
+}
+
+export async function readNetwork(engine: Engine, name: string): Promise<DhcpNetwork> {
+  const row = await engine.store.read((sql) => sql.get<{ body: string }>("SELECT body FROM dhcp_networks WHERE name = ?", [name]));
+  if (!row) throw new AllotError("not-found", `no DHCP network is named ${name}; see allot dhcp network list`);
+  return JSON.parse(row.body) as DhcpNetwork;
+}
+
+export async function listNetworks(engine: Engine): Promise<DhcpNetwork[]> {
+  const rows = await engine.store.read((sql) => sql.all<{ body: string }>("SELECT body FROM dhcp_networks ORDER BY name"));
+  return rows.map((r) => JSON.parse(r.body) as DhcpNetwork);
+}
+
+/** The IPv4 pools a network serves, checked to exist. */
+async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">): Promise<Pool[]> {
+  if (n.pools.length === 0) return (await engine.listPools({ space: n.space })).filter((p) => p.family === 4 && p.parent === null);
+  const out: Pool[] = [];
+  for (const name of n.pools) {
+    const p = await engine.getPool({ pool: name, space: n.space });
+    if (p.family !== 4) throw new AllotError("invalid-request", `pool ${name} is IPv${p.family}; DHCP delivery serves IPv4 pools`);
+    out.push(p);
+  }
+  return out;
+}
+
+export async function createNetwork(engine: Engine, input: z.infer<typeof DhcpNetworkInput>): Promise<DhcpNetwork> {
+  await engine.getSpace(input.space);
+  await poolsOf(engine, input);
+  const network: DhcpNetwork = { ...input, createdAt: new Date().toISOString() };
+  await engine.store.transaction(async (sql) => {
+    if (await sql.get("SELECT 1 AS x FROM dhcp_networks WHERE name = ?", [input.name])) throw new AllotError("conflict", `a DHCP network named ${input.name} already exists`);
+    await sql.run("INSERT INTO dhcp_networks (name, body) VALUES (?, ?)", [input.name, JSON.stringify(network)]);
+  });
+  return network;
+}
+
+export async function updateNetwork(engine: Engine, name: string, patch: { options?: DhcpOptions; servers?: number; pools?: string[] }): Promise<DhcpNetwork> {
+  const current = await readNetwork(engine, name);
+  const next: DhcpNetwork = { ...current, ...(patch.options ? { options: patch.options } : {}), ...(patch.servers ? { servers: patch.servers } : {}), ...(patch.pools ? { pools: patch.pools } : {}) };
+  await poolsOf(engine, next);
+  await engine.store.transaction((sql) => sql.run("UPDATE dhcp_networks SET body = ? WHERE name = ?", [JSON.stringify(next), name]));
+  return next;
+}
+
+export async function deleteNetwork(engine: Engine, name: string): Promise<DhcpNetwork> {
+  const current = await readNetwork(engine, name);
+  await engine.store.transaction(async (sql) => {
+    await sql.run("DELETE FROM dhcp_assignments WHERE network = ?", [name]);
+    await sql.run("DELETE FROM dhcp_networks WHERE name = ?", [name]);
+  });
+  return current;
+}
+
+function maskText(len: number): string {
+  const m = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
+  return [24, 16, 8, 0].map((s) => (m >>> s) & 0xff).join(".");
+}
+
+/** The smallest prefix holding a pool's ranges: the DHCP subnet it is served as. */
+function subnetOf(p: Pool): { network: string; length: number } {
+  const first = parseAddress(p.ranges[0]!.start).value;
+  const last = parseAddress(p.ranges[p.ranges.length - 1]!.end).value;
+  let len = p.prefixLength ?? 32;
+  while (len > 0 && first >> BigInt(32 - len) !== last >> BigInt(32 - len)) len--;
+  const net = (first >> BigInt(32 - len)) << BigInt(32 - len);
+  return { network: [24n, 16n, 8n, 0n].map((s) => String((net >> s) & 255n)).join("."), length: len };
+}
+
+/** The network's subnets and reservations as they stand now. */
+export async function networkConfig(engine: Engine, name: string): Promise<NetworkConfig> {
+  const n = await readNetwork(engine, name);
+  const problems: string[] = [];
+  const subnets: DhcpSubnet[] = [];
+  const reservations: Reservation[] = [];
+  const byMac = new Map<string, Reservation>();
+  let pools: Pool[] = [];
+  try {
+    pools = await poolsOf(engine, n);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  for (const p of pools) {
+    const { network, length } = subnetOf(p);
+    const attrs = p.attributes as Record<string, unknown>;
+    subnets.push({
+      pool: p.name,
+      cidr: `${network}/${length}`,
+      network,
+      netmask: maskText(length),
+      router: n.options.router ?? p.gateway ?? (typeof attrs["neutron.gateway"] === "string" ? (attrs["neutron.gateway"] as string) : null),
+      dnsServers: n.options.dnsServers ?? (p.dns.length > 0 ? p.dns : Array.isArray(attrs["neutron.dns"]) ? (attrs["neutron.dns"] as string[]) : []),
+    });
+    for (const a of await allAllocations(engine, { pool: p.id })) {
+      if (!a.mac || a.size !== 1) continue;
+      const r: Reservation = { mac: a.mac, ip: a.address, hostname: a.hostname, pool: p.name };
+      const other = byMac.get(a.mac);
+      // one MAC, one address per network: a second reservation would make the servers' answers depend on order
+      if (other) {
+        problems.push(`MAC ${a.mac} is reserved twice on network ${name} (${other.ip} in ${other.pool}, ${a.address} in ${p.name}); only ${other.ip} is served`);
+        continue;
+      }
+      byMac.set(a.mac, r);
+      reservations.push(r);
+    }
+  }
+  return { network: name, options: n.options, subnets, reservations, problems };
+}
+
+/** The DHCP networks a pool belongs to (for the MAC check when a reservation is made). */
+export async function networksOfPool(engine: Engine, pool: Pool): Promise<DhcpNetwork[]> {
+  return (await listNetworks(engine)).filter((n) => n.space === pool.space && (n.pools.length === 0 ? pool.family === 4 && pool.parent === null : n.pools.includes(pool.name)));
+}
+
+/**
+ * Refuses a MAC that already holds an address on a DHCP network this pool belongs to (one MAC, one
+ * address per network), naming where. `except` is the allocation being changed, if any.
+ */
+export async function checkMacFree(engine: Engine, pool: Pool, mac: string, except?: string): Promise<void> {
+  const networks = await networksOfPool(engine, pool);
+  if (networks.length === 0) return;
+  const normal = normalizeMac(mac);
+  for (const n of networks) {
+    for (const p of await poolsOf(engine, n).catch(() => [] as Pool[])) {
+      const held = (await engine.listAllocations({ pool: p.id }, { mac: normal, limit: 2 })).items.find((a) => a.id !== except);
+      if (held) throw new AllotError("conflict", `MAC ${normal} is already reserved on DHCP network ${n.name} (${held.address} in pool ${p.name}); one MAC gets one address per network: release that one first`);
+    }
+  }
+}
