@@ -236,11 +236,19 @@ export class ScopedEngine {
     const n = await this.dhcpNetwork(name);
     const agents = await listAgents(this.engine);
     const config = await networkConfig(this.engine, name);
+    const serving = agents.filter((a) => a.assignments.includes(name));
+    const healthy = serving.filter((a) => a.alive && a.health[name]?.state === "serving").length;
+    const problems = [...config.problems];
+    if (healthy < n.servers) {
+      const reach = agents.filter((a) => a.alive && a.networks.some((r) => r.network === name)).length;
+      problems.unshift(`${healthy} of ${n.servers} wanted agents are serving it (${reach} live agents reach it)`);
+    }
     return {
       ...n,
       reservations: config.reservations.length,
-      problems: config.problems,
-      agents: agents.filter((a) => a.assignments.includes(name)).map((a) => ({ name: a.name, alive: a.alive, lastSeen: a.lastSeen, health: a.health[name] ?? null })),
+      problems,
+      // a lost agent's last report says nothing about now
+      agents: serving.map((a) => ({ name: a.name, alive: a.alive, lastSeen: a.lastSeen, health: a.alive ? (a.health[name] ?? null) : { state: "lost", since: a.lastSeen } })),
     };
   }
   async createDhcpNetwork(input: z.infer<typeof DhcpNetworkInput>) {
@@ -270,7 +278,10 @@ export class ScopedEngine {
   }
   /** An agent's report, and what it is to serve (a space-limited token's agent only its spaces' networks). */
   async dhcpAgentSync(name: string, report: AgentReport) {
-    await recordAgent(this.engine, name, report);
+    // what a space-limited token's agent says it reaches is kept to its spaces' networks
+    const visible = new Set((await this.listDhcpNetworks()).map((n) => n.name));
+    const mine = this.allowed === null ? report : { ...report, networks: report.networks.filter((r) => visible.has(r.network)) };
+    await recordAgent(this.engine, name, mine, Date.now(), this.token.id);
     await schedule(this.engine);
     return assignmentsOf(this.engine, name, this.token);
   }

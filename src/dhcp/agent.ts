@@ -6,7 +6,7 @@
  * serving what it has; a network taken from it (another agent took over) is stopped.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Client } from "../cli/client.js";
 import type { AgentReport, Assignment, Health, Reach } from "./agents.js";
@@ -68,27 +68,74 @@ export class DhcpAgent {
     return { networks: this.o.networks, server: this.o.server, health };
   }
 
+  private applying: Promise<void> = Promise.resolve();
+
   /** Runs until stop(): sync, apply, repeat. */
   async run(): Promise<void> {
+    this.killLeftovers();
     while (!this.stopped) {
+      let res: { assignments: Assignment[] };
       try {
-        const known = Object.fromEntries([...this.running].map(([n, r]) => [n, r.assignment.hash]));
-        const res = await this.client.request<{ assignments: Assignment[] }>("POST", `v1/dhcp/agents/${encodeURIComponent(this.o.name)}/sync`, { ...this.report(), known, waitSeconds: 20 });
-        if (this.serverLost) this.o.log("the server answers again");
-        this.serverLost = false;
-        await this.apply(res.assignments);
+        res = await this.client.request<{ assignments: Assignment[] }>("POST", this.syncPath(), { ...this.report(), known: this.known(), waitSeconds: 20 });
       } catch (err) {
         if (this.stopped) break;
-        if (!this.serverLost) this.o.log(`lost the server (${(err as Error).message}); still serving ${[...this.running.keys()].join(", ") || "nothing"}`);
-        this.serverLost = true;
-        await new Promise((r) => setTimeout(r, 1000));
+        const status = (err as { status?: number }).status ?? 0;
+        // refused (a bad token, a name taken by another token's agent): say so, and keep asking
+        if (status >= 400 && status < 500) this.o.log(`the server refused this agent: ${(err as Error).message}`);
+        else if (!this.serverLost) this.o.log(`lost the server (${(err as Error).message}); still serving ${[...this.running.keys()].join(", ") || "nothing"}`);
+        if (!(status >= 400 && status < 500)) this.serverLost = true;
+        await new Promise((r) => setTimeout(r, status >= 400 && status < 500 ? 5000 : 1000));
+        continue;
       }
+      if (this.serverLost) this.o.log("the server answers again");
+      this.serverLost = false;
+      // starting servers takes a while: say we are alive meanwhile, so the networks are not moved away
+      const beat = setInterval(() => void this.client.request("POST", this.syncPath(), { ...this.report(), known: this.known(), waitSeconds: 0 }).catch(() => {}), 2000);
+      this.applying = this.apply(res.assignments).catch((err: unknown) => this.o.log(`could not apply the assignments: ${(err as Error).message}`));
+      await this.applying;
+      clearInterval(beat);
     }
+  }
+
+  private syncPath(): string {
+    return `v1/dhcp/agents/${encodeURIComponent(this.o.name)}/sync`;
+  }
+
+  private known(): Record<string, string> {
+    return Object.fromEntries([...this.running].map(([n, r]) => [n, r.assignment.hash]));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    // a start under way finishes first, so what it starts is stopped too
+    await this.applying;
     for (const n of [...this.running.keys()]) await this.stopNetwork(n);
+  }
+
+  /** DHCP servers a previous run of this agent left behind (it was killed): stopped, by their pid files. */
+  private killLeftovers(): void {
+    let dirs: string[] = [];
+    try {
+      dirs = readdirSync(this.o.stateDir);
+    } catch {
+      return;
+    }
+    for (const d of dirs) {
+      for (const f of ["dnsmasq.pid", "kea-dhcp4.kea-dhcp4.pid"]) {
+        const file = join(this.o.stateDir, d, f);
+        if (!existsSync(file)) continue;
+        const pid = Number(readFileSync(file, "utf8").trim());
+        const cmd = Number.isInteger(pid) && pid > 1 && existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, "utf8") : "";
+        if (/dnsmasq|kea-dhcp4/.test(cmd) && cmd.includes(this.o.stateDir.replace(/^\.\//, ""))) {
+          this.o.log(`stopping a ${f.startsWith("dnsmasq") ? "dnsmasq" : "kea-dhcp4"} left running by an earlier run (pid ${pid})`);
+          try {
+            process.kill(pid, "SIGTERM");
+          } catch {
+            // gone already
+          }
+        }
+      }
+    }
   }
 
   private async apply(assignments: Assignment[]): Promise<void> {
@@ -116,7 +163,9 @@ export class DhcpAgent {
     const { bin, pkg } = BINARIES[this.o.server];
     const fail = (error: string) => {
       this.o.log(`network ${a.network}: ${error}`);
-      this.running.set(a.network, { assignment: a, proc: null, health: { state: "failed", error, since: now() }, main: "" });
+      // a server still running keeps serving what it had; it stays ours to stop
+      const keep = current?.proc && current.proc.exitCode === null && current.proc.signalCode === null;
+      this.running.set(a.network, keep ? { ...current, health: { state: "failed", error, since: now() } } : { assignment: a, proc: null, health: { state: "failed", error, since: now() }, main: "" });
     };
     if (!onPath(bin)) return fail(`${bin} is not installed (Debian: ${pkg})`);
     const dir = this.dirOf(a.network);
@@ -126,8 +175,8 @@ export class DhcpAgent {
     if (this.o.server === "kea") {
       // Kea stops serving on a configuration it refuses: test it first, inside the namespace
       writeAtomic(join(dir, "kea-dhcp4.candidate.json"), main);
-      const test = spawnSync(inNetns(a, [bin, "-t", join(dir, "kea-dhcp4.candidate.json")])[0]!, inNetns(a, [bin, "-t", join(dir, "kea-dhcp4.candidate.json")]).slice(1), { encoding: "utf8", env: { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir } });
-      if (test.status !== 0) return fail(`kea-dhcp4 refused the configuration: ${(test.stdout + test.stderr).trim().split("\n").slice(-2).join(" ")}`);
+      const test = await run(inNetns(a, [bin, "-t", join(dir, "kea-dhcp4.candidate.json")]), { KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir });
+      if (test.code !== 0) return fail(`kea-dhcp4 refused the configuration: ${test.output.trim().split("\n").slice(-2).join(" ")}`);
     }
     if (alive && current.main === main && this.o.server === "dnsmasq") {
       // only reservations changed: the hosts file, then SIGHUP
@@ -145,8 +194,11 @@ export class DhcpAgent {
       return;
     }
     if (current?.proc) await this.stopNetwork(a.network);
+    if (this.stopped) return;
     for (const [file, text] of Object.entries(rendered.files)) writeAtomic(join(dir, file), text);
-    const argv = this.o.server === "kea" ? inNetns(a, [bin, "-c", join(dir, rendered.main)]) : inNetns(a, [bin, "-k", "-C", join(dir, rendered.main)]);
+    // the server dies with the agent (setpriv's parent-death signal), so a killed agent leaves none behind
+    const server = this.o.server === "kea" ? [bin, "-c", join(dir, rendered.main)] : [bin, "-k", "-C", join(dir, rendered.main)];
+    const argv = inNetns(a, PDEATHSIG ? ["setpriv", "--pdeathsig", "SIGTERM", ...server] : server);
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, KEA_PIDFILE_DIR: dir, KEA_LOCKFILE_DIR: dir } });
     let stderr = "";
     proc.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
@@ -178,6 +230,21 @@ export class DhcpAgent {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** setpriv (util-linux) can give the server a parent-death signal; without it, a killed agent's server lingers until its next start. */
+const PDEATHSIG = onPath("setpriv");
+
+/** Runs a command to its end without blocking the agent (a Kea configuration check takes a moment). */
+function run(argv: string[], env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    p.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    p.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    p.once("error", (err) => resolve({ code: -1, output: err.message }));
+    p.once("close", (code) => resolve({ code, output }));
+  });
 }
 
 function logTail(dir: string): string {

@@ -48,11 +48,17 @@ export interface Assignment extends Reach {
 const hashOf = (c: NetworkConfig, r: Reach, server: string) => createHash("sha256").update(JSON.stringify([c, r, server])).digest("hex").slice(0, 16);
 
 /** Records an agent's report (it is alive now). */
-export async function recordAgent(engine: Engine, name: string, report: AgentReport, now = Date.now()): Promise<void> {
-  const body = JSON.stringify(report);
+export async function recordAgent(engine: Engine, name: string, report: AgentReport, now = Date.now(), tokenId?: string): Promise<void> {
+  const body = JSON.stringify({ ...report, ...(tokenId ? { tokenId } : {}) });
   await engine.store.transaction(async (sql) => {
-    const n = await sql.run("UPDATE dhcp_agents SET body = ?, last_seen = ? WHERE name = ?", [body, now, name]);
-    if (n.changes === 0) await sql.run("INSERT INTO dhcp_agents (name, body, last_seen) VALUES (?, ?, ?)", [name, body, now]);
+    // an agent's name belongs to the token that first used it: another token cannot speak for it
+    const prior = await sql.get<{ body: string }>("SELECT body FROM dhcp_agents WHERE name = ?", [name]);
+    const owner = prior ? (JSON.parse(prior.body) as { tokenId?: string }).tokenId : undefined;
+    if (prior && owner && tokenId && owner !== tokenId) {
+      throw new AllotError("conflict", `agent name ${name} is used by another token's agent; give this agent another --name (or remove the old one: allot dhcp forget-agent ${name})`);
+    }
+    if (prior) await sql.run("UPDATE dhcp_agents SET body = ?, last_seen = ? WHERE name = ?", [body, now, name]);
+    else await sql.run("INSERT INTO dhcp_agents (name, body, last_seen) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [name, body, now]);
   });
 }
 
@@ -83,7 +89,10 @@ export async function schedule(engine: Engine, now = Date.now()): Promise<boolea
       const n = networks.find((x) => x.name === r.network);
       const reaches = a?.report.networks.some((x) => x.network === r.network);
       const full = keep.filter((k) => k.network === r.network).length >= (n?.servers ?? 0);
-      if (!a || !a.alive || !reaches || !n || full) {
+      // a failed server gives its network up when a healthy agent can take it (else it keeps retrying)
+      const failed = a?.report.health[r.network]?.state === "failed";
+      const standby = failed && agents.some((x) => x.alive && x.name !== r.agent && x.report.networks.some((y) => y.network === r.network) && x.report.health[r.network]?.state !== "failed" && !rows.some((y) => y.agent === x.name && y.network === r.network));
+      if (!a || !a.alive || !reaches || !n || full || standby) {
         await sql.run("DELETE FROM dhcp_assignments WHERE network = ? AND agent = ?", [r.network, r.agent]);
         changed = true;
         continue;
@@ -97,13 +106,26 @@ export async function schedule(engine: Engine, now = Date.now()): Promise<boolea
         .filter((a) => a.alive && !have.includes(a.name) && a.report.networks.some((x) => x.network === n.name) && a.report.health[n.name]?.state !== "failed")
         .sort((x, y) => (load.get(x.name) ?? 0) - (load.get(y.name) ?? 0) || x.name.localeCompare(y.name));
       for (const a of candidates.slice(0, Math.max(0, n.servers - have.length))) {
-        await sql.run("INSERT INTO dhcp_assignments (network, agent, since) VALUES (?, ?, ?)", [n.name, a.name, now]);
+        // two servers scheduling at once may both pick this: the second insert is a no-op
+        await sql.run("INSERT INTO dhcp_assignments (network, agent, since) VALUES (?, ?, ?) ON CONFLICT DO NOTHING", [n.name, a.name, now]);
         load.set(a.name, (load.get(a.name) ?? 0) + 1);
         changed = true;
       }
     }
     return changed;
   });
+}
+
+/** Network configurations by the change mark they were read at: waiting agents share one read per change. */
+const configs = new Map<string, { mark: string; config: Promise<NetworkConfig> }>();
+async function cachedConfig(engine: Engine, network: string): Promise<NetworkConfig> {
+  const mark = await changeMark(engine);
+  const hit = configs.get(network);
+  if (hit && hit.mark === mark) return hit.config;
+  const config = networkConfig(engine, network);
+  if (configs.size > 1000) configs.clear();
+  configs.set(network, { mark, config });
+  return config;
 }
 
 /** What an agent is to serve now, each with the network's current configuration. */
@@ -120,7 +142,7 @@ export async function assignmentsOf(engine: Engine, name: string, token: Token):
     if (!n || (token.spaces !== null && !token.spaces.includes(n.space))) continue;
     const reach = report.networks.find((r) => r.network === network);
     if (!reach) continue;
-    const config = await networkConfig(engine, network);
+    const config = await cachedConfig(engine, network);
     out.push({ ...reach, config, hash: hashOf(config, reach, report.server) });
   }
   return out;

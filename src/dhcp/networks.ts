@@ -83,16 +83,36 @@ export async function listNetworks(engine: Engine): Promise<DhcpNetwork[]> {
   return rows.map((r) => JSON.parse(r.body) as DhcpNetwork);
 }
 
-/** The IPv4 pools a network serves, checked to exist. */
-async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">): Promise<Pool[]> {
-  if (n.pools.length === 0) return (await engine.listPools({ space: n.space })).filter((p) => p.family === 4 && p.parent === null);
-  const out: Pool[] = [];
-  for (const name of n.pools) {
-    const p = await engine.getPool({ pool: name, space: n.space });
-    if (p.family !== 4) throw new AllotError("invalid-request", `pool ${name} is IPv${p.family}; DHCP delivery serves IPv4 pools`);
-    out.push(p);
+/**
+ * The IPv4 pools a network serves: the named ones (or every one in the space), and where a pool has
+ * child pools carved from it (a Neutron subnet pool, say), those children instead, at any depth.
+ * With `strict`, a named pool that is missing or not IPv4 is an error; otherwise it is a problem.
+ */
+async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">, problems: string[] | null = null): Promise<Pool[]> {
+  const all = await engine.listPools({ space: n.space });
+  const byId = new Map(all.map((p) => [p.id, p]));
+  const children = async (p: Pool): Promise<Pool[]> => {
+    if (p.usage.inChildPools === "0") return [p];
+    const kids = all.filter((c) => c.parent === p.id);
+    // listPools may give only top-level pools: ask for the children then
+    const list = kids.length > 0 ? kids : await engine.listPools({ parent: { pool: p.id } });
+    for (const k of list) byId.set(k.id, k);
+    if (problems && list.length === 0) problems.push(`pool ${p.name} is carved into child pools that could not be read`);
+    return (await Promise.all(list.map(children))).flat();
+  };
+  let roots: Pool[];
+  if (n.pools.length === 0) roots = all.filter((p) => p.family === 4 && p.parent === null);
+  else {
+    roots = [];
+    for (const name of n.pools) {
+      const p = all.find((x) => x.name === name);
+      const why = !p ? `pool ${name} does not exist in space ${n.space}` : p.family !== 4 ? `pool ${name} is IPv${p.family}; DHCP delivery serves IPv4 pools` : null;
+      if (why === null) roots.push(p!);
+      else if (problems) problems.push(`${why}; it is left out`);
+      else throw new AllotError(!p ? "pool-not-found" : "invalid-request", why);
+    }
   }
-  return out;
+  return (await Promise.all(roots.map(children))).flat();
 }
 
 export async function createNetwork(engine: Engine, input: z.infer<typeof DhcpNetworkInput>): Promise<DhcpNetwork> {
@@ -128,43 +148,58 @@ function maskText(len: number): string {
   return [24, 16, 8, 0].map((s) => (m >>> s) & 0xff).join(".");
 }
 
-/** The smallest prefix holding a pool's ranges: the DHCP subnet it is served as. */
-function subnetOf(p: Pool): { network: string; length: number } {
-  const first = parseAddress(p.ranges[0]!.start).value;
-  const last = parseAddress(p.ranges[p.ranges.length - 1]!.end).value;
-  let len = p.prefixLength ?? 32;
-  while (len > 0 && first >> BigInt(32 - len) !== last >> BigInt(32 - len)) len--;
-  const net = (first >> BigInt(32 - len)) << BigInt(32 - len);
-  return { network: [24n, 16n, 8n, 0n].map((s) => String((net >> s) & 255n)).join("."), length: len };
+/** The DHCP subnet a pool range is served as: the prefix of its prefix length around it. */
+function subnetOfRange(start: string, prefixLength: number): { network: string; length: number } {
+  const first = parseAddress(start).value;
+  const net = (first >> BigInt(32 - prefixLength)) << BigInt(32 - prefixLength);
+  return { network: [24n, 16n, 8n, 0n].map((s) => String((net >> s) & 255n)).join("."), length: prefixLength };
 }
 
-/** The network's subnets and reservations as they stand now. */
+/** dnsmasq reads some host names as keywords or lease times (ignore, infinite, 1h): those are not sent. */
+function servableHostname(name: string | null): boolean {
+  return (
+    name !== null &&
+    /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/.test(name) &&
+    /[a-zA-Z]/.test(name) &&
+    !/^\d+[smhdw]?$/i.test(name) &&
+    !["ignore", "infinite", "set", "tag", "id"].includes(name.toLowerCase())
+  );
+}
+
+/** The network's subnets and reservations as they stand now, and anything left out, with why. */
 export async function networkConfig(engine: Engine, name: string): Promise<NetworkConfig> {
   const n = await readNetwork(engine, name);
   const problems: string[] = [];
-  const subnets: DhcpSubnet[] = [];
+  const subnets = new Map<string, DhcpSubnet>();
   const reservations: Reservation[] = [];
   const byMac = new Map<string, Reservation>();
   let pools: Pool[] = [];
   try {
-    pools = await poolsOf(engine, n);
+    pools = await poolsOf(engine, n, problems);
   } catch (err) {
     problems.push((err as Error).message);
   }
   for (const p of pools) {
-    const { network, length } = subnetOf(p);
     const attrs = p.attributes as Record<string, unknown>;
-    subnets.push({
-      pool: p.name,
-      cidr: `${network}/${length}`,
-      network,
-      netmask: maskText(length),
-      router: n.options.router ?? p.gateway ?? (typeof attrs["neutron.gateway"] === "string" ? (attrs["neutron.gateway"] as string) : null),
-      dnsServers: n.options.dnsServers ?? (p.dns.length > 0 ? p.dns : Array.isArray(attrs["neutron.dns"]) ? (attrs["neutron.dns"] as string[]) : []),
-    });
+    // one subnet per distinct prefix: ranges of one prefix (in one pool or several) are one DHCP subnet
+    for (const r of p.ranges) {
+      const { network, length } = subnetOfRange(r.start, r.prefixLength);
+      const cidr = `${network}/${length}`;
+      if (subnets.has(cidr)) continue;
+      subnets.set(cidr, {
+        pool: p.name,
+        cidr,
+        network,
+        netmask: maskText(length),
+        router: n.options.router ?? r.gateway ?? p.gateway ?? (typeof attrs["neutron.gateway"] === "string" ? (attrs["neutron.gateway"] as string) : null),
+        dnsServers: n.options.dnsServers ?? (r.dns.length > 0 ? r.dns : p.dns.length > 0 ? p.dns : Array.isArray(attrs["neutron.dns"]) ? (attrs["neutron.dns"] as string[]) : []),
+      });
+    }
     for (const a of await allAllocations(engine, { pool: p.id })) {
       if (!a.mac || a.size !== 1) continue;
-      const r: Reservation = { mac: a.mac, ip: a.address, hostname: a.hostname, pool: p.name };
+      const hostname = servableHostname(a.hostname) ? a.hostname : null;
+      if (a.hostname && !hostname) problems.push(`the host name of ${a.address} (${JSON.stringify(a.hostname)}) is not sent: DHCP servers would misread it`);
+      const r: Reservation = { mac: a.mac, ip: a.address, hostname, pool: p.name };
       const other = byMac.get(a.mac);
       // one MAC, one address per network: a second reservation would make the servers' answers depend on order
       if (other) {
@@ -175,12 +210,17 @@ export async function networkConfig(engine: Engine, name: string): Promise<Netwo
       reservations.push(r);
     }
   }
-  return { network: name, options: n.options, subnets, reservations, problems };
+  return { network: name, options: n.options, subnets: [...subnets.values()], reservations, problems };
 }
 
-/** The DHCP networks a pool belongs to (for the MAC check when a reservation is made). */
+/** The DHCP networks a pool is served by (for the MAC check when a reservation is made). */
 export async function networksOfPool(engine: Engine, pool: Pool): Promise<DhcpNetwork[]> {
-  return (await listNetworks(engine)).filter((n) => n.space === pool.space && (n.pools.length === 0 ? pool.family === 4 && pool.parent === null : n.pools.includes(pool.name)));
+  const out: DhcpNetwork[] = [];
+  for (const n of await listNetworks(engine)) {
+    if (n.space !== pool.space || pool.family !== 4) continue;
+    if ((await poolsOf(engine, n, [])).some((p) => p.id === pool.id)) out.push(n);
+  }
+  return out;
 }
 
 /**
@@ -192,7 +232,7 @@ export async function checkMacFree(engine: Engine, pool: Pool, mac: string, exce
   if (networks.length === 0) return;
   const normal = normalizeMac(mac);
   for (const n of networks) {
-    for (const p of await poolsOf(engine, n).catch(() => [] as Pool[])) {
+    for (const p of await poolsOf(engine, n, [])) {
       const held = (await engine.listAllocations({ pool: p.id }, { mac: normal, limit: 2 })).items.find((a) => a.id !== except);
       if (held) throw new AllotError("conflict", `MAC ${normal} is already reserved on DHCP network ${n.name} (${held.address} in pool ${p.name}); one MAC gets one address per network: release that one first`);
     }

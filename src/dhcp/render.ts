@@ -27,13 +27,15 @@ export interface Rendered {
 
 /** dnsmasq's hosts file: reread on SIGHUP, so reservation changes need no restart. */
 export function dnsmasqHosts(c: NetworkConfig): string {
-  return c.reservations.map((r) => `${r.mac},${r.ip}${r.hostname && /^[a-zA-Z0-9-]{1,63}$/.test(r.hostname) ? `,${r.hostname}` : ""}\n`).join("");
+  // host names were checked when the reservations were read (networkConfig)
+  return c.reservations.map((r) => `${r.mac},${r.ip}${r.hostname ? `,${r.hostname}` : ""}\n`).join("");
 }
 
 export function renderDnsmasq(c: NetworkConfig, t: RenderTarget): Rendered {
   const o = c.options;
   const lines = [
-    `# Allot DHCP network ${c.network}: answers only the reserved MACs (${c.reservations.length})`,
+    // nothing here may change with the reservations: they live in the hosts file, reloaded by SIGHUP
+    `# Allot DHCP network ${c.network}: answers only the reserved MACs`,
     "port=0",
     `interface=${t.interface}`,
     "bind-interfaces",
@@ -85,7 +87,9 @@ export function renderKea(c: NetworkConfig, t: RenderTarget): Rendered {
       // the only pool is for clients with a reservation: an unknown MAC gets nothing
       pools: len <= 30 ? [{ pool: `${ipText(first + 1)} - ${ipText(last - 1)}`, "client-class": "KNOWN" }] : [],
       "option-data": options,
-      reservations: c.reservations.filter((r) => r.pool === s.pool).map((r) => ({ "hw-address": r.mac, "ip-address": r.ip, ...(r.hostname && /^[a-zA-Z0-9-]{1,63}$/.test(r.hostname) ? { hostname: r.hostname } : {}) })),
+      reservations: c.reservations
+        .filter((r) => ipValue(r.ip) >= first && ipValue(r.ip) <= last)
+        .map((r) => ({ "hw-address": r.mac, "ip-address": r.ip, ...(r.hostname ? { hostname: r.hostname } : {}) })),
     };
   });
   const config = {
@@ -97,7 +101,9 @@ export function renderKea(c: NetworkConfig, t: RenderTarget): Rendered {
       "valid-lifetime": o.leaseSeconds,
       "renew-timer": Math.floor(o.leaseSeconds / 2),
       "rebind-timer": Math.floor((o.leaseSeconds * 7) / 8),
-      subnet4,
+      // all of the network's subnets are on the one interface: a shared network, so Kea serves each
+      // (with the interface named, whether or not the interface has an address in it)
+      "shared-networks": [{ name: c.network, interface: t.interface, subnet4 }],
       loggers: [{ name: "kea-dhcp4", output_options: [{ output: `${t.dir}/kea-dhcp4.log` }], severity: "INFO", debuglevel: 0 }],
     },
   };

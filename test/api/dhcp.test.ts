@@ -46,7 +46,8 @@ test("a DHCP network renders for dnsmasq and Kea in restricted mode: reserved MA
   assert.doesNotMatch(conf, /10\.77\.0\.60/, "an allocation without a MAC is not a reservation");
   assert.doesNotMatch(conf, /2001:db8/, "IPv6 pools are not served");
   const kea = JSON.parse((await api("GET", "/v1/dhcp/networks/lan/config?format=kea&interface=veth0&dir=/run/lan")).json().files["kea-dhcp4.json"]);
-  const subnet = kea.Dhcp4.subnet4[0];
+  assert.deepEqual([kea.Dhcp4["shared-networks"][0].name, kea.Dhcp4["shared-networks"][0].interface], ["lan", "veth0"]);
+  const subnet = kea.Dhcp4["shared-networks"][0].subnet4[0];
   assert.deepEqual([subnet.subnet, subnet.pools, subnet.reservations], ["10.77.0.0/24", [{ pool: "10.77.0.1 - 10.77.0.254", "client-class": "KNOWN" }], [{ "hw-address": "aa:bb:cc:00:00:01", "ip-address": "10.77.0.50", hostname: "host1" }]]);
   assert.deepEqual(subnet["option-data"].find((o: { name: string }) => o.name === "interface-mtu"), { name: "interface-mtu", data: "1450", "always-send": true });
   assert.equal(kea.Dhcp4["valid-lifetime"], 600);
@@ -122,4 +123,56 @@ test("a held sync answers as soon as a reservation changes (a push, not a poll)"
   assert.ok(took < 3000, `answered after ${took} ms`);
   assert.deepEqual(answer.assignments[0].config.reservations.map((r: { ip: string }) => r.ip), ["10.77.0.50", "10.77.0.51"]);
   assert.notEqual(answer.assignments[0].hash, known.lan);
+});
+
+test("what is served: ranges by their own prefix, child pools instead of their parent, one subnet per prefix, host names DHCP servers can read", async () => {
+  await env.engine.createSpace({ name: "mix" }, ctx);
+  // a range with its own prefix length and gateway, and two pools in one /24
+  await env.engine.createPool({ name: "ranged", space: "mix", ranges: [{ start: "10.1.0.100", end: "10.1.0.120", prefixLength: 24, gateway: "10.1.0.1" }] }, ctx);
+  await env.engine.createPool({ name: "low", space: "mix", ranges: [{ start: "10.9.0.10", end: "10.9.0.99", prefixLength: 24 }], gateway: "10.9.0.1" }, ctx);
+  await env.engine.createPool({ name: "high", space: "mix", ranges: [{ start: "10.9.0.100", end: "10.9.0.199", prefixLength: 24 }], gateway: "10.9.0.1" }, ctx);
+  // a parent carved into a child (as a Neutron subnet pool and its subnet are)
+  await env.engine.createPool({ name: "parent", space: "mix", cidr: "10.50.0.0/16" }, ctx);
+  await env.engine.createChildPool({ pool: "parent", space: "mix" }, { name: "child", cidr: "10.50.5.0/24", gateway: "10.50.5.1" }, ctx);
+  await env.engine.allocate({ pool: "child", space: "mix" }, { address: "10.50.5.10", mac: "02:00:00:00:05:10", hostname: "web-1" }, ctx);
+  for (const [i, hostname] of ["ignore", "1h", "-dash", "ok-name"].entries()) {
+    await env.engine.allocate({ pool: "low", space: "mix" }, { address: `10.9.0.${20 + i}`, mac: `02:00:00:00:09:${20 + i}`, hostname }, ctx);
+  }
+  assert.equal((await api("POST", "/v1/dhcp/networks", { name: "mix", space: "mix" })).statusCode, 201);
+  const kea = JSON.parse((await api("GET", "/v1/dhcp/networks/mix/config?format=kea")).json().files["kea-dhcp4.json"]);
+  const subnets = kea.Dhcp4["shared-networks"][0].subnet4 as { subnet: string; "option-data": { name: string; data: string }[]; reservations: { "ip-address": string; hostname?: string }[] }[];
+  assert.deepEqual(subnets.map((x) => x.subnet).sort(), ["10.1.0.0/24", "10.50.5.0/24", "10.9.0.0/24"]);
+  assert.equal(subnets.find((x) => x.subnet === "10.1.0.0/24")!["option-data"].find((o) => o.name === "routers")?.data, "10.1.0.1");
+  assert.deepEqual(subnets.find((x) => x.subnet === "10.50.5.0/24")!.reservations, [{ "hw-address": "02:00:00:00:05:10", "ip-address": "10.50.5.10", hostname: "web-1" }]);
+  const names = subnets.find((x) => x.subnet === "10.9.0.0/24")!.reservations.map((r) => r.hostname ?? null);
+  assert.deepEqual(names, [null, null, null, "ok-name"]);
+  const shown = (await api("GET", "/v1/dhcp/networks/mix")).json();
+  assert.equal(shown.problems.filter((p: string) => /host name .* is not sent/.test(p)).length, 3);
+  // a reservation's MAC is checked against the child pool's network too
+  const dup = await api("POST", "/v1/pools/high/allocations?space=mix", { mac: "02:00:00:00:05:10" });
+  assert.equal(dup.statusCode, 409);
+});
+
+test("agents: one whose server failed gives its network to a healthy one; a space-limited token's agent cannot hold other spaces' networks or another token's name", async () => {
+  const now = Date.now();
+  const reach = [{ network: "mix", interface: "eth0" }];
+  await recordAgent(env.engine, "mix-1", { networks: reach, server: "dnsmasq", health: {} }, now);
+  await schedule(env.engine, now);
+  await recordAgent(env.engine, "mix-2", { networks: reach, server: "dnsmasq", health: {} }, now);
+  await recordAgent(env.engine, "mix-1", { networks: reach, server: "dnsmasq", health: { mix: { state: "failed", error: "dnsmasq exited (code 2)", since: new Date(now).toISOString() } } }, now);
+  await schedule(env.engine, now);
+  const held = (await listAgents(env.engine, now)).filter((a) => a.assignments.includes("mix")).map((a) => a.name);
+  assert.deepEqual(held, ["mix-2"]);
+
+  const limited = await env.engine.createToken({ name: "lab-agent", scope: "write", spaces: ["lab"] }, ctx);
+  const as = { authorization: `Bearer ${limited.token}` };
+  const r = await env.inject({ method: "POST", url: "/v1/dhcp/agents/sneaky/sync", headers: as, payload: { networks: [{ network: "mix", interface: "eth0" }, { network: "lan", interface: "eth0" }], server: "dnsmasq", health: {} } });
+  assert.equal(r.statusCode, 200);
+  const sneaky = (await listAgents(env.engine)).find((a) => a.name === "sneaky")!;
+  assert.deepEqual(sneaky.networks.map((n) => n.network), ["lan"], "it claimed a network of a space its token cannot see");
+  const taken = await env.inject({ method: "POST", url: "/v1/dhcp/agents/mix-2/sync", headers: as, payload: { networks: [], server: "dnsmasq", health: {} } });
+  assert.equal(taken.statusCode, 200, "mix-2 was recorded without a token: anyone may adopt it");
+  const again = await env.inject({ method: "POST", url: "/v1/dhcp/agents/sneaky/sync", payload: { networks: [], server: "dnsmasq", health: {} } });
+  assert.equal(again.statusCode, 409);
+  assert.match(again.json().detail, /agent name sneaky is used by another token's agent/);
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -120,13 +120,16 @@ test("dnsmasq: a reserved MAC gets exactly its address and options; an unknown M
   assert.deepEqual(got, { ip: "10.77.0.50", router: "10.77.0.1", dns: "10.77.0.53", domain: "lab.example", search: "lab.example", mtu: "1450", ntpsrv: "10.77.0.123", lease: "600", serverid: "10.77.0.2", hostname: "host1" });
   assert.equal(lease("aa:bb:cc:00:00:99"), null, "an unknown MAC got a lease");
 
-  // a reservation added reaches the server within seconds (push), then is served
+  // a reservation added reaches the server within seconds (push), then is served, by the same dnsmasq (reloaded, not restarted)
+  const pidFile = join(dir, "host-a", "lan", "dnsmasq.pid");
+  const pidBefore = readFileSync(pidFile, "utf8").trim();
   const added = Date.now();
   assert.equal(allot(["--url", server.url, "allocate", "lab-net", "--space", "lab", "--address", "10.77.0.51", "--mac", "aa:bb:cc:00:00:99", "--owner", "late"]).code, 0);
   const late = await until("the new reservation served", () => lease("aa:bb:cc:00:00:99"), 15_000);
   assert.equal(late.ip, "10.77.0.51");
   assert.ok(Date.now() - added < 8000, `took ${Date.now() - added} ms`);
   t.diagnostic(`reservation added to lease: ${Date.now() - added} ms (CLI call, push to the agent, SIGHUP, one DHCP exchange)`);
+  assert.equal(readFileSync(pidFile, "utf8").trim(), pidBefore, "dnsmasq was restarted, not reloaded");
   // and a released one stops being answered
   assert.equal(allot(["--url", server.url, "release", "lab-net", "--space", "lab", "--owner", "late"]).code, 0);
   await until("the released MAC refused", () => lease("aa:bb:cc:00:00:99") === null, 15_000);

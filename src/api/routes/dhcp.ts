@@ -90,12 +90,13 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req, reply) => {
       const { known, waitSeconds, ...report } = req.body;
       const differs = (as: Assignment[]) => as.length !== Object.keys(known).length || as.some((a) => known[a.network] !== a.hash);
+      // the mark first: a change landing while the assignments are read then shows as a new mark
+      let mark = await req.engine.dhcpChangeMark();
       let assignments = await req.engine.dhcpAgentSync(req.params.name, report);
       // held open: answered as soon as the assignments or their reservations change (a push)
       let gone = false;
       reply.raw.once("close", () => (gone = true));
       const deadline = Date.now() + waitSeconds * 1000;
-      let mark = await req.engine.dhcpChangeMark();
       let touched = Date.now();
       while (!differs(assignments) && !gone && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 200));

@@ -43,6 +43,9 @@ interface OptionFlags {
   pool: string[];
 }
 
+/** An empty pool list means every IPv4 pool of the space: say so. */
+const shownPools = <T extends { pools: string[] }>(n: T): Record<string, unknown> => ({ ...n, pools: n.pools.length ? n.pools : "all" });
+
 const optionsOf = (o: OptionFlags) =>
   compact({
     router: o.router,
@@ -62,14 +65,14 @@ export function dhcpCommand(): Command {
     .action(async (name: string, o: OptionFlags & { space: string }, cmd: Command) => {
       const { client, format } = context(cmd);
       const made = await client.request<NetworkRow>("POST", "v1/dhcp/networks", compact({ name, space: o.space, pools: o.pool, servers: o.servers, options: optionsOf(o) }));
-      printObject(format, made as unknown as Record<string, unknown>, ["name", "space", "pools", "servers", "options"]);
+      printObject(format, shownPools(made), ["name", "space", "pools", "servers", "options"]);
     });
   withOptions(network.command("set <name>").description("change a network's options (all of them: give every option you want kept), pools or server count"))
     .action(async (name: string, o: OptionFlags, cmd: Command) => {
       const { client, format } = context(cmd);
       const hasOptions = o.router || o.dns.length || o.domain || o.search.length || o.ntp.length || o.mtu || o.leaseTime;
       const made = await client.request<NetworkRow>("PATCH", `v1/dhcp/networks/${seg(name)}`, compact({ servers: o.servers, pools: o.pool.length ? o.pool : undefined, options: hasOptions ? optionsOf(o) : undefined }));
-      printObject(format, made as unknown as Record<string, unknown>, ["name", "space", "pools", "servers", "options"]);
+      printObject(format, shownPools(made), ["name", "space", "pools", "servers", "options"]);
     });
   network
     .command("list")
@@ -91,7 +94,7 @@ export function dhcpCommand(): Command {
       const { client, format } = context(cmd);
       const n = await client.request<NetworkRow & { reservations: number; problems: string[]; agents: { name: string; alive: boolean; health: { state: string; error?: string } | null }[] }>("GET", `v1/dhcp/networks/${seg(name)}`);
       if (format !== "table") return print(format, n, [], n);
-      printObject(format, { ...n, agents: n.agents.map((a) => `${a.name} (${a.alive ? (a.health?.state ?? "starting") : "lost"}${a.health?.error ? `: ${a.health.error}` : ""})`) }, ["name", "space", "pools", "servers", "options", "reservations", "agents", "problems"]);
+      printObject(format, { ...shownPools(n), agents: n.agents.map((a) => `${a.name} (${a.alive ? (a.health?.state ?? "starting") : "lost"}${a.health?.error ? `: ${a.health.error}` : ""})`) }, ["name", "space", "pools", "servers", "options", "reservations", "agents", "problems"]);
     });
   network
     .command("delete <name>")
@@ -129,6 +132,14 @@ export function dhcpCommand(): Command {
         ["ERRORS", (a) => Object.entries(a.health).filter(([, h]) => h.error).map(([n, h]) => `${n}: ${h.error}`)],
         ["LAST SEEN", (a) => a.lastSeen],
       ], res.items);
+    });
+  dhcp
+    .command("forget-agent <name>")
+    .description("remove an agent that will not come back (its networks go to others); needs an admin token")
+    .action(async (name: string, _o, cmd: Command) => {
+      const { client } = context(cmd);
+      await client.request("DELETE", `v1/dhcp/agents/${seg(name)}`);
+      process.stdout.write(`agent ${name} forgotten\n`);
     });
   return dhcp;
 }
