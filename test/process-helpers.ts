@@ -15,8 +15,8 @@ export interface ServerProcess {
 }
 
 /** Starts `allot serve` as its own process on a free port and waits until it listens. */
-export function startServerProcess(dataDir: string, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
-  const proc = spawn(process.execPath, [...cli, "serve", "--port", "0", "--data-dir", dataDir], {
+export function startServerProcess(dataDir: string, extraEnv: Record<string, string> = {}, port = 0): Promise<ServerProcess> {
+  const proc = spawn(process.execPath, [...cli, "serve", "--port", String(port), "--data-dir", dataDir], {
     cwd: root,
     env: { ...process.env, ...serverEnv, ...extraEnv },
     stdio: ["ignore", "pipe", "pipe"],

@@ -12,6 +12,12 @@ import { type NetworkConfig, listNetworks, networkConfig } from "./networks.js";
 
 /** An agent unheard from for this long has lost its networks. */
 export const AGENT_TIMEOUT_MS = Number(process.env.ALLOT_DHCP_AGENT_TIMEOUT_MS ?? 6000);
+/**
+ * While this server was down nobody could be heard from: silence is counted from its start, so a
+ * restart does not take networks from agents that were serving them.
+ */
+const STARTED = Date.now();
+const isAlive = (lastSeen: number, now: number) => Math.max(lastSeen, STARTED) >= now - AGENT_TIMEOUT_MS;
 
 export interface Reach {
   network: string;
@@ -78,7 +84,7 @@ export async function schedule(engine: Engine, now = Date.now()): Promise<boolea
     const agents = (await sql.all<{ name: string; body: string; last_seen: number }>("SELECT name, body, last_seen FROM dhcp_agents ORDER BY name")).map((a) => ({
       name: a.name,
       report: JSON.parse(a.body) as AgentReport,
-      alive: Number(a.last_seen) >= now - AGENT_TIMEOUT_MS,
+      alive: isAlive(Number(a.last_seen), now),
     }));
     const rows = await sql.all<{ network: string; agent: string; since: number }>("SELECT network, agent, since FROM dhcp_assignments ORDER BY since, agent");
     let changed = false;
@@ -157,7 +163,7 @@ export async function listAgents(engine: Engine, now = Date.now()): Promise<Agen
     name: a.name,
     ...(JSON.parse(a.body) as AgentReport),
     lastSeen: new Date(Number(a.last_seen)).toISOString(),
-    alive: Number(a.last_seen) >= now - AGENT_TIMEOUT_MS,
+    alive: isAlive(Number(a.last_seen), now),
     assignments: rows.assigned.filter((r) => r.agent === a.name).map((r) => r.network),
   }));
 }

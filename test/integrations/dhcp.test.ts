@@ -162,6 +162,20 @@ test("two agents: stopping the serving one moves service to the other; one that 
   assert.deepEqual([again?.ip, again?.serverid], ["10.77.0.50", "10.77.0.2"]);
 });
 
+test("a restart of the server changes nothing that was running: the same agent, the same dnsmasq, the same leases", async () => {
+  const serving = servingAgent()!;
+  const pidFile = join(dir, serving, "lan", "dnsmasq.pid");
+  const pid = readFileSync(pidFile, "utf8").trim();
+  const port = new URL(server.url).port;
+  await server.stop();
+  server = await startServerProcess(join(dir, "data"), { ALLOT_DHCP_AGENT_TIMEOUT_MS: "3000" }, Number(port));
+  // the agents find it again; the assignment was kept, so nothing moves
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(servingAgent(), serving);
+  assert.equal(readFileSync(pidFile, "utf8").trim(), pid, "the DHCP server was restarted");
+  assert.equal(lease("aa:bb:cc:00:00:01")?.ip, "10.77.0.50");
+});
+
 test("ISC Kea: the same network served by Kea; a missing DHCP server binary is a health error the API shows", async () => {
   for (const name of ["host-a", "host-b"]) {
     const p = agents.get(name)!;
