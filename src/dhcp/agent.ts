@@ -165,7 +165,8 @@ export class DhcpAgent {
       this.o.log(`network ${a.network}: ${error}`);
       // a server still running keeps serving what it had; it stays ours to stop
       const keep = current?.proc && current.proc.exitCode === null && current.proc.signalCode === null;
-      this.running.set(a.network, keep ? { ...current, health: { state: "failed", error, since: now() } } : { assignment: a, proc: null, health: { state: "failed", error, since: now() }, main: "" });
+      // (recorded as this assignment, so it is not retried until the assignment changes again)
+      this.running.set(a.network, keep ? { ...current, assignment: a, health: { state: "failed", error, since: now() } } : { assignment: a, proc: null, health: { state: "failed", error, since: now() }, main: "" });
     };
     if (!onPath(bin)) return fail(`${bin} is not installed (Debian: ${pkg})`);
     const dir = this.dirOf(a.network);
