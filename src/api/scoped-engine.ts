@@ -159,6 +159,20 @@ export class ScopedEngine {
     return (await this.engine.lookup(address, space)).filter((r) => this.may(r.space));
   }
 
+  // ---- looking: the map of a pool, search, who am I
+
+  async poolMap(ref: PoolRef, o: { cells: number; start?: string; end?: string }) {
+    await this.poolSpace(ref);
+    return this.engine.poolMap(ref, o);
+  }
+  async search(text: string, limit: number) {
+    return this.engine.search(text, this.allowed === null ? null : [...this.allowed], limit);
+  }
+  whoami() {
+    const { id, name, scope, spaces, expiresAt } = this.token;
+    return { id, name, scope, spaces, expiresAt };
+  }
+
   // ---- history
 
   async history(query: HistoryQuery) {

@@ -14,6 +14,8 @@ import { type LookupResult, lookupIn } from "./lookup.js";
 import type { SecretBox } from "./secrets.js";
 import { type DueDelivery, type NewWebhook, type Webhook, type WebhookInput, createWebhook, deleteWebhook, leaseDue, listWebhooks, settleDelivery } from "./webhooks.js";
 import { address } from "./pool-plan.js";
+import { normalizeMac } from "./mac.js";
+import { type PoolMap, poolMap, searchAllocations } from "./overview.js";
 import { type PoolState, listPoolStates, loadPool, loadPoolById, toPool, usageOf } from "./pool-repo.js";
 import { carveChild, createPool, deletePool, updatePool } from "./pools.js";
 import { DEFAULT_SPACE, createSpace, deleteSpace, findSpace, listSpaces } from "./spaces.js";
@@ -357,6 +359,33 @@ export class Engine {
       const a = address(addressText, "address");
       const s = await findSpace(sql, space);
       return holderAt(sql, s.id, a.family, toKey(a.value), isoTime(at, "at"));
+    });
+  }
+
+  /** A pool's occupancy, cut into at most `cells` cells (from `start` to `end`, else the whole pool). */
+  poolMap(ref: PoolRef, o: { cells: number; start?: string; end?: string }): Promise<PoolMap> {
+    return this.read(async (sql) => {
+      const pool = await loadPool(sql, ref);
+      const at = (text: string | undefined, field: string) => {
+        if (text === undefined) return undefined;
+        const a = address(text, field);
+        if (a.family !== pool.family) throw new AllotError("invalid-address", `${field}: ${text} is not an IPv${pool.family} address (pool ${pool.name} is IPv${pool.family})`);
+        return a.value;
+      };
+      return poolMap(sql, pool, o.cells, at(o.start, "start"), at(o.end, "end"));
+    });
+  }
+
+  /** Allocations by MAC, owner or host name (a prefix of it), in the given spaces (null: all). */
+  search(text: string, spaces: string[] | null, limit = 50): Promise<Allocation[]> {
+    return this.read(async (sql) => {
+      let mac: string | null = null;
+      try {
+        mac = normalizeMac(text);
+      } catch {
+        // not a MAC: owner and host name only
+      }
+      return searchAllocations(sql, text, mac, spaces === null ? null : await spaceIds(sql, spaces), limit);
     });
   }
 

@@ -65,6 +65,7 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   "DELETE /v1/pools/{pool}": async (s) => ({ method: "DELETE", url: `/v1/pools/p-${s}?space=${s}` }), // 409 when allowed: it holds allocations
   "GET /v1/pools/{pool}/children": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/children?space=${s}` }),
   "POST /v1/pools/{pool}/children": async (s) => ({ method: "POST", url: `/v1/pools/p-${s}/children?space=${s}`, payload: { name: uniq("c"), prefixLength: 31 } }),
+  "GET /v1/pools/{pool}/map": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/map?space=${s}&cells=16` }),
   "GET /v1/pools/{pool}/usage": async (s) => ({ method: "GET", url: `/v1/pools/${await poolId(s)}/usage` }),
   "GET /v1/pools/{pool}/allocations": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/allocations?space=${s}` }),
   "POST /v1/pools/{pool}/allocations": async (s) => ({ method: "POST", url: `/v1/pools/p-${s}/allocations?space=${s}`, payload: {} }),
@@ -114,7 +115,7 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   },
 };
 /** Routes that name no space: checked separately below. */
-const SPACELESS = ["GET /v1/spaces", "POST /v1/spaces", "GET /v1/tokens", "GET /v1/webhooks", "GET /v1/dhcp/networks", "GET /v1/dhcp/agents", "POST /v1/dhcp/agents/{name}/sync"];
+const SPACELESS = ["GET /v1/spaces", "POST /v1/spaces", "GET /v1/tokens", "GET /v1/webhooks", "GET /v1/dhcp/networks", "GET /v1/dhcp/agents", "POST /v1/dhcp/agents/{name}/sync", "GET /v1/search", "GET /v1/whoami"];
 const ADMIN_ROUTES = new Set(["DELETE /v1/dhcp/agents/{name}", "POST /v1/spaces", "DELETE /v1/spaces/{space}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{token}", "GET /v1/webhooks", "POST /v1/webhooks", "DELETE /v1/webhooks/{webhook}"]);
 /** Making and removing spaces takes an admin for every space: a space-limited token is refused even in its own. */
 const EVERY_SPACE = new Set(["POST /v1/spaces", "DELETE /v1/spaces/{space}", "DELETE /v1/dhcp/agents/{name}"]);

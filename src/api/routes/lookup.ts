@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { HistoryQuery as Query } from "../../engine/engine.js";
-import { HistoryEntry, HistoryQuery, Holding, LookupResult, items, problems } from "../schemas.js";
+import { Allocation, HistoryEntry, HistoryQuery, Holding, LookupResult, items, problems } from "../schemas.js";
 
 export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
@@ -53,5 +53,40 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
       const holder = await req.engine.holderAt(address, at, space);
       return { address, space, at: new Date(Date.parse(at)).toISOString(), holder };
     },
+  );
+
+  app.get(
+    "/search",
+    {
+      schema: {
+        tags: ["lookup"],
+        summary: "Find allocations by MAC, owner or host name (or its beginning), in the token's spaces; an address gives its holders",
+        querystring: z.strictObject({ q: z.string().min(1).max(253), limit: z.coerce.number().int().min(1).max(200).default(50) }),
+        response: { 200: z.object({ addresses: z.array(LookupResult), allocations: z.array(Allocation) }), ...problems },
+      },
+    },
+    async (req) => {
+      const q = req.query.q.trim();
+      // an address is looked up; anything else is searched for among MACs, owners and host names
+      let addresses: Awaited<ReturnType<typeof req.engine.lookup>> = [];
+      try {
+        addresses = await req.engine.lookup(q);
+      } catch {
+        // not an address
+      }
+      return { addresses, allocations: await req.engine.search(q, req.query.limit) };
+    },
+  );
+
+  app.get(
+    "/whoami",
+    {
+      schema: {
+        tags: ["tokens"],
+        summary: "The token this request was made with: its name, scope and spaces (never its secret)",
+        response: { 200: z.object({ id: z.string(), name: z.string(), scope: z.enum(["read", "write", "admin"]), spaces: z.array(z.string()).nullable(), expiresAt: z.string().nullable() }), ...problems },
+      },
+    },
+    async (req) => req.engine.whoami(),
   );
 };

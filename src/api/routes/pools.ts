@@ -96,6 +96,36 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
   );
 
   app.get(
+    "/pools/:pool/map",
+    {
+      schema: {
+        tags,
+        summary: "A pool's occupancy as a map: from start to end (else the whole pool) in at most `cells` cells, each with its size and free count",
+        params: PoolParams,
+        querystring: z.strictObject({
+          space: z.string().max(128).optional(),
+          cells: z.coerce.number().int().min(1).max(4096).default(256),
+          start: z.string().max(100).optional(),
+          end: z.string().max(100).optional(),
+        }),
+        response: {
+          200: z.object({
+            first: z.string(),
+            last: z.string(),
+            cellSize: z.string(),
+            cells: z.array(z.object({ first: z.string(), last: z.string(), total: z.string(), free: z.string() })),
+          }),
+          ...problems,
+        },
+      },
+    },
+    async (req) => {
+      const { cells, start, end } = req.query;
+      return req.engine.poolMap(ref(req.params, req.query), { cells, ...(start ? { start } : {}), ...(end ? { end } : {}) });
+    },
+  );
+
+  app.get(
     "/pools/:pool/history",
     {
       schema: {

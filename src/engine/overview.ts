@@ -1,0 +1,97 @@
+/**
+ * Reads for looking at the address space rather than changing it: a pool's occupancy as a map of
+ * cells (each cell a stretch of addresses with its free count, from the free-space index, so a cell
+ * costs the same at any pool size), and a search for allocations by MAC, owner or host name.
+ */
+import { fromKey } from "../addr/index.js";
+import type { Sql } from "../store/store.js";
+import { type AllocationRow, toAllocation } from "./allocation-repo.js";
+import { AllotError } from "./errors.js";
+import { key, loadPoolById, type PoolState } from "./pool-repo.js";
+import type { Allocation } from "./types.js";
+
+export interface MapCell {
+  /** First and last address of the cell, as numbers in text (IPv6 needs 128 bits). */
+  first: string;
+  last: string;
+  total: string;
+  free: string;
+}
+
+export interface PoolMap {
+  first: string;
+  last: string;
+  /** Addresses per cell (the last cell may be shorter). */
+  cellSize: string;
+  cells: MapCell[];
+}
+
+/**
+ * The stretch [first, last] of a pool cut into at most `cells` equal cells, each with how many of its
+ * addresses are in the pool (its ranges) and how many of those are free. Reads only the free runs and
+ * ranges that meet the stretch.
+ */
+export async function poolMap(sql: Sql, pool: PoolState, cells: number, from?: bigint, to?: bigint): Promise<PoolMap> {
+  const lo = from ?? pool.ranges[0]!.first;
+  const hi = to ?? pool.ranges[pool.ranges.length - 1]!.last;
+  if (hi < lo) throw new AllotError("invalid-request", "the map's end is before its start");
+  const span = hi - lo + 1n;
+  const n = BigInt(Math.max(1, Math.min(cells, 4096)));
+  const size = (span + n - 1n) / n;
+  const count = Number((span + size - 1n) / size);
+  const total = new Array<bigint>(count).fill(0n);
+  const free = new Array<bigint>(count).fill(0n);
+  /** Adds the overlap of [a, b] with each cell it meets to `into`. */
+  const spread = (a: bigint, b: bigint, into: bigint[]) => {
+    const s = a > lo ? a : lo;
+    const e = b < hi ? b : hi;
+    if (e < s) return;
+    for (let i = Number((s - lo) / size); i < count; i++) {
+      const cf = lo + BigInt(i) * size;
+      const cl = cf + size - 1n;
+      if (cf > e) break;
+      const os = s > cf ? s : cf;
+      const oe = e < cl ? e : cl;
+      if (oe >= os) into[i] = into[i]! + (oe - os + 1n);
+    }
+  };
+  for (const r of pool.ranges) spread(r.first, r.last, total);
+  // the run that starts before the stretch may reach into it: start from the last run at or below lo
+  const start = await sql.get<{ first: Buffer }>("SELECT first FROM free_runs WHERE pool_id = ? AND first <= ? ORDER BY first DESC LIMIT 1", [pool.id, key(lo)]);
+  const runs = await sql.all<{ first: Buffer; last: Buffer }>("SELECT first, last FROM free_runs WHERE pool_id = ? AND first >= ? AND first <= ? ORDER BY first", [
+    pool.id,
+    start?.first ?? key(lo),
+    key(hi),
+  ]);
+  for (const r of runs) spread(fromKey(r.first), fromKey(r.last), free);
+  return {
+    first: lo.toString(),
+    last: hi.toString(),
+    cellSize: size.toString(),
+    cells: total.map((t, i) => {
+      const cf = lo + BigInt(i) * size;
+      const cl = cf + size - 1n < hi ? cf + size - 1n : hi;
+      return { first: cf.toString(), last: cl.toString(), total: t.toString(), free: free[i]!.toString() };
+    }),
+  };
+}
+
+/** Allocations whose MAC, owner or host name is the text (host names also by prefix), in the given spaces. */
+export async function searchAllocations(sql: Sql, text: string, mac: string | null, spaceIds: string[] | null, limit: number): Promise<Allocation[]> {
+  const within = spaceIds === null ? "" : ` AND space_id IN (${spaceIds.map(() => "?").join(", ") || "NULL"})`;
+  const params = spaceIds ?? [];
+  const rows: AllocationRow[] = [];
+  const add = (found: AllocationRow[]) => {
+    for (const r of found) if (!rows.some((x) => x.id === r.id) && rows.length < limit) rows.push(r);
+  };
+  if (mac) add(await sql.all<AllocationRow>(`SELECT * FROM allocations WHERE mac = ?${within} LIMIT ?`, [mac, ...params, limit]));
+  add(await sql.all<AllocationRow>(`SELECT * FROM allocations WHERE owner = ?${within} LIMIT ?`, [text, ...params, limit]));
+  add(await sql.all<AllocationRow>(`SELECT * FROM allocations WHERE hostname >= ? AND hostname < ?${within} ORDER BY hostname LIMIT ?`, [text, `${text}\uffff`, ...params, limit]));
+  const pools = new Map<string, PoolState>();
+  const out: Allocation[] = [];
+  for (const r of rows) {
+    if (!pools.has(r.pool_id)) pools.set(r.pool_id, await loadPoolById(sql, r.pool_id));
+    out.push(toAllocation(pools.get(r.pool_id)!, r));
+  }
+  return out;
+}
