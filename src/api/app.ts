@@ -1,5 +1,8 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
+import fastifyStatic from "@fastify/static";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from "fastify";
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from "fastify-type-provider-zod";
 import { randomUUID } from "node:crypto";
@@ -139,6 +142,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     transform: jsonSchemaTransform,
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
+  // the web UI: its page, script and styles, compiled into dist/ui (npm ci or npm run build makes them)
+  const ui = fileURLToPath(new URL("../../dist/ui/", import.meta.url));
+  if (existsSync(ui)) {
+    await app.register(fastifyStatic, { root: ui, prefix: "/ui/", decorateReply: false, schemaHide: true });
+    app.get("/", { schema: { hide: true } }, async (_req, reply) => reply.redirect("/ui/"));
+  }
 
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   app.get(

@@ -93,7 +93,7 @@ async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">, 
   const byId = new Map(all.map((p) => [p.id, p]));
   const children = async (p: Pool): Promise<Pool[]> => {
     if (p.usage.inChildPools === "0") return [p];
-    const kids = all.filter((c) => c.parent === p.id);
+    const kids = all.filter((c) => c.parent === p.name);
     // listPools may give only top-level pools: ask for the children then
     const list = kids.length > 0 ? kids : await engine.listPools({ parent: { pool: p.id } });
     for (const k of list) byId.set(k.id, k);

@@ -1,0 +1,551 @@
+/**
+ * Allot's web UI: sign in with an API token, see spaces and pools as a tree (fullest first), a pool's
+ * address map (zoomable, from the server's cell counts, so a pool of any size costs the same), its
+ * allocations page by page, allocate and release, history, and search from anywhere. Everything is
+ * read through the /v1 API with the token, so its scope and spaces decide what shows and what can be done.
+ */
+
+// ---------- the API, with the token of this browser tab
+
+const TOKEN_KEY = "allot-token";
+let token = sessionStorage.getItem(TOKEN_KEY);
+
+class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(path, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  const data = text ? (JSON.parse(text) as unknown) : undefined;
+  if (!res.ok) {
+    if (res.status === 401) signOut();
+    throw new ApiError((data as { detail?: string } | undefined)?.detail ?? `${res.status} ${res.statusText}`, res.status);
+  }
+  return data as T;
+}
+
+interface Me {
+  name: string;
+  scope: "read" | "write" | "admin";
+  spaces: string[] | null;
+}
+interface Usage {
+  total: string;
+  allocated: string;
+  free: string;
+  inChildPools: string;
+  utilization: number;
+}
+interface Pool {
+  id: string;
+  name: string;
+  space: string;
+  family: 4 | 6;
+  parent: string | null;
+  ranges: { start: string; end: string; cidr?: string; prefixLength: number }[];
+  thresholds: number[];
+  usage: Usage;
+  description: string;
+}
+interface Allocation {
+  id: string;
+  address: string;
+  lastAddress: string;
+  size: number;
+  owner: string | null;
+  mac: string | null;
+  hostname: string | null;
+  createdAt: string;
+  expiresAt: string | null;
+  pool: string;
+  poolId: string;
+  space: string;
+}
+interface MapCell {
+  first: string;
+  last: string;
+  total: string;
+  free: string;
+}
+interface History {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  entity: string;
+  before: Record<string, unknown> | null;
+  after: Record<string, unknown> | null;
+}
+
+let me: Me | null = null;
+const canWrite = () => me !== null && me.scope !== "read";
+
+// ---------- small DOM helpers (text is always set as text)
+
+type Child = Node | string | null | undefined | false;
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string | boolean | ((e: Event) => void)> = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+    else if (v === true) el.setAttribute(k, "");
+    else if (v !== false) el.setAttribute(k, v);
+  }
+  for (const c of children) if (c !== null && c !== undefined && c !== false) el.append(typeof c === "string" ? document.createTextNode(c) : c);
+  return el;
+}
+const main = () => document.getElementById("main")!;
+function show(...nodes: Child[]): void {
+  main().replaceChildren(...nodes.filter((n): n is Node | string => n !== null && n !== undefined && n !== false));
+}
+const errorBox = (err: unknown) => h("p", { class: "error", role: "alert" }, (err as Error).message);
+
+/** replaceChildren, skipping what is not there. */
+function fill(el: Element, ...nodes: Child[]): void {
+  el.replaceChildren(...nodes.filter((n): n is Node | string => n !== null && n !== undefined && n !== false));
+}
+
+/** Big counts (IPv6) as text with thousands separators, or powers of two when huge. */
+function count(text: string): string {
+  const n = BigInt(text);
+  if (n >= 10n ** 15n) {
+    const bits = n.toString(2).length - 1;
+    return n === 1n << BigInt(bits) ? `2^${bits}` : `≈2^${bits}`;
+  }
+  return n.toLocaleString("en");
+}
+const pct = (u: number) => `${u.toFixed(u < 10 ? 2 : 1)}%`;
+
+function bar(p: Pool): HTMLElement {
+  const u = p.usage.utilization;
+  const hot = p.thresholds.some((t) => u >= t);
+  return h(
+    "div",
+    { class: "bar", role: "img", "aria-label": `${pct(u)} used${p.thresholds.length ? `, alert at ${p.thresholds.join("%, ")}%` : ""}` },
+    h("div", { class: hot ? "fill hot" : "fill", style: `width:${Math.min(100, u)}%` }),
+    ...p.thresholds.map((t) => h("div", { class: "mark", style: `left:${t}%`, title: `alert at ${t}%` })),
+  );
+}
+
+// ---------- pages
+
+function signInPage(message?: string): void {
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, placeholder: "allot_…" });
+  show(
+    h(
+      "form",
+      {
+        class: "signin",
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          token = input.value.trim();
+          sessionStorage.setItem(TOKEN_KEY, token);
+          void start();
+        },
+      },
+      h("h1", {}, "Sign in"),
+      h("label", { for: "token" }, "API token"),
+      input,
+      h("p", { class: "muted" }, "The token the server printed at first start, or one from allot token create. It is kept in this tab only."),
+      message ? h("p", { class: "error", role: "alert" }, message) : null,
+      h("button", { class: "primary", type: "submit" }, "Sign in"),
+    ),
+  );
+  input.focus();
+}
+
+function signOut(): void {
+  token = null;
+  me = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  document.getElementById("search")!.hidden = true;
+  document.getElementById("who")!.replaceChildren();
+}
+
+async function overviewPage(): Promise<void> {
+  const [{ items: spaces }, { items: pools }] = await Promise.all([api<{ items: { name: string }[] }>("GET", "/v1/spaces"), api<{ items: Pool[] }>("GET", "/v1/pools")]);
+  // a pool's parent is named within its space
+  const byParent = new Map<string | null, Pool[]>();
+  for (const p of pools) byParent.set(p.parent, [...(byParent.get(p.parent) ?? []), p]);
+  // fullest first, at every level
+  for (const list of byParent.values()) list.sort((a, b) => b.usage.utilization - a.usage.utilization || a.name.localeCompare(b.name));
+  const tree = (parent: string | null, space: string): HTMLElement | null => {
+    const kids = (byParent.get(parent) ?? []).filter((p) => p.space === space);
+    if (kids.length === 0) return null;
+    return h(
+      "ul",
+      {},
+      ...kids.map((p) =>
+        h(
+          "li",
+          {},
+          h(
+            "div",
+            { class: "pool-row" },
+            h("a", { href: `#/pool/${p.id}` }, p.name),
+            bar(p),
+            h("span", { class: "num" }, `${pct(p.usage.utilization)} · ${count(p.usage.allocated)} of ${count(p.usage.total)}`),
+          ),
+          tree(p.name, space),
+        ),
+      ),
+    );
+  };
+  show(
+    h("h1", {}, "Address space"),
+    ...spaces.map((s) => h("section", { class: "tree", "aria-label": `space ${s.name}` }, h("h2", {}, `Space ${s.name}`), tree(null, s.name) ?? h("p", { class: "muted" }, "No pools."))),
+    canWrite() ? newPoolForm(spaces.map((s) => s.name)) : null,
+  );
+}
+
+function newPoolForm(spaces: string[]): HTMLElement {
+  const name = h("input", { id: "np-name", required: true, placeholder: "lab-net" });
+  const cidr = h("input", { id: "np-cidr", required: true, placeholder: "10.0.0.0/24" });
+  const space = h("select", { id: "np-space" }, ...spaces.map((s) => h("option", { value: s }, s)));
+  const out = h("div", { "aria-live": "polite" });
+  return h(
+    "section",
+    {},
+    h("h2", {}, "New pool"),
+    h(
+      "form",
+      {
+        class: "inline",
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          try {
+            const p = await api<Pool>("POST", "/v1/pools", { name: name.value.trim(), cidr: cidr.value.trim(), space: space.value });
+            location.hash = `#/pool/${p.id}`;
+          } catch (err) {
+            out.replaceChildren(errorBox(err));
+          }
+        },
+      },
+      h("label", { for: "np-name" }, "Name", name),
+      h("label", { for: "np-cidr" }, "CIDR", cidr),
+      h("label", { for: "np-space" }, "Space", space),
+      h("button", { class: "primary", type: "submit" }, "Create pool"),
+    ),
+    out,
+  );
+}
+
+/** The address map: up to 256 cells of the stretch [start, end]; a cell of many addresses zooms in. */
+async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?: string }, onChange: () => void): Promise<void> {
+  const q = new URLSearchParams({ cells: "256", ...(zoom.start ? { start: zoom.start } : {}), ...(zoom.end ? { end: zoom.end } : {}) });
+  const map = await api<{ first: string; last: string; cellSize: string; cells: MapCell[] }>("GET", `/v1/pools/${p.id}/map?${q.toString()}`);
+  const single = map.cellSize === "1";
+  const label = (c: MapCell) => (c.first === c.last ? addressText(p, c.first) : `${addressText(p, c.first)} – ${addressText(p, c.last)}`);
+  const cells = map.cells.map((c, i) => {
+    const total = BigInt(c.total);
+    const used = total - BigInt(c.free);
+    const ratio = total === 0n ? 0 : Number((used * 1000n) / total) / 1000;
+    const state = total === 0n ? "not in pool" : used === 0n ? "free" : used === total ? (single ? "in use" : "full") : `${count(used.toString())} of ${count(total.toString())} in use`;
+    const colour = total === 0n ? "#f2f2f2" : `color-mix(in srgb, var(--used) ${Math.round(ratio * 100)}%, var(--free))`;
+    return h(
+      "button",
+      {
+        type: "button",
+        style: `background:${colour}`,
+        "aria-label": `${label(c)}: ${state}`,
+        title: `${label(c)}: ${state}`,
+        "data-index": String(i),
+        onclick: () => {
+          if (single) location.hash = `#/address/${encodeURIComponent(p.space)}/${encodeURIComponent(addressText(p, c.first))}`;
+          else void drawMap(p, into, { start: addressText(p, c.first), end: addressText(p, c.last) }, onChange);
+        },
+        onkeydown: (e: Event) => {
+          const k = (e as KeyboardEvent).key;
+          const step = k === "ArrowRight" ? 1 : k === "ArrowLeft" ? -1 : k === "ArrowDown" ? 16 : k === "ArrowUp" ? -16 : 0;
+          if (!step) return;
+          e.preventDefault();
+          (into.querySelector(`[data-index="${i + step}"]`) as HTMLElement | null)?.focus();
+        },
+      },
+      single ? addressText(p, c.first).split(/[.:]/).pop()! : "",
+    );
+  });
+  into.replaceChildren(
+    h(
+      "div",
+      { class: "crumbs" },
+      zoom.start ? h("button", { type: "button", onclick: () => void drawMap(p, into, {}, onChange) }, "Whole pool") : null,
+      ` ${label({ first: map.first, last: map.last, total: "0", free: "0" })}: ${map.cells.length} cells of ${count(map.cellSize)} address${map.cellSize === "1" ? "" : "es"}`,
+      single ? "" : " (select a cell to zoom in)",
+    ),
+    h("div", { class: "grid", role: "group", "aria-label": "address map" }, ...cells),
+    h("div", { class: "legend" }, h("span", { style: "--c: var(--free)" }, "free"), h("span", { style: "--c: var(--used)" }, "in use (allocated, reserved or carved)"), h("span", { style: "--c: #f2f2f2" }, "not in the pool")),
+  );
+  onChange();
+}
+
+/** An address from its number in text, for the pool's family. */
+function addressText(p: Pool, value: string): string {
+  let v = BigInt(value);
+  if (p.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join(".");
+  const groups: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    groups.unshift((v & 0xffffn).toString(16));
+    v >>= 16n;
+  }
+  // the longest run of zero groups (two or more) becomes ::
+  let best = [-1, 0];
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > best[1]! && j - i > 1) best = [i, j - i];
+    i = j;
+  }
+  if (best[0]! < 0) return groups.join(":");
+  return `${groups.slice(0, best[0]).join(":")}::${groups.slice(best[0]! + best[1]!).join(":")}`;
+}
+
+async function poolPage(id: string): Promise<void> {
+  const p = await api<Pool>("GET", `/v1/pools/${id}`);
+  const mapBox = h("div", {});
+  const table = h("div", {});
+  const history = h("div", {});
+  const stats = h("div", { class: "stats" });
+  const refreshStats = async () => {
+    const fresh = await api<Pool>("GET", `/v1/pools/${id}`);
+    fill(
+      stats,
+      h("div", {}, h("b", {}, pct(fresh.usage.utilization)), "used"),
+      h("div", {}, h("b", {}, count(fresh.usage.allocated)), "allocated"),
+      h("div", {}, h("b", {}, count(fresh.usage.free)), "free"),
+      h("div", {}, h("b", {}, count(fresh.usage.total)), "addresses"),
+      fresh.thresholds.length ? h("div", {}, h("b", {}, fresh.thresholds.map((t) => `${t}%`).join(", ")), "alerts") : null,
+    );
+  };
+  const refreshAll = () => {
+    void refreshStats();
+    void drawMap(p, mapBox, {}, () => {});
+    void loadTable();
+    void loadHistory();
+  };
+
+  // the allocations, a page at a time (keyset pages from the server), filtered server-side
+  let after: string | null = null;
+  const pages: (string | null)[] = [];
+  const field = h("select", { id: "f-field", "aria-label": "filter by" }, h("option", { value: "owner" }, "owner"), h("option", { value: "mac" }, "MAC"), h("option", { value: "hostname" }, "host name"));
+  const value = h("input", { id: "f-value", type: "search", placeholder: "filter", "aria-label": "filter value" });
+  const loadTable = async (): Promise<void> => {
+    const q = new URLSearchParams({ limit: "50", ...(after ? { after } : {}), ...(value.value.trim() ? { [field.value]: value.value.trim() } : {}) });
+    try {
+      const res = await api<{ items: Allocation[]; next: string | null }>("GET", `/v1/pools/${id}/allocations?${q.toString()}`);
+      fill(
+        table,
+        h(
+          "table",
+          {},
+          h("caption", { class: "visually-hidden" }, "Allocations, by address"),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Address"), h("th", { scope: "col" }, "Owner"), h("th", { scope: "col", class: "hide-narrow" }, "MAC"), h("th", { scope: "col", class: "hide-narrow" }, "Host name"), h("th", { scope: "col", class: "hide-narrow" }, "Since"), canWrite() ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null)),
+          h(
+            "tbody",
+            {},
+            ...res.items.map((a) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, h("a", { href: `#/address/${encodeURIComponent(a.space)}/${encodeURIComponent(a.address)}` }, a.size > 1 ? `${a.address} (+${a.size - 1})` : a.address)),
+                h("td", {}, a.owner ?? ""),
+                h("td", { class: "hide-narrow" }, a.mac ?? ""),
+                h("td", { class: "hide-narrow" }, a.hostname ?? ""),
+                h("td", { class: "hide-narrow" }, a.createdAt.replace("T", " ").slice(0, 19)),
+                canWrite()
+                  ? h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `release ${a.address}`, onclick: async () => {
+                      try {
+                        await api("DELETE", `/v1/allocations/${a.id}`);
+                        refreshAll();
+                      } catch (err) {
+                        table.prepend(errorBox(err));
+                      }
+                    } }, "Release"))
+                  : null,
+              ),
+            ),
+          ),
+        ),
+        res.items.length === 0 ? h("p", { class: "muted" }, "No allocations here.") : null,
+        h(
+          "div",
+          { class: "pager" },
+          h("button", { type: "button", disabled: pages.length === 0, onclick: () => { after = pages.pop() ?? null; void loadTable(); } }, "Previous"),
+          h("button", { type: "button", disabled: !res.next, onclick: () => { pages.push(after); after = res.next; void loadTable(); } }, "Next"),
+          h("span", { class: "muted" }, `page ${pages.length + 1}`),
+        ),
+      );
+    } catch (err) {
+      table.replaceChildren(errorBox(err));
+    }
+  };
+  const loadHistory = async () => {
+    const res = await api<{ items: History[] }>("GET", `/v1/pools/${id}/history?limit=15`);
+    history.replaceChildren(
+      h(
+        "table",
+        {},
+        h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))),
+        h("tbody", {}, ...res.items.map((e) => h("tr", {}, h("td", {}, e.at.replace("T", " ").slice(0, 19)), h("td", {}, describe(e)), h("td", {}, e.actor)))),
+      ),
+    );
+  };
+
+  show(
+    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Address space"), ` › ${p.space} › `),
+    h("h1", {}, p.name, " ", h("span", { class: "muted" }, p.ranges.map((r) => r.cidr ?? `${r.start}–${r.end}`).join(", "))),
+    p.description ? h("p", {}, p.description) : null,
+    stats,
+    h("h2", {}, "Address map"),
+    mapBox,
+    canWrite() ? allocateForm(p, refreshAll) : null,
+    h("h2", {}, "Allocations"),
+    h("form", { class: "inline", role: "search", onsubmit: (e: Event) => { e.preventDefault(); after = null; pages.length = 0; void loadTable(); } }, field, value, h("button", { type: "submit" }, "Filter")),
+    table,
+    h("h2", {}, "History"),
+    history,
+  );
+  refreshAll();
+}
+
+function describe(e: History): string {
+  const v = (e.after ?? e.before ?? {}) as { address?: string; name?: string; owner?: string | null };
+  return `${e.action} ${e.entity}${v.address ? ` ${v.address}` : v.name ? ` ${v.name}` : ""}${v.owner ? ` (${v.owner})` : ""}`;
+}
+
+function allocateForm(p: Pool, done: () => void): HTMLElement {
+  const mode = h("select", { id: "a-mode" }, h("option", { value: "next" }, "next free"), h("option", { value: "specific" }, "specific address"), h("option", { value: "block" }, "block"));
+  const addr = h("input", { id: "a-address", placeholder: p.family === 4 ? "10.0.0.5" : "2001:db8::5" });
+  const size = h("input", { id: "a-size", type: "number", min: "1", value: "4" });
+  const owner = h("input", { id: "a-owner", placeholder: "vm-42" });
+  const mac = h("input", { id: "a-mac", placeholder: "aa:bb:cc:dd:ee:ff" });
+  const hostname = h("input", { id: "a-hostname", placeholder: "web-1" });
+  const out = h("div", { "aria-live": "polite" });
+  return h(
+    "section",
+    {},
+    h("h2", {}, "Allocate"),
+    h(
+      "form",
+      {
+        class: "inline",
+        onsubmit: async (e: Event) => {
+          e.preventDefault();
+          const body: Record<string, unknown> = {};
+          if (mode.value === "specific") body.address = addr.value.trim();
+          if (mode.value === "block") body.size = Number(size.value);
+          for (const [k, input] of [["owner", owner], ["mac", mac], ["hostname", hostname]] as const) if (input.value.trim()) body[k] = input.value.trim();
+          try {
+            const a = await api<Allocation>("POST", `/v1/pools/${p.id}/allocations`, body);
+            out.replaceChildren(h("p", { role: "status" }, `Allocated ${a.address}${a.size > 1 ? ` – ${a.lastAddress}` : ""}.`));
+            done();
+          } catch (err) {
+            out.replaceChildren(errorBox(err));
+          }
+        },
+      },
+      h("label", { for: "a-mode" }, "Take", mode),
+      h("label", { for: "a-address" }, "Address", addr),
+      h("label", { for: "a-size" }, "Block size", size),
+      h("label", { for: "a-owner" }, "Owner", owner),
+      h("label", { for: "a-mac" }, "MAC", mac),
+      h("label", { for: "a-hostname" }, "Host name", hostname),
+      h("button", { class: "primary", type: "submit" }, "Allocate"),
+    ),
+    out,
+  );
+}
+
+async function searchPage(q: string): Promise<void> {
+  (document.getElementById("q") as HTMLInputElement).value = q;
+  const res = await api<{ addresses: { space: string; address: string; pool: string; poolId: string; state: string; allocation: Allocation | null }[]; allocations: Allocation[] }>("GET", `/v1/search?q=${encodeURIComponent(q)}`);
+  const link = (space: string, address: string) => h("a", { href: `#/address/${encodeURIComponent(space)}/${encodeURIComponent(address)}` }, address);
+  show(
+    h("h1", {}, `Search: ${q}`),
+    res.addresses.length
+      ? h("section", {}, h("h2", {}, "Address"), h("ul", {}, ...res.addresses.map((r) => h("li", {}, link(r.space, r.address), ` in ${r.space} / ${r.pool}: ${r.state}${r.allocation?.owner ? `, held by ${r.allocation.owner}` : ""}`))))
+      : null,
+    h("section", {}, h("h2", {}, "Allocations"), res.allocations.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", {}, "Pool"), h("th", {}, "Owner"), h("th", {}, "MAC"), h("th", {}, "Host name"))), h("tbody", {}, ...res.allocations.map((a) => h("tr", {}, h("td", {}, link(a.space, a.address)), h("td", {}, h("a", { href: `#/pool/${a.poolId}` }, `${a.space} / ${a.pool}`)), h("td", {}, a.owner ?? ""), h("td", {}, a.mac ?? ""), h("td", {}, a.hostname ?? ""))))) : h("p", { class: "muted" }, "Nothing found by MAC, owner or host name.")),
+  );
+}
+
+async function addressPage(space: string, address: string): Promise<void> {
+  const [found, history] = await Promise.all([
+    api<{ items: { pool: string; poolId: string; state: string; allocation: Allocation | null }[] }>("GET", `/v1/lookup?address=${encodeURIComponent(address)}&space=${encodeURIComponent(space)}`),
+    api<{ items: History[] }>("GET", `/v1/history?address=${encodeURIComponent(address)}&space=${encodeURIComponent(space)}&limit=100`),
+  ]);
+  const r = found.items[0];
+  const a = r?.allocation;
+  show(
+    h("h1", {}, address, " ", h("span", { class: "muted" }, `in ${space}`)),
+    r
+      ? h(
+          "dl",
+          {},
+          h("dt", {}, "Pool"),
+          h("dd", {}, h("a", { href: `#/pool/${r.poolId}` }, r.pool)),
+          h("dt", {}, "State"),
+          h("dd", {}, r.state),
+          ...(a ? [h("dt", {}, "Held by"), h("dd", {}, a.owner ?? "(no owner)"), h("dt", {}, "Since"), h("dd", {}, a.createdAt), h("dt", {}, "MAC"), h("dd", {}, a.mac ?? "-"), h("dt", {}, "Host name"), h("dd", {}, a.hostname ?? "-")] : []),
+        )
+      : h("p", {}, "No pool in this space holds this address."),
+    h("h2", {}, "History"),
+    history.items.length
+      ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))), h("tbody", {}, ...history.items.map((e) => h("tr", {}, h("td", {}, e.at.replace("T", " ").slice(0, 19)), h("td", {}, describe(e)), h("td", {}, e.actor)))))
+      : h("p", { class: "muted" }, "Nothing has happened to this address."),
+  );
+}
+
+// ---------- routing
+
+async function route(): Promise<void> {
+  if (!me) return;
+  const [, page, a, b] = location.hash.split("/");
+  try {
+    if (page === "pool" && a) await poolPage(decodeURIComponent(a));
+    else if (page === "address" && a && b) await addressPage(decodeURIComponent(a), decodeURIComponent(b));
+    else if (page?.startsWith("search")) await searchPage(new URLSearchParams(location.hash.split("?")[1] ?? "").get("q") ?? "");
+    else await overviewPage();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return signInPage("That token is not valid (any more). Sign in again.");
+    show(errorBox(err), h("p", {}, h("a", { href: "#/" }, "Back to the address space")));
+  }
+  main().focus();
+}
+
+async function start(): Promise<void> {
+  if (!token) return signInPage();
+  try {
+    me = await api<Me>("GET", "/v1/whoami");
+  } catch {
+    return signInPage("That token is unknown, revoked or expired.");
+  }
+  document.getElementById("who")!.replaceChildren(
+    `${me.name} (${me.scope}${me.spaces ? ` in ${me.spaces.join(", ")}` : ""}) `,
+    h("button", { type: "button", onclick: () => { signOut(); signInPage(); } }, "Sign out"),
+  );
+  const form = document.getElementById("search") as HTMLFormElement;
+  form.hidden = false;
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    const q = (document.getElementById("q") as HTMLInputElement).value.trim();
+    if (q) location.hash = `#/search?q=${encodeURIComponent(q)}`;
+  };
+  await route();
+}
+
+window.addEventListener("hashchange", () => void route());
+void start();
