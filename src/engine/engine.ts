@@ -91,6 +91,8 @@ export type ReleaseTarget = { id: string } | { pool: PoolRef; address: string } 
  */
 export class Engine {
   private readonly clock: () => number;
+  /** Recent pool maps, by pool, its newest history entry and the view asked for. */
+  private readonly maps = new Map<string, PoolMap>();
   private readonly randomBelow: (n: bigint) => bigint;
   private readonly secrets: SecretBox | null;
 
@@ -372,7 +374,18 @@ export class Engine {
         if (a.family !== pool.family) throw new AllotError("invalid-address", `${field}: ${text} is not an IPv${pool.family} address (pool ${pool.name} is IPv${pool.family})`);
         return a.value;
       };
-      return poolMap(sql, pool, o.cells, at(o.start, "start"), at(o.end, "end"));
+      const from = at(o.start, "start");
+      const to = at(o.end, "end");
+      // the same view of an unchanged pool is answered from memory: every change to a pool's
+      // allocations is a history entry of the pool, so its newest entry tells whether anything moved
+      const mark = await sql.get<{ s: number | null }>("SELECT MAX(seq) AS s FROM history WHERE pool_id = ?", [pool.id]);
+      const cacheKey = `${pool.id}|${mark?.s ?? 0}|${from ?? ""}|${to ?? ""}|${o.cells}`;
+      const hit = this.maps.get(cacheKey);
+      if (hit) return hit;
+      const map = await poolMap(sql, pool, o.cells, from, to);
+      if (this.maps.size >= 64) this.maps.delete(this.maps.keys().next().value!);
+      this.maps.set(cacheKey, map);
+      return map;
     });
   }
 

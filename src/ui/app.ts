@@ -240,9 +240,13 @@ function newPoolForm(spaces: string[]): HTMLElement {
 }
 
 /** The address map: up to 256 cells of the stretch [start, end]; a cell of many addresses zooms in. */
+let mapRequest = 0;
 async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?: string }, onChange: () => void): Promise<void> {
   const q = new URLSearchParams({ cells: "256", ...(zoom.start ? { start: zoom.start } : {}), ...(zoom.end ? { end: zoom.end } : {}) });
+  // only the latest request draws: an earlier answer arriving late must not undo a zoom
+  const mine = ++mapRequest;
   const map = await api<{ first: string; last: string; cellSize: string; cells: MapCell[] }>("GET", `/v1/pools/${p.id}/map?${q.toString()}`);
+  if (mine !== mapRequest) return;
   const single = map.cellSize === "1";
   const label = (c: MapCell) => (c.first === c.last ? addressText(p, c.first) : `${addressText(p, c.first)} – ${addressText(p, c.last)}`);
   const cells = map.cells.map((c, i) => {
@@ -350,7 +354,7 @@ async function poolPage(id: string): Promise<void> {
         table,
         h(
           "table",
-          {},
+          { id: "allocations" },
           h("caption", { class: "visually-hidden" }, "Allocations, by address"),
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Address"), h("th", { scope: "col" }, "Owner"), h("th", { scope: "col", class: "hide-narrow" }, "MAC"), h("th", { scope: "col", class: "hide-narrow" }, "Host name"), h("th", { scope: "col", class: "hide-narrow" }, "Since"), canWrite() ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null)),
           h(

@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, before, test } from "node:test";
 import { type Browser, type Page, chromium } from "playwright-core";
 import { TEST_ADMIN_TOKEN } from "../helpers.js";
@@ -14,14 +13,16 @@ import { type ServerProcess, allot, startServerProcess } from "../process-helper
  * The screenshots it takes are the README's.
  */
 
-const shots = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
 let dir: string;
+/** Screenshots go to a temporary directory, or to ALLOT_SCREENSHOTS_DIR (docs/screenshots for the README's). */
+let shots: string;
 let server: ServerProcess;
 let browser: Browser;
 let page: Page;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "allot-ui-"));
+  shots = process.env.ALLOT_SCREENSHOTS_DIR ?? join(dir, "screenshots");
   mkdirSync(shots, { recursive: true });
   server = await startServerProcess(join(dir, "data"));
   // something to look at: a space with a nested pool, partly used, with an alert threshold
