@@ -9,7 +9,6 @@ import { AllotError } from "../engine/errors.js";
 import { normalizeMac } from "../engine/mac.js";
 import type { Engine } from "../engine/engine.js";
 import type { Pool } from "../engine/types.js";
-import { allAllocations } from "../integrations/kubernetes/metal3.js";
 
 const ipv4 = (field: string) =>
   z.string().refine(
@@ -195,7 +194,7 @@ export async function networkConfig(engine: Engine, name: string): Promise<Netwo
         dnsServers: n.options.dnsServers ?? (r.dns.length > 0 ? r.dns : p.dns.length > 0 ? p.dns : Array.isArray(attrs["neutron.dns"]) ? (attrs["neutron.dns"] as string[]) : []),
       });
     }
-    for (const a of await allAllocations(engine, { pool: p.id })) {
+    for (const a of await engine.allAllocations({ pool: p.id })) {
       if (!a.mac || a.size !== 1) continue;
       const hostname = servableHostname(a.hostname) ? a.hostname : null;
       if (a.hostname && !hostname) problems.push(`the host name of ${a.address} (${JSON.stringify(a.hostname)}) is not sent: DHCP servers would misread it`);

@@ -297,6 +297,18 @@ export class Engine {
   }
 
   /** Who holds an address, in one space or in every space. */
+  /** Every allocation of a pool (carves excluded), a page at a time. */
+  async allAllocations(ref: PoolRef): Promise<Allocation[]> {
+    const out: Allocation[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.listAllocations(ref, { limit: 1000, ...(after ? { after } : {}) });
+      out.push(...page.items);
+      if (!page.next) return out;
+      after = page.next;
+    }
+  }
+
   lookup(addressText: string, space?: string): Promise<LookupResult[]> {
     return this.read(async (sql) => {
       const a = address(addressText, "address");

@@ -3,7 +3,7 @@
  * cells (each cell a stretch of addresses with its free count, from the free-space index, so a cell
  * costs the same at any pool size), and a search for allocations by MAC, owner or host name.
  */
-import { fromKey } from "../addr/index.js";
+import { type Family, formatAddress, fromKey } from "../addr/index.js";
 import type { Sql } from "../store/store.js";
 import { type AllocationRow, toAllocation } from "./allocation-repo.js";
 import { AllotError } from "./errors.js";
@@ -11,12 +11,14 @@ import { key, loadPoolById, type PoolState } from "./pool-repo.js";
 import type { Allocation } from "./types.js";
 
 export interface MapCell {
-  /** First and last address of the cell, as numbers in text (IPv6 needs 128 bits). */
+  /** First and last address of the cell. */
   first: string;
   last: string;
   total: string;
   free: string;
 }
+
+const text = (family: Family, value: bigint) => formatAddress({ family, value });
 
 export interface PoolMap {
   first: string;
@@ -68,13 +70,13 @@ export async function poolMap(sql: Sql, pool: PoolState, cells: number, from?: b
   ]);
   for (const r of runs) spread(fromKey(r.first), fromKey(r.last), free);
   return {
-    first: lo.toString(),
-    last: hi.toString(),
+    first: text(pool.family, lo),
+    last: text(pool.family, hi),
     cellSize: size.toString(),
     cells: total.map((t, i) => {
       const cf = lo + BigInt(i) * size;
       const cl = cf + size - 1n < hi ? cf + size - 1n : hi;
-      return { first: cf.toString(), last: cl.toString(), total: t.toString(), free: free[i]!.toString() };
+      return { first: text(pool.family, cf), last: text(pool.family, cl), total: t.toString(), free: free[i]!.toString() };
     }),
   };
 }
@@ -126,12 +128,12 @@ async function poolMapV4(sql: Sql, pool: PoolState, cells: number, lo: number, h
   ]);
   for (const r of runs) spread(v4(r.first), v4(r.last), free);
   return {
-    first: String(lo),
-    last: String(hi),
+    first: text(4, BigInt(lo)),
+    last: text(4, BigInt(hi)),
     cellSize: String(size),
     cells: Array.from(total, (t, i) => {
       const cf = lo + i * size;
-      return { first: String(cf), last: String(Math.min(cf + size - 1, hi)), total: String(t), free: String(free[i]) };
+      return { first: text(4, BigInt(cf)), last: text(4, BigInt(Math.min(cf + size - 1, hi))), total: String(t), free: String(free[i]) };
     }),
   };
 }

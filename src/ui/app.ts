@@ -248,7 +248,8 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
   const map = await api<{ first: string; last: string; cellSize: string; cells: MapCell[] }>("GET", `/v1/pools/${p.id}/map?${q.toString()}`);
   if (mine !== mapRequest) return;
   const single = map.cellSize === "1";
-  const label = (c: MapCell) => (c.first === c.last ? addressText(p, c.first) : `${addressText(p, c.first)} – ${addressText(p, c.last)}`);
+  // cells come with their first and last addresses written out by the server
+  const label = (c: MapCell) => (c.first === c.last ? c.first : `${c.first} – ${c.last}`);
   const cells = map.cells.map((c, i) => {
     const total = BigInt(c.total);
     const used = total - BigInt(c.free);
@@ -264,8 +265,8 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
         title: `${label(c)}: ${state}`,
         "data-index": String(i),
         onclick: () => {
-          if (single) location.hash = `#/address/${encodeURIComponent(p.space)}/${encodeURIComponent(addressText(p, c.first))}`;
-          else void drawMap(p, into, { start: addressText(p, c.first), end: addressText(p, c.last) }, onChange);
+          if (single) location.hash = `#/address/${encodeURIComponent(p.space)}/${encodeURIComponent(c.first)}`;
+          else void drawMap(p, into, { start: c.first, end: c.last }, onChange);
         },
         onkeydown: (e: Event) => {
           const k = (e as KeyboardEvent).key;
@@ -275,7 +276,7 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
           (into.querySelector(`[data-index="${i + step}"]`) as HTMLElement | null)?.focus();
         },
       },
-      single ? addressText(p, c.first).split(/[.:]/).pop()! : "",
+      single ? c.first.split(/[.:]/).pop()! : "",
     );
   });
   into.replaceChildren(
@@ -290,31 +291,6 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
     h("div", { class: "legend" }, h("span", { style: "--c: var(--free)" }, "free"), h("span", { style: "--c: var(--used)" }, "in use (allocated, reserved or carved)"), h("span", { style: "--c: #f2f2f2" }, "not in the pool")),
   );
   onChange();
-}
-
-/** An address from its number in text, for the pool's family. */
-function addressText(p: Pool, value: string): string {
-  let v = BigInt(value);
-  if (p.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join(".");
-  const groups: string[] = [];
-  for (let i = 0; i < 8; i++) {
-    groups.unshift((v & 0xffffn).toString(16));
-    v >>= 16n;
-  }
-  // the longest run of zero groups (two or more) becomes ::
-  let best = [-1, 0];
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== "0") {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === "0") j++;
-    if (j - i > best[1]! && j - i > 1) best = [i, j - i];
-    i = j;
-  }
-  if (best[0]! < 0) return groups.join(":");
-  return `${groups.slice(0, best[0]).join(":")}::${groups.slice(best[0]! + best[1]!).join(":")}`;
 }
 
 async function poolPage(id: string): Promise<void> {
@@ -398,14 +374,7 @@ async function poolPage(id: string): Promise<void> {
   };
   const loadHistory = async () => {
     const res = await api<{ items: History[] }>("GET", `/v1/pools/${id}/history?limit=15`);
-    history.replaceChildren(
-      h(
-        "table",
-        {},
-        h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))),
-        h("tbody", {}, ...res.items.map((e) => h("tr", {}, h("td", {}, e.at.replace("T", " ").slice(0, 19)), h("td", {}, describe(e)), h("td", {}, e.actor)))),
-      ),
-    );
+    history.replaceChildren(historyTable(res.items));
   };
 
   show(
@@ -423,6 +392,15 @@ async function poolPage(id: string): Promise<void> {
     history,
   );
   refreshAll();
+}
+
+function historyTable(items: History[]): HTMLElement {
+  return h(
+    "table",
+    {},
+    h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))),
+    h("tbody", {}, ...items.map((e) => h("tr", {}, h("td", {}, e.at.replace("T", " ").slice(0, 19)), h("td", {}, describe(e)), h("td", {}, e.actor)))),
+  );
 }
 
 function describe(e: History): string {
@@ -508,7 +486,7 @@ async function addressPage(space: string, address: string): Promise<void> {
       : h("p", {}, "No pool in this space holds this address."),
     h("h2", {}, "History"),
     history.items.length
-      ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))), h("tbody", {}, ...history.items.map((e) => h("tr", {}, h("td", {}, e.at.replace("T", " ").slice(0, 19)), h("td", {}, describe(e)), h("td", {}, e.actor)))))
+      ? historyTable(history.items)
       : h("p", { class: "muted" }, "Nothing has happened to this address."),
   );
 }

@@ -11,7 +11,7 @@
 import { type Address, type Family, MAX, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
-import type { Allocation, ChangeContext, Pool, PoolRef } from "../../engine/types.js";
+import type { Allocation, ChangeContext, Pool } from "../../engine/types.js";
 import type { Sql, Store } from "../../store/store.js";
 import { getObject, listObjects, putObject, removeObject } from "./objects.js";
 import { CAPI, type KubeObject, METAL3, RESOURCES, type ResourceType } from "./resources.js";
@@ -279,7 +279,7 @@ async function heal(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<str
   const ref = { pool: pool.metadata.name, space: ns };
   let allocations: Allocation[];
   try {
-    allocations = await allAllocations(deps.engine, ref);
+    allocations = await deps.engine.allAllocations(ref);
   } catch (err) {
     if (err instanceof AllotError && err.code === "pool-not-found") return [];
     throw err;
@@ -340,7 +340,7 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
   if (existing) {
     if (existing.usage.inChildPools !== "0") return `spec.pools changed, but child pools were carved from the Allot pool ${name} (through /v1); remove them so the pool can be remade`;
     const backed = new Set([...held.map(([claim, ip]) => `${claim} ${ip}`), ...Object.entries((spec.preAllocations ?? {}) as Record<string, string>).map(([c, ip]) => `${c} ${formatAddress(parseAddress(ip))}`)]);
-    const stray = (await allAllocations(deps.engine, { pool: existing.id })).find((a) => a.size !== 1 || !backed.has(`${a.owner} ${a.address}`));
+    const stray = (await deps.engine.allAllocations({ pool: existing.id })).find((a) => a.size !== 1 || !backed.has(`${a.owner} ${a.address}`));
     if (stray) return `spec.pools changed, but ${stray.address} (owner ${stray.owner ?? "none"}) was allocated outside Kubernetes; release it (allot release) so the pool can be remade`;
     const outside = held.find(([, ip]) => !entries.some((e) => inEntry(e, parseAddress(ip))));
     if (outside) return `spec.pools no longer holds ${outside[1]}, held by claim ${outside[0]}; delete that claim first`;
@@ -361,18 +361,6 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
   );
   if (held.length > 0) await restoreHeld(deps, ns, pool, made.id);
   return null;
-}
-
-/** Every allocation of a pool, a page at a time. */
-export async function allAllocations(engine: Engine, ref: PoolRef): Promise<Allocation[]> {
-  const out: Allocation[] = [];
-  let after: string | undefined;
-  for (;;) {
-    const page = await engine.listAllocations(ref, { limit: 1000, ...(after ? { after } : {}) });
-    out.push(...page.items);
-    if (!page.next) return out;
-    after = page.next;
-  }
 }
 
 export const inEntry = (e: Entry, a: Address) => e.family === a.family && a.value >= e.first && a.value <= e.last;

@@ -10,7 +10,7 @@ import type { ChangeContext, Pool } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Token } from "../../engine/tokens.js";
 import { admit, asAllotError, checkBody, ensureNamespace } from "./admission.js";
-import { ADDRESSES, CAPI_ADDRESSES, InvalidObject, OWNER_ATTRIBUTE, POOLS, allAllocations, reconcile } from "./metal3.js";
+import { ADDRESSES, CAPI_ADDRESSES, InvalidObject, OWNER_ATTRIBUTE, POOLS, reconcile } from "./metal3.js";
 import { currentRv, getObject, listObjects, putObject } from "./objects.js";
 import { type KubeObject, RESOURCES, resourceOfKind } from "./resources.js";
 
@@ -71,7 +71,7 @@ async function poolsOf(engine: Engine, namespace: string, uids: Set<string | und
       attributes: pool.attributes,
       thresholds: pool.thresholds,
       ranges: pool.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })),
-      allocations: (await allAllocations(engine, { pool: pool.id })).map((a) => ({ address: a.address, size: a.size, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
+      allocations: (await engine.allAllocations({ pool: pool.id })).map((a) => ({ address: a.address, size: a.size, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
     });
   }
   return pools;

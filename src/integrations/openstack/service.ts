@@ -53,6 +53,13 @@ const int = (v: unknown, field: string): number => {
   if (!Number.isInteger(n)) throw invalidInput(`'${String(v)}' is not an integer for ${field}`);
   return n;
 };
+/** A subnet pool's prefix lengths, as Neutron bounds them. */
+function checkBounds(min: number, def: number, max: number, bits: number): void {
+  if (!(0 <= min && min <= def && def <= max && max <= bits)) {
+    throw new NeutronError(400, "IllegalSubnetPoolPrefixBounds", `Illegal prefix bounds: min_prefixlen=${min}, default_prefixlen=${def}, max_prefixlen=${max}; they must satisfy 0 <= min <= default <= max <= ${bits}.`);
+  }
+}
+
 /** Slaac and dhcpv6-stateless subnets give each port its EUI-64 address. */
 const autoAddress = (s: Subnet) => s.ipv6_address_mode === "slaac" || s.ipv6_address_mode === "dhcpv6-stateless";
 const IPV6_MODES = ["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
@@ -203,9 +210,7 @@ export class NeutronService {
     const min = body.min_prefixlen === undefined ? (family === 4 ? 8 : 64) : int(body.min_prefixlen, "min_prefixlen");
     const max = body.max_prefixlen === undefined ? bits : int(body.max_prefixlen, "max_prefixlen");
     const def = body.default_prefixlen === undefined ? min : int(body.default_prefixlen, "default_prefixlen");
-    if (!(0 <= min && min <= def && def <= max && max <= bits)) {
-      throw new NeutronError(400, "IllegalSubnetPoolPrefixBounds", `Illegal prefix bounds: min_prefixlen=${min}, default_prefixlen=${def}, max_prefixlen=${max}; they must satisfy 0 <= min <= default <= max <= ${bits}.`);
-    }
+    checkBounds(min, def, max, bits);
     const doc = this.base(c, body);
     let pool: Pool;
     try {
@@ -250,10 +255,7 @@ export class NeutronService {
       if (!same) throw new NeutronError(400, "IllegalSubnetPoolPrefixUpdate", "Allot cannot change a subnet pool's prefixes; make another subnet pool");
     }
     for (const k of ["min_prefixlen", "max_prefixlen", "default_prefixlen"] as const) if (body[k] !== undefined) next[k] = int(body[k], k);
-    const bits = doc.ip_version === 4 ? 32 : 128;
-    if (!(0 <= next.min_prefixlen && next.min_prefixlen <= next.default_prefixlen && next.default_prefixlen <= next.max_prefixlen && next.max_prefixlen <= bits)) {
-      throw new NeutronError(400, "IllegalSubnetPoolPrefixBounds", `Illegal prefix bounds: min_prefixlen=${next.min_prefixlen}, default_prefixlen=${next.default_prefixlen}, max_prefixlen=${next.max_prefixlen}.`);
-    }
+    checkBounds(next.min_prefixlen, next.default_prefixlen, next.max_prefixlen, doc.ip_version === 4 ? 32 : 128);
     const saved = this.touched(next) as SubnetPool;
     await this.update("subnetpool", doc, saved);
     return saved;
