@@ -6,7 +6,6 @@
  *
  *   node --import tsx bench/ui.ts        (BENCH_QUICK=1: 100,000 allocations)
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,13 +13,13 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import { Engine } from "../src/engine/engine.js";
 import { SqliteStore } from "../src/store/sqlite/sqlite-store.js";
-import { TEST_ADMIN_TOKEN, TEST_SECRET_KEY } from "../test/helpers.js";
+import { TEST_ADMIN_TOKEN } from "../test/helpers.js";
+import { startServerProcess } from "../test/process-helpers.js";
 import { fillPool, fragment } from "./fill.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const COUNT = QUICK ? 100_000 : 1_000_000;
 const RUNS = 5;
-const root = fileURLToPath(new URL("..", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "allot-bench-ui-"));
 const log = (m: string) => process.stderr.write(`[bench ui] ${m}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -40,26 +39,10 @@ async function prepare(): Promise<string> {
   return pool.id;
 }
 
-function serve(): Promise<{ url: string; stop: () => void }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "0", "--data-dir", join(dir, "data")], {
-    cwd: root,
-    env: { ...process.env, ALLOT_ADMIN_TOKEN: TEST_ADMIN_TOKEN, ALLOT_SECRET_KEY: TEST_SECRET_KEY, ALLOT_LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /Allot listening on (http:\/\/[^"\s]+)/.exec(out);
-      if (m) resolve({ url: m[1]!, stop: () => proc.kill("SIGTERM") });
-    });
-    proc.once("exit", (code) => reject(new Error(`server exited ${code}`)));
-  });
-}
-
 try {
   const poolId = await prepare();
-  const server = await serve();
+  // the same server process the tests start, stopped and waited for at the end
+  const server = await startServerProcess(join(dir, "data"));
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
@@ -149,7 +132,7 @@ try {
   });
   const fcp = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
   await browser.close();
-  server.stop();
+  await server.stop();
   const out = { machine: `${process.platform} ${process.arch}`, allocations: COUNT, runs: RUNS, firstContentfulPaintMs: fcp, results, poolPageApiCalls: apiCalls };
   const file = fileURLToPath(new URL(QUICK ? "./ui-results-quick.json" : "./ui-results.json", import.meta.url));
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
