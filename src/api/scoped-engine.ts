@@ -7,7 +7,7 @@
 import { applyManifest } from "../integrations/kubernetes/manifests.js";
 import { exportNamespace, importNamespace } from "../integrations/kubernetes/namespace-bundle.js";
 import type { z } from "zod";
-import { type AgentReport, assignmentsOf, changeMark, forgetAgent, listAgents, recordAgent, schedule, touchAgent } from "../dhcp/agents.js";
+import { type AgentReport, assignmentsOf, changeMark, forgetAgent, listAgents, recordAgent, schedule } from "../dhcp/agents.js";
 import { type DhcpNetworkInput, checkMacFree, createNetwork, deleteNetwork, listNetworks, networkConfig, readNetwork, updateNetwork } from "../dhcp/networks.js";
 import type { Engine, HistoryQuery, ReleaseTarget } from "../engine/engine.js";
 import type { BulkRequest } from "../engine/bulk.js";
@@ -302,8 +302,7 @@ export class ScopedEngine {
   async dhcpAssignments(name: string) {
     return assignmentsOf(this.engine, name, this.token);
   }
-  async dhcpAgentTouch(name: string) {
-    await touchAgent(this.engine, name);
+  async dhcpSchedule() {
     await schedule(this.engine);
   }
   async dhcpChangeMark() {

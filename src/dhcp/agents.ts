@@ -68,11 +68,6 @@ export async function recordAgent(engine: Engine, name: string, report: AgentRep
   });
 }
 
-/** An open sync is proof of life: refreshed while the agent waits. */
-export async function touchAgent(engine: Engine, name: string, now = Date.now()): Promise<void> {
-  await engine.store.transaction((sql) => sql.run("UPDATE dhcp_agents SET last_seen = ? WHERE name = ?", [now, name]));
-}
-
 /**
  * Brings assignments in line: drops those of agents unheard from (or that can no longer reach the
  * network) and extras beyond `servers`, then fills each network up from live agents that reach it,

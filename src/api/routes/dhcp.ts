@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { Assignment } from "../../dhcp/agents.js";
+import { AGENT_TIMEOUT_MS, type Assignment } from "../../dhcp/agents.js";
 import { DhcpNetworkInput, DhcpOptions, NAME } from "../../dhcp/networks.js";
 import { render } from "../../dhcp/render.js";
 import { problems } from "../schemas.js";
@@ -96,13 +96,16 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
       // held open: answered as soon as the assignments or their reservations change (a push)
       let gone = false;
       reply.raw.once("close", () => (gone = true));
-      const deadline = Date.now() + waitSeconds * 1000;
-      let touched = Date.now();
+      // held for less than half the time after which an agent counts as lost: a live agent is back
+      // with a new sync well before then, and one that hangs (its connection still open) is found out
+      const deadline = Date.now() + Math.min(waitSeconds * 1000, AGENT_TIMEOUT_MS / 2);
+      let scheduled = Date.now();
       while (!differs(assignments) && !gone && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 200));
-        if (Date.now() - touched >= 1000) {
-          await req.engine.dhcpAgentTouch(req.params.name);
-          touched = Date.now();
+        // now and then, bring assignments in line (another agent may have gone quiet)
+        if (Date.now() - scheduled >= 1000) {
+          await req.engine.dhcpSchedule();
+          scheduled = Date.now();
         }
         const now = await req.engine.dhcpChangeMark();
         if (now !== mark) {
