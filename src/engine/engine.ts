@@ -15,7 +15,8 @@ import type { SecretBox } from "./secrets.js";
 import { type DueDelivery, type NewWebhook, type Webhook, type WebhookInput, createWebhook, deleteWebhook, leaseDue, listWebhooks, settleDelivery } from "./webhooks.js";
 import { address } from "./pool-plan.js";
 import { normalizeMac } from "./mac.js";
-import { type PoolMap, poolMap, searchAllocations } from "./overview.js";
+import { type MapSnapshot, type PoolMap, cachedPoolMap } from "./pool-map.js";
+import { searchAllocations } from "./search.js";
 import { type PoolState, listPoolStates, loadPool, loadPoolById, toPool, usageOf } from "./pool-repo.js";
 import { carveChild, createPool, deletePool, updatePool } from "./pools.js";
 import { DEFAULT_SPACE, createSpace, deleteSpace, findSpace, listSpaces } from "./spaces.js";
@@ -91,8 +92,8 @@ export type ReleaseTarget = { id: string } | { pool: PoolRef; address: string } 
  */
 export class Engine {
   private readonly clock: () => number;
-  /** Recent pool maps, by pool, its newest history entry and the view asked for. */
-  private readonly maps = new Map<string, PoolMap>();
+  /** Recent pool maps, by pool and the view asked for. */
+  private readonly maps = new Map<string, MapSnapshot>();
   private readonly randomBelow: (n: bigint) => bigint;
   private readonly secrets: SecretBox | null;
 
@@ -388,16 +389,7 @@ export class Engine {
       };
       const from = at(o.start, "start");
       const to = at(o.end, "end");
-      // the same view of an unchanged pool is answered from memory: every change to a pool's
-      // allocations is a history entry of the pool, so its newest entry tells whether anything moved
-      const mark = await sql.get<{ s: number | null }>("SELECT MAX(seq) AS s FROM history WHERE pool_id = ?", [pool.id]);
-      const cacheKey = `${pool.id}|${mark?.s ?? 0}|${from ?? ""}|${to ?? ""}|${o.cells}`;
-      const hit = this.maps.get(cacheKey);
-      if (hit) return hit;
-      const map = await poolMap(sql, pool, o.cells, from, to);
-      if (this.maps.size >= 64) this.maps.delete(this.maps.keys().next().value!);
-      this.maps.set(cacheKey, map);
-      return map;
+      return cachedPoolMap(sql, this.maps, pool, o.cells, from, to);
     });
   }
 

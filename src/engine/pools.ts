@@ -187,6 +187,8 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
   await insertAllocation(env.sql, row);
   parent.carved += taken;
   await saveCounters(env, parent, iso(env.now));
+  // the parent's own record of the block leaving it, as "uncarve" records its return
+  await record(env.sql, env.ctx, iso(env.now), { action: "carve", entity: "allocation", entityId: row.id, spaceId: parent.spaceId, poolId: parent.id, after: toAllocation(parent, row) });
   return toPool(await loadPoolById(env.sql, child.id));
 }
 

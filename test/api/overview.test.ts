@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { Engine } from "../../src/engine/engine.js";
 import { ctx, tempApp } from "../helpers.js";
 
 /** What the web UI reads: a pool's occupancy map, search across pools, and the token's own view. */
@@ -36,6 +37,33 @@ test("a pool's map counts free addresses per cell, at any size, and zooms into a
   const bad = await env.inject({ method: "GET", url: "/v1/pools/net/map?space=lab&start=2001:db8::1" });
   assert.equal(bad.statusCode, 400);
   assert.match(bad.json().detail, /not an IPv4 address/);
+});
+
+test("a map kept from before answers what a fresh read would, after allocations, releases, blocks and child pools", async () => {
+  await env.engine.createPool({ name: "kept", space: "lab", cidr: "10.1.0.0/16" }, ctx);
+  const ref = { pool: "kept", space: "lab" };
+  const views = [{ cells: 256 }, { cells: 16, start: "10.1.3.0", end: "10.1.4.255" }];
+  const same = async (after: string) => {
+    const fresh = await Engine.open(env.engine.store); // a new engine keeps no maps
+    for (const v of views) assert.deepEqual(await env.engine.poolMap(ref, v), await fresh.poolMap(ref, v), `${after}, view ${JSON.stringify(v)}`);
+  };
+  await same("a new pool"); // both views now kept
+  await env.engine.allocateMany(ref, { count: 700 }, ctx); // into 10.1.0.0 - 10.1.2.188 in order
+  await same("700 allocations at once");
+  const one = (await env.engine.allocate(ref, { address: "10.1.4.7" }, ctx)).allocation;
+  const block = (await env.engine.allocate(ref, { size: 1024 }, ctx)).allocation;
+  await same("an address and a block");
+  await env.engine.release({ id: one.id }, ctx);
+  await env.engine.release({ id: block.id }, ctx);
+  await same("their release");
+  await env.engine.createChildPool(ref, { name: "kept-child", cidr: "10.1.4.0/24" }, ctx);
+  await same("a child pool carved out");
+  await env.engine.deletePool({ pool: "kept-child", space: "lab" }, {}, ctx);
+  await same("the child pool deleted");
+  for (let i = 0; i < 250; i++) await env.engine.allocate(ref, { address: `10.1.${8 + (i >> 8)}.${i & 255}` }, ctx);
+  await same("more changes than are worth replaying");
+  const view = await env.engine.poolMap(ref, views[0]!);
+  assert.equal(view.cells.reduce((n, c) => n + Number(c.total) - Number(c.free), 0), 700 + 250 + 2); // and the network and broadcast addresses
 });
 
 test("search finds by MAC, owner and host name (its beginning too), within the token's spaces; an address gives its holder", async () => {

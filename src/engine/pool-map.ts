@@ -1,0 +1,202 @@
+/**
+ * A pool's occupancy as a map of cells: each cell a stretch of addresses with how many of them are in
+ * the pool and how many are free, read from the free-space index so a cell costs the same at any pool
+ * size. Maps are kept per view and brought up to date from the pool's history: a change recomputes
+ * only the cells it touched, so looking at a pool of a million allocations after an allocate costs a
+ * few small reads rather than a walk over every free run.
+ */
+import { type Family, formatAddress, fromKey } from "../addr/index.js";
+import type { Sql } from "../store/store.js";
+import { AllotError } from "./errors.js";
+import { key, type PoolState } from "./pool-repo.js";
+
+export interface MapCell {
+  /** First and last address of the cell. */
+  first: string;
+  last: string;
+  total: string;
+  free: string;
+}
+
+export interface PoolMap {
+  first: string;
+  last: string;
+  /** Addresses per cell (the last cell may be shorter). */
+  cellSize: string;
+  cells: MapCell[];
+}
+
+/** A computed map with what is needed to bring it up to date: the newest history entry it reflects. */
+export interface MapSnapshot {
+  seq: number;
+  lo: bigint;
+  hi: bigint;
+  size: bigint;
+  map: PoolMap;
+}
+
+export const MAX_CELLS = 4096;
+/** Past this many changes or touched cells since a snapshot, recomputing the whole map is cheaper. */
+const MAX_CHANGES = 200;
+const MAX_TOUCHED = 64;
+/** Pool history entries that leave its free space as it was. */
+const SPACE_NEUTRAL = new Set(["update", "threshold-crossed", "threshold-cleared"]);
+
+const text = (family: Family, value: bigint) => formatAddress({ family, value });
+
+/**
+ * The stretch [from, to] of a pool (else all of it) cut into at most `cells` equal cells, answered from
+ * `cache` when the pool has not changed since, refreshed cell by cell when it has changed a little.
+ */
+export async function cachedPoolMap(
+  sql: Sql,
+  cache: Map<string, MapSnapshot>,
+  pool: PoolState,
+  cells: number,
+  from?: bigint,
+  to?: bigint,
+): Promise<PoolMap> {
+  const view = `${pool.id}|${from ?? ""}|${to ?? ""}|${cells}`;
+  const kept = cache.get(view);
+  const snap = (kept && (await refresh(sql, pool, kept))) ?? (await fullMap(sql, pool, cells, from, to));
+  // most recently used last, so the first key is the one to drop
+  cache.delete(view);
+  if (cache.size >= 64) cache.delete(cache.keys().next().value!);
+  cache.set(view, snap);
+  return snap.map;
+}
+
+/** The newest history entry of a pool: every change to its free space is one. */
+async function newestSeq(sql: Sql, poolId: string): Promise<number> {
+  const row = await sql.get<{ s: number | string | null }>("SELECT MAX(seq) AS s FROM history WHERE pool_id = ?", [poolId]);
+  return Number(row?.s ?? 0);
+}
+
+/**
+ * The snapshot brought up to date by recomputing the cells the pool's changes since touched, or null
+ * when the changes are too many or not address changes (a child carved or returned, say).
+ */
+async function refresh(sql: Sql, pool: PoolState, snap: MapSnapshot): Promise<MapSnapshot | null> {
+  const changes = await sql.all<{ seq: number | string; entity: string; action: string; first: Buffer | null; last: Buffer | null }>(
+    "SELECT seq, entity, action, first, last FROM history WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+    [pool.id, snap.seq, MAX_CHANGES + 1],
+  );
+  if (changes.length === 0) return snap;
+  if (changes.length > MAX_CHANGES) return null;
+  const touched = new Set<number>();
+  for (const c of changes) {
+    if (c.entity === "pool" && SPACE_NEUTRAL.has(c.action)) continue;
+    if (c.entity === "allocation" && c.action === "update") continue; // an allocation's addresses never change
+    if (c.entity !== "allocation" || !c.first || !c.last) return null;
+    const a = fromKey(c.first);
+    const b = fromKey(c.last);
+    if (b < snap.lo || a > snap.hi) continue;
+    const i0 = Number(((a > snap.lo ? a : snap.lo) - snap.lo) / snap.size);
+    const i1 = Number(((b < snap.hi ? b : snap.hi) - snap.lo) / snap.size);
+    for (let i = i0; i <= i1; i++) touched.add(i);
+    if (touched.size > MAX_TOUCHED) return null;
+  }
+  const cells = snap.map.cells.slice();
+  for (const i of touched) {
+    const cf = snap.lo + BigInt(i) * snap.size;
+    const cl = cf + snap.size - 1n < snap.hi ? cf + snap.size - 1n : snap.hi;
+    let free = 0n;
+    for (const r of await runsMeeting(sql, pool.id, cf, cl)) {
+      const s = fromKey(r.first) > cf ? fromKey(r.first) : cf;
+      const e = fromKey(r.last) < cl ? fromKey(r.last) : cl;
+      if (e >= s) free += e - s + 1n;
+    }
+    cells[i] = { ...cells[i]!, free: free.toString() };
+  }
+  return { ...snap, seq: Number(changes[changes.length - 1]!.seq), map: { ...snap.map, cells } };
+}
+
+/** The pool's free runs that meet [lo, hi], in address order (the one starting before lo included). */
+async function runsMeeting(sql: Sql, poolId: string, lo: bigint, hi: bigint): Promise<{ first: Buffer; last: Buffer }[]> {
+  const start = await sql.get<{ first: Buffer }>("SELECT first FROM free_runs WHERE pool_id = ? AND first <= ? ORDER BY first DESC LIMIT 1", [poolId, key(lo)]);
+  return sql.all<{ first: Buffer; last: Buffer }>("SELECT first, last FROM free_runs WHERE pool_id = ? AND first >= ? AND first <= ? ORDER BY first", [
+    poolId,
+    start?.first ?? key(lo),
+    key(hi),
+  ]);
+}
+
+/** The map computed from every free run in the stretch. */
+async function fullMap(sql: Sql, pool: PoolState, cells: number, from?: bigint, to?: bigint): Promise<MapSnapshot> {
+  const lo = from ?? pool.ranges[0]!.first;
+  const hi = to ?? pool.ranges[pool.ranges.length - 1]!.last;
+  if (hi < lo) throw new AllotError("invalid-request", "the map's end is before its start");
+  const span = hi - lo + 1n;
+  const n = BigInt(Math.max(1, Math.min(cells, MAX_CELLS)));
+  const size = (span + n - 1n) / n;
+  const count = Number((span + size - 1n) / size);
+  // read before the runs, so the map is at least as new as the entry it is marked with
+  const seq = await newestSeq(sql, pool.id);
+  const runs = await runsMeeting(sql, pool.id, lo, hi);
+  const [total, free] =
+    pool.family === 4
+      ? // IPv4 fits in a double: a pool of a million allocations has ~100,000 free runs to spread,
+        // which takes milliseconds with numbers and far longer with bigints
+        countV4(pool, runs, Number(lo), Number(hi), Number(size), count)
+      : countBig(pool, runs, lo, hi, size, count);
+  return {
+    seq,
+    lo,
+    hi,
+    size,
+    map: {
+      first: text(pool.family, lo),
+      last: text(pool.family, hi),
+      cellSize: size.toString(),
+      cells: total.map((t, i) => {
+        const cf = lo + BigInt(i) * size;
+        const cl = cf + size - 1n < hi ? cf + size - 1n : hi;
+        return { first: text(pool.family, cf), last: text(pool.family, cl), total: t, free: free[i]! };
+      }),
+    },
+  };
+}
+
+type Runs = { first: Buffer; last: Buffer }[];
+
+/** Per cell: addresses in the pool's ranges, and free ones, as decimal text. */
+function countBig(pool: PoolState, runs: Runs, lo: bigint, hi: bigint, size: bigint, count: number): [string[], string[]] {
+  const total = new Array<bigint>(count).fill(0n);
+  const free = new Array<bigint>(count).fill(0n);
+  /** Adds the overlap of [a, b] with each cell it meets to `into`. */
+  const spread = (a: bigint, b: bigint, into: bigint[]) => {
+    const s = a > lo ? a : lo;
+    const e = b < hi ? b : hi;
+    if (e < s) return;
+    for (let i = Number((s - lo) / size); i < count; i++) {
+      const cf = lo + BigInt(i) * size;
+      const cl = cf + size - 1n;
+      if (cf > e) break;
+      const os = s > cf ? s : cf;
+      const oe = e < cl ? e : cl;
+      if (oe >= os) into[i] = into[i]! + (oe - os + 1n);
+    }
+  };
+  for (const r of pool.ranges) spread(r.first, r.last, total);
+  for (const r of runs) spread(fromKey(r.first), fromKey(r.last), free);
+  return [total.map(String), free.map(String)];
+}
+
+function countV4(pool: PoolState, runs: Runs, lo: number, hi: number, size: number, count: number): [string[], string[]] {
+  const total = new Float64Array(count);
+  const free = new Float64Array(count);
+  const spread = (a: number, b: number, into: Float64Array) => {
+    const s = Math.max(a, lo);
+    const e = Math.min(b, hi);
+    for (let i = Math.floor((s - lo) / size); i < count && e >= s; i++) {
+      const cf = lo + i * size;
+      if (cf > e) break;
+      const overlap = Math.min(e, cf + size - 1) - Math.max(s, cf) + 1;
+      if (overlap > 0) into[i]! += overlap;
+    }
+  };
+  for (const r of pool.ranges) spread(Number(r.first), Number(r.last), total);
+  const v4 = (k: Buffer) => k.readUInt32BE(12);
+  for (const r of runs) spread(v4(r.first), v4(r.last), free);
+  return [Array.from(total, String), Array.from(free, String)];
+}
