@@ -1,7 +1,7 @@
 import { formatAddress, fromKey } from "../addr/index.js";
 import type { Sql, SqlValue } from "../store/store.js";
 import { type PoolState, key, rangeOf } from "./pool-repo.js";
-import type { Allocation } from "./types.js";
+import type { Allocation, AllocationSort } from "./types.js";
 
 export interface AllocationRow {
   id: string;
@@ -67,13 +67,20 @@ export interface ListFilter {
   owner?: string;
   mac?: string;
   hostname?: string;
-  /** Only allocations starting after this address (keyset pagination). */
-  after?: bigint;
+  sort?: AllocationSort;
+  /** Only allocations past this one in the sort order (keyset pagination): its address key or id. */
+  after?: Buffer | string;
   limit: number;
 }
 
-/** Allocations in address order, a page at a time (keyset, so page 1,000 costs what page 1 does). */
+/**
+ * Allocations in the asked order, a page at a time (keyset, so page 1,000 costs what page 1 does).
+ * Ids are time-ordered, so the id is the order of creation.
+ */
 export async function listAllocationRows(sql: Sql, poolId: string, f: ListFilter): Promise<AllocationRow[]> {
+  const sort = f.sort ?? "address";
+  const column = sort.endsWith("address") ? "first" : "id";
+  const descending = sort.startsWith("-");
   const where = ["pool_id = ?", "child_pool_id IS NULL"];
   const params: SqlValue[] = [poolId];
   if (f.owner !== undefined) {
@@ -89,9 +96,9 @@ export async function listAllocationRows(sql: Sql, poolId: string, f: ListFilter
     params.push(f.hostname);
   }
   if (f.after !== undefined) {
-    where.push("first > ?");
-    params.push(key(f.after));
+    where.push(`${column} ${descending ? "<" : ">"} ?`);
+    params.push(f.after);
   }
   params.push(f.limit);
-  return sql.all<AllocationRow>(`SELECT * FROM allocations WHERE ${where.join(" AND ")} ORDER BY first LIMIT ?`, params);
+  return sql.all<AllocationRow>(`SELECT * FROM allocations WHERE ${where.join(" AND ")} ORDER BY ${column}${descending ? " DESC" : ""} LIMIT ?`, params);
 }

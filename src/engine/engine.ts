@@ -287,17 +287,18 @@ export class Engine {
   listAllocations(ref: PoolRef, filter: Omit<ListFilter, "after"> & { after?: string }): Promise<{ items: Allocation[]; next: string | null }> {
     return this.read(async (sql) => {
       const pool = await loadPool(sql, ref);
-      const after = filter.after === undefined ? undefined : address(filter.after, "after").value;
+      const byAddress = (filter.sort ?? "address").endsWith("address");
+      // the cursor is the last row's address in address order, its id in order of creation
+      const after = filter.after === undefined ? undefined : byAddress ? toKey(address(filter.after, "after").value) : filter.after;
       const rows = await listAllocationRows(sql, pool.id, { ...filter, after });
       const now = this.clock();
       const last = rows[rows.length - 1];
       // rows past their expiry are released by the next write to the pool; until then they are not shown
       const items = rows.filter((r) => r.expires_at === null || r.expires_at > now).map((r) => toAllocation(pool, r));
-      return { items, next: rows.length === filter.limit && last ? toAllocation(pool, last).address : null };
+      return { items, next: rows.length === filter.limit && last ? (byAddress ? toAllocation(pool, last).address : last.id) : null };
     });
   }
 
-  /** Who holds an address, in one space or in every space. */
   /** Every allocation of a pool (carves excluded), a page at a time. */
   async allAllocations(ref: PoolRef): Promise<Allocation[]> {
     const out: Allocation[] = [];
@@ -310,6 +311,7 @@ export class Engine {
     }
   }
 
+  /** Who holds an address, in one space or in every space. */
   lookup(addressText: string, space?: string): Promise<LookupResult[]> {
     return this.read(async (sql) => {
       const a = address(addressText, "address");

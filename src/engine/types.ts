@@ -172,3 +172,7 @@ export interface PoolRef {
   pool: string;
   space?: string;
 }
+
+/** Orders of a pool's allocations list: by address, or by when they were made ("-" for descending). */
+export const ALLOCATION_SORTS = ["address", "-address", "created", "-created"] as const;
+export type AllocationSort = (typeof ALLOCATION_SORTS)[number];

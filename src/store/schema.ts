@@ -258,6 +258,11 @@ export const TABLES_V6 = `
   );
 `;
 
+/** Version 7: a pool's allocations in order of creation (ids are time-ordered), for listing newest first. */
+export const TABLES_V7 = `
+  CREATE INDEX allocations_pool_id ON allocations(pool_id, id);
+`;
+
 /**
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.

@@ -138,6 +138,31 @@ describe("pools and allocations over HTTP", () => {
     const byOwner = (await get("/v1/pools/paged/allocations?owner=o3")).json();
     assert.equal(byOwner.items[0].address, "10.30.0.4");
   });
+
+  test("allocations list sorts by address or by when they were made, either way, and pages in that order", async () => {
+    await post("/v1/pools", { name: "sorted", cidr: "10.31.0.0/24" });
+    const made = ["10.31.0.9", "10.31.0.3", "10.31.0.7", "10.31.0.5", "10.31.0.8"];
+    for (const address of made) await post("/v1/pools/sorted/allocations", { address });
+    /** Every page of the list in the given order, two at a time. */
+    const walk = async (sort: string) => {
+      const seen: string[] = [];
+      let next: string | null = null;
+      do {
+        const page: { items: { address: string }[]; next: string | null } = (
+          await get(`/v1/pools/sorted/allocations?limit=2&sort=${sort}${next ? `&after=${encodeURIComponent(next)}` : ""}`)
+        ).json();
+        seen.push(...page.items.map((x) => x.address));
+        next = page.next;
+      } while (next);
+      return seen;
+    };
+    const byAddress = [...made].sort((a, b) => Number(a.split(".")[3]) - Number(b.split(".")[3]));
+    assert.deepEqual(await walk("address"), byAddress);
+    assert.deepEqual(await walk("-address"), [...byAddress].reverse());
+    assert.deepEqual(await walk("created"), made);
+    assert.deepEqual(await walk("-created"), [...made].reverse());
+    assertProblem(await get("/v1/pools/sorted/allocations?sort=owner"), 400, "invalid-request", /sort/);
+  });
 });
 
 describe("bad input gets a 4xx problem document and changes nothing", () => {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { AllocateRequest, AllocationPatch as Patch } from "../../engine/types.js";
+import { ALLOCATION_SORTS, type AllocateRequest, type AllocationPatch as Patch } from "../../engine/types.js";
 import { AllocateInput, Allocation, AllocationPatch, BulkAllocateInput, PoolParams, items, poolRef as ref, problems } from "../schemas.js";
 
 export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -49,23 +49,28 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: {
         tags,
-        summary: "List a pool's allocations in address order, a page at a time",
+        summary: "List a pool's allocations, in address order or by when they were made, a page at a time",
         params: PoolParams,
         querystring: z.strictObject({
           space: z.string().max(128).optional(),
           owner: z.string().max(512).optional(),
           mac: z.string().max(32).optional(),
           hostname: z.string().max(253).optional(),
-          after: z.string().max(100).optional().describe("Return allocations after this address (the previous page's next)"),
+          sort: z
+            .enum(ALLOCATION_SORTS)
+            .optional()
+            .describe("address (the default), -address, created (oldest first) or -created (newest first)"),
+          after: z.string().max(100).optional().describe("Return allocations after this one in the sort order (the previous page's next)"),
           limit: z.coerce.number().int().min(1).max(1000).optional(),
         }),
         response: { 200: items(Allocation).extend({ next: z.string().nullable() }), ...problems },
       },
     },
     async (req) => {
-      const { space, limit = 100, after, owner, mac, hostname } = req.query;
+      const { space, limit = 100, after, owner, mac, hostname, sort } = req.query;
       return req.engine.listAllocations(ref(req.params, { space }), {
         limit,
+        ...(sort !== undefined ? { sort } : {}),
         ...(after !== undefined ? { after } : {}),
         ...(owner !== undefined ? { owner } : {}),
         ...(mac !== undefined ? { mac: mac.toLowerCase().replace(/-/g, ":") } : {}),

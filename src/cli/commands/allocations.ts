@@ -1,7 +1,7 @@
-import { Command } from "commander";
+import { Command, Option } from "commander";
 import type { HistoryEntry } from "../../engine/history.js";
 import type { LookupResult } from "../../engine/lookup.js";
-import type { Allocation } from "../../engine/types.js";
+import { ALLOCATION_SORTS, type Allocation } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, keyValues, parseInteger } from "../context.js";
 import { type Column, print, printObject } from "../output.js";
@@ -84,13 +84,14 @@ export function releaseCommand(): Command {
 
 export function allocationsCommand(): Command {
   return new Command("allocations")
-    .description("list a pool's allocations in address order")
+    .description("list a pool's allocations, in address order unless --sort says otherwise")
     .argument("<pool>")
     .option(...spaceOpt)
     .option("-O, --owner <key>", "only this owner's")
     .option("-m, --mac <mac>", "only this MAC's")
     .option("--hostname <name>", "only this hostname's")
-    .option("--after <address>", "start after this address (paging)")
+    .addOption(new Option("--sort <order>", "address, -address, created (oldest first) or -created (newest first)").choices(ALLOCATION_SORTS))
+    .option("--after <cursor>", "start after this one in the sort order: the previous page's next (paging)")
     .option("--limit <n>", "at most n (default 100, at most 1000)", parseInteger)
     .action(async (pool: string, o: Record<string, string | number | undefined>, cmd: Command) => {
       const { client, format } = context(cmd);

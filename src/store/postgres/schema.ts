@@ -1,4 +1,4 @@
-import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, tablesV1, tablesV2, tablesV4 } from "../schema.js";
+import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -37,4 +37,5 @@ export const migrations: readonly string[] = [
   tablesV4({ bytes: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY" }),
   TABLES_V5,
   TABLES_V6,
+  TABLES_V7,
 ];

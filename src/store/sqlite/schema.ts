@@ -1,4 +1,4 @@
-import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, tablesV1, tablesV2, tablesV4 } from "../schema.js";
+import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4 } from "../schema.js";
 
 const refuse = (name: string, on: string, c: { message: string; when: string }) =>
   `CREATE TRIGGER ${name} BEFORE INSERT ON ${on} WHEN ${c.when}
@@ -24,4 +24,5 @@ export const migrations: readonly string[] = [
   tablesV4({ bytes: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" }),
   TABLES_V5,
   TABLES_V6,
+  TABLES_V7,
 ];
