@@ -125,9 +125,23 @@ try {
       await page.waitForSelector("#allocations tbody tr");
     },
   );
+  await measure(
+    "sort allocations newest first",
+    async () => {
+      await page.click("th button:has-text('Since')");
+      await page.waitForSelector("#allocations th[aria-sort='descending']");
+    },
+    async () => {
+      await page.click("th button:has-text('Address')");
+      await page.waitForSelector("#allocations th[aria-sort='ascending']:has-text('Address')");
+    },
+  );
+  // until the answer is shown and the map has redrawn with the new address in its cell
   await measure("allocate the next free address", async () => {
+    const cell = await page.locator(".grid button").first().getAttribute("aria-label");
     await page.click("form.inline button:has-text('Allocate')");
     await page.waitForSelector("[role=status]:has-text('Allocated')");
+    await page.waitForFunction((before) => document.querySelector(".grid button")?.getAttribute("aria-label") !== before, cell);
     await page.evaluate(() => document.querySelector("[role=status]")?.remove());
   });
   const fcp = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);

@@ -123,6 +123,8 @@ function count(text: string): string {
   }
   return n.toLocaleString("en");
 }
+/** How each order of the allocations table reads to a screen reader. */
+const SORT_NAMES: Record<string, string> = { address: "by address", "-address": "by address, highest first", created: "oldest first", "-created": "newest first" };
 const pct = (u: number) => `${u.toFixed(u < 10 ? 2 : 1)}%`;
 
 function bar(p: Pool): HTMLElement {
@@ -149,7 +151,7 @@ function signInPage(message?: string): void {
           e.preventDefault();
           token = input.value.trim();
           sessionStorage.setItem(TOKEN_KEY, token);
-          void start();
+          void start(true);
         },
       },
       h("h1", {}, "Sign in"),
@@ -317,13 +319,29 @@ async function poolPage(id: string): Promise<void> {
     void loadHistory();
   };
 
-  // the allocations, a page at a time (keyset pages from the server), filtered server-side
+  // the allocations, a page at a time (keyset pages from the server), filtered and sorted server-side
   let after: string | null = null;
+  let sort = "address";
   const pages: (string | null)[] = [];
+  const restart = () => {
+    after = null;
+    pages.length = 0;
+    void loadTable();
+  };
+  /** A column header that sorts by its column: `first` on the first press, then `second`, and back. */
+  const sortHeader = (label: string, first: string, second: string, cls?: string) => {
+    const on = sort === first || sort === second;
+    const state = !on ? "none" : sort.startsWith("-") ? "descending" : "ascending";
+    return h(
+      "th",
+      { scope: "col", "aria-sort": state, ...(cls ? { class: cls } : {}) },
+      h("button", { type: "button", class: "sort", onclick: () => { sort = sort === first ? second : first; restart(); } }, label, h("span", { "aria-hidden": "true" }, state === "ascending" ? " ▲" : state === "descending" ? " ▼" : "")),
+    );
+  };
   const field = h("select", { id: "f-field", "aria-label": "filter by" }, h("option", { value: "owner" }, "owner"), h("option", { value: "mac" }, "MAC"), h("option", { value: "hostname" }, "host name"));
   const value = h("input", { id: "f-value", type: "search", placeholder: "filter", "aria-label": "filter value" });
   const loadTable = async (): Promise<void> => {
-    const q = new URLSearchParams({ limit: "50", ...(after ? { after } : {}), ...(value.value.trim() ? { [field.value]: value.value.trim() } : {}) });
+    const q = new URLSearchParams({ limit: "50", sort, ...(after ? { after } : {}), ...(value.value.trim() ? { [field.value]: value.value.trim() } : {}) });
     try {
       const res = await api<{ items: Allocation[]; next: string | null }>("GET", `/v1/pools/${id}/allocations?${q.toString()}`);
       fill(
@@ -331,8 +349,8 @@ async function poolPage(id: string): Promise<void> {
         h(
           "table",
           { id: "allocations" },
-          h("caption", { class: "visually-hidden" }, "Allocations, by address"),
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Address"), h("th", { scope: "col" }, "Owner"), h("th", { scope: "col", class: "hide-narrow" }, "MAC"), h("th", { scope: "col", class: "hide-narrow" }, "Host name"), h("th", { scope: "col", class: "hide-narrow" }, "Since"), canWrite() ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null)),
+          h("caption", { class: "visually-hidden" }, `Allocations, ${SORT_NAMES[sort]}`),
+          h("thead", {}, h("tr", {}, sortHeader("Address", "address", "-address"), h("th", { scope: "col" }, "Owner"), h("th", { scope: "col", class: "hide-narrow" }, "MAC"), h("th", { scope: "col", class: "hide-narrow" }, "Host name"), sortHeader("Since", "-created", "created", "hide-narrow"), canWrite() ? h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")) : null)),
           h(
             "tbody",
             {},
@@ -386,7 +404,7 @@ async function poolPage(id: string): Promise<void> {
     mapBox,
     canWrite() ? allocateForm(p, refreshAll) : null,
     h("h2", {}, "Allocations"),
-    h("form", { class: "inline", role: "search", onsubmit: (e: Event) => { e.preventDefault(); after = null; pages.length = 0; void loadTable(); } }, field, value, h("button", { type: "submit" }, "Filter")),
+    h("form", { class: "inline", role: "search", onsubmit: (e: Event) => { e.preventDefault(); restart(); } }, field, value, h("button", { type: "submit" }, "Filter")),
     table,
     h("h2", {}, "History"),
     history,
@@ -493,7 +511,8 @@ async function addressPage(space: string, address: string): Promise<void> {
 
 // ---------- routing
 
-async function route(): Promise<void> {
+/** Shows the page the address names; after a move within the app, focus goes to the new content. */
+async function route(moved = true): Promise<void> {
   if (!me) return;
   const [, page, a, b] = location.hash.split("/");
   try {
@@ -505,10 +524,11 @@ async function route(): Promise<void> {
     if (err instanceof ApiError && err.status === 401) return signInPage("That token is not valid (any more). Sign in again.");
     show(errorBox(err), h("p", {}, h("a", { href: "#/" }, "Back to the address space")));
   }
-  main().focus();
+  // (on first load it stays at the top, where the skip link and the search come first)
+  if (moved) main().focus();
 }
 
-async function start(): Promise<void> {
+async function start(signedIn = false): Promise<void> {
   if (!token) return signInPage();
   try {
     me = await api<Me>("GET", "/v1/whoami");
@@ -526,7 +546,7 @@ async function start(): Promise<void> {
     const q = (document.getElementById("q") as HTMLInputElement).value.trim();
     if (q) location.hash = `#/search?q=${encodeURIComponent(q)}`;
   };
-  await route();
+  await route(signedIn);
 }
 
 window.addEventListener("hashchange", () => void route());
