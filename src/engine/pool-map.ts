@@ -1,9 +1,8 @@
 /**
  * A pool's occupancy as a map of cells: each cell a stretch of addresses with how many of them are in
  * the pool and how many are free, read from the free-space index so a cell costs the same at any pool
- * size. Maps are kept per view and brought up to date from the pool's history: a change recomputes
- * only the cells it touched, so looking at a pool of a million allocations after an allocate costs a
- * few small reads rather than a walk over every free run.
+ * size. Maps are kept per view and brought up to date from the pool's history, so looking at a pool of
+ * a million allocations after an allocate costs one short read rather than a walk over every free run.
  */
 import { type Family, formatAddress, fromKey } from "../addr/index.js";
 import type { Sql } from "../store/store.js";
@@ -36,9 +35,8 @@ export interface MapSnapshot {
 }
 
 export const MAX_CELLS = 4096;
-/** Past this many changes or touched cells since a snapshot, recomputing the whole map is cheaper. */
-const MAX_CHANGES = 200;
-const MAX_TOUCHED = 64;
+/** Past this many changes since a snapshot, recomputing the whole map is cheaper than replaying them. */
+const MAX_CHANGES = 2000;
 /** Pool history entries that leave its free space as it was. */
 const SPACE_NEUTRAL = new Set(["update", "threshold-crossed", "threshold-cleared"]);
 
@@ -46,7 +44,7 @@ const text = (family: Family, value: bigint) => formatAddress({ family, value })
 
 /**
  * The stretch [from, to] of a pool (else all of it) cut into at most `cells` equal cells, answered from
- * `cache` when the pool has not changed since, refreshed cell by cell when it has changed a little.
+ * `cache` when the pool has not changed since, and brought up to date when it has changed a little.
  */
 export async function cachedPoolMap(
   sql: Sql,
@@ -73,41 +71,42 @@ async function newestSeq(sql: Sql, poolId: string): Promise<number> {
 }
 
 /**
- * The snapshot brought up to date by recomputing the cells the pool's changes since touched, or null
- * when the changes are too many or not address changes (a child carved or returned, say).
+ * The snapshot brought up to date from the pool's changes since: an allocation takes its addresses
+ * from the free count of each cell it meets, a release or expiry gives them back. Null (recompute)
+ * when the changes are many, or not plain address changes (a child carved or returned), or when the
+ * snapshot's own entry has been pruned from history, so later ones may have gone with it.
  */
 async function refresh(sql: Sql, pool: PoolState, snap: MapSnapshot): Promise<MapSnapshot | null> {
-  const changes = await sql.all<{ seq: number | string; entity: string; action: string; first: Buffer | null; last: Buffer | null }>(
-    "SELECT seq, entity, action, first, last FROM history WHERE pool_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-    [pool.id, snap.seq, MAX_CHANGES + 1],
+  const rows = await sql.all<{ seq: number | string; entity: string; action: string; first: Buffer | null; last: Buffer | null }>(
+    "SELECT seq, entity, action, first, last FROM history WHERE pool_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+    [pool.id, snap.seq, MAX_CHANGES + 2],
   );
+  if (rows.length === 0 && snap.seq === 0) return snap;
+  if (Number(rows[0]?.seq) !== snap.seq) return null;
+  const changes = rows.slice(1);
   if (changes.length === 0) return snap;
   if (changes.length > MAX_CHANGES) return null;
-  const touched = new Set<number>();
+  const free = snap.map.cells.map((c) => BigInt(c.free));
   for (const c of changes) {
     if (c.entity === "pool" && SPACE_NEUTRAL.has(c.action)) continue;
     if (c.entity === "allocation" && c.action === "update") continue; // an allocation's addresses never change
-    if (c.entity !== "allocation" || !c.first || !c.last) return null;
+    const sign = c.action === "allocate" ? -1n : c.action === "release" || c.action === "expire" ? 1n : 0n;
+    if (c.entity !== "allocation" || sign === 0n || !c.first || !c.last) return null;
     const a = fromKey(c.first);
     const b = fromKey(c.last);
     if (b < snap.lo || a > snap.hi) continue;
-    const i0 = Number(((a > snap.lo ? a : snap.lo) - snap.lo) / snap.size);
-    const i1 = Number(((b < snap.hi ? b : snap.hi) - snap.lo) / snap.size);
-    for (let i = i0; i <= i1; i++) touched.add(i);
-    if (touched.size > MAX_TOUCHED) return null;
-  }
-  const cells = snap.map.cells.slice();
-  for (const i of touched) {
-    const cf = snap.lo + BigInt(i) * snap.size;
-    const cl = cf + snap.size - 1n < snap.hi ? cf + snap.size - 1n : snap.hi;
-    let free = 0n;
-    for (const r of await runsMeeting(sql, pool.id, cf, cl)) {
-      const s = fromKey(r.first) > cf ? fromKey(r.first) : cf;
-      const e = fromKey(r.last) < cl ? fromKey(r.last) : cl;
-      if (e >= s) free += e - s + 1n;
+    const s = a > snap.lo ? a : snap.lo;
+    const e = b < snap.hi ? b : snap.hi;
+    for (let i = Number((s - snap.lo) / snap.size); i < free.length; i++) {
+      const cf = snap.lo + BigInt(i) * snap.size;
+      if (cf > e) break;
+      const cl = cf + snap.size - 1n;
+      free[i]! += sign * ((e < cl ? e : cl) - (s > cf ? s : cf) + 1n);
     }
-    cells[i] = { ...cells[i]!, free: free.toString() };
   }
+  // a count out of bounds would mean the history did not say everything: start again from the runs
+  if (free.some((f, i) => f < 0n || f > BigInt(snap.map.cells[i]!.total))) return null;
+  const cells = snap.map.cells.map((c, i) => (free[i] === BigInt(c.free) ? c : { ...c, free: free[i]!.toString() }));
   return { ...snap, seq: Number(changes[changes.length - 1]!.seq), map: { ...snap.map, cells } };
 }
 

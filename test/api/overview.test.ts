@@ -39,7 +39,7 @@ test("a pool's map counts free addresses per cell, at any size, and zooms into a
   assert.match(bad.json().detail, /not an IPv4 address/);
 });
 
-test("a map kept from before answers what a fresh read would, after allocations, releases, blocks and child pools", async () => {
+test("a map kept from before answers what a fresh read would, after allocations, releases, expiry, blocks, child pools and pruning", async () => {
   await env.engine.createPool({ name: "kept", space: "lab", cidr: "10.1.0.0/16" }, ctx);
   const ref = { pool: "kept", space: "lab" };
   const views = [{ cells: 256 }, { cells: 16, start: "10.1.3.0", end: "10.1.4.255" }];
@@ -60,10 +60,21 @@ test("a map kept from before answers what a fresh read would, after allocations,
   await same("a child pool carved out");
   await env.engine.deletePool({ pool: "kept-child", space: "lab" }, {}, ctx);
   await same("the child pool deleted");
-  for (let i = 0; i < 250; i++) await env.engine.allocate(ref, { address: `10.1.${8 + (i >> 8)}.${i & 255}` }, ctx);
+  await env.engine.allocate(ref, { address: "10.1.6.1", ttl: 60 }, ctx);
+  await same("an allocation with a time-to-live");
+  // an hour on, the next write to the pool expires it
+  const later = await Engine.open(env.engine.store, { clock: () => Date.now() + 3_600_000 });
+  await later.allocate(ref, { address: "10.1.6.2" }, ctx);
+  assert.ok((await env.engine.history({ pool: ref, limit: 5 })).some((h) => h.action === "expire"));
+  await same("its expiry");
+  await env.engine.allocate(ref, { address: "10.1.7.0" }, ctx); // its history entry is pruned before anyone looks
+  await env.engine.pruneHistory(new Date(Date.now() + 1000).toISOString());
+  await env.engine.allocate(ref, { address: "10.1.7.1" }, ctx);
+  await same("history pruned, and a change after");
+  for (let i = 0; i < 2100; i++) await env.engine.allocate(ref, { address: `10.1.${8 + (i >> 8)}.${i & 255}` }, ctx);
   await same("more changes than are worth replaying");
   const view = await env.engine.poolMap(ref, views[0]!);
-  assert.equal(view.cells.reduce((n, c) => n + Number(c.total) - Number(c.free), 0), 700 + 250 + 2); // and the network and broadcast addresses
+  assert.equal(view.cells.reduce((n, c) => n + Number(c.total) - Number(c.free), 0), 700 + 3 + 2100 + 2); // (10.1.6.2, 10.1.7.0, 10.1.7.1, and the network and broadcast addresses)
 });
 
 test("search finds by MAC, owner and host name (its beginning too), within the token's spaces; an address gives its holder", async () => {
