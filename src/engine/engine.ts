@@ -352,19 +352,21 @@ export class Engine {
     });
   }
 
-  /** Deletes history up to the newest entry made before `before` (ISO 8601), a batch per transaction; returns how many. */
+  /**
+   * Deletes history older than `before` (ISO 8601) from the oldest entry on, stopping at the first
+   * entry made at or after it, a batch per transaction; returns how many. The log loses only a
+   * prefix, never entries from its middle (servers' clocks differ a little, so times are not quite in
+   * seq order): kept pool maps rely on "my entry is still there" meaning "every entry after it is too".
+   */
   async pruneHistory(before: string): Promise<number> {
     const cutoff = isoTime(before, "before");
-    // history goes from its oldest entry up to the newest made before the cutoff, never from the
-    // middle (servers' clocks differ a little): kept pool maps rely on "my entry is still there" to
-    // mean "every entry after it is too"
-    const last = await this.read((sql) => sql.get<{ s: number | string }>("SELECT seq AS s FROM history WHERE at < ? ORDER BY at DESC LIMIT 1", [cutoff]));
-    const upTo = Number(last?.s ?? 0);
+    const newer = await this.read((sql) => sql.get<{ s: number | string | null }>("SELECT MIN(seq) AS s FROM history WHERE at >= ?", [cutoff]));
+    const below = newer?.s == null ? Number.MAX_SAFE_INTEGER : Number(newer.s);
     let removed = 0;
     for (;;) {
       const n = await this.write(SYSTEM, async (env) =>
         {
-          const n = (await env.sql.run("DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE seq <= ? ORDER BY seq LIMIT 10000)", [upTo])).changes;
+          const n = (await env.sql.run("DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE seq < ? AND at < ? ORDER BY seq LIMIT 10000)", [below, cutoff])).changes;
           // entries a webhook never managed to deliver go with them
           await env.sql.run("DELETE FROM webhook_outbox WHERE seq < (SELECT COALESCE(MIN(seq), 0) FROM history)");
           return n;
