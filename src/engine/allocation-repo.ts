@@ -68,18 +68,16 @@ export interface ListFilter {
   mac?: string;
   hostname?: string;
   sort?: AllocationSort;
-  /** Only allocations past this one in the sort order (keyset pagination): its address key or id. */
-  after?: Buffer | string;
+  /** Only allocations past this one in the sort order (keyset pagination): its address key, or its creation time and id. */
+  after?: Buffer | { createdAt: string; id: string };
   limit: number;
 }
 
-/**
- * Allocations in the asked order, a page at a time (keyset, so page 1,000 costs what page 1 does).
- * Ids are time-ordered, so the id is the order of creation.
- */
+/** Allocations in the asked order, a page at a time (keyset, so page 1,000 costs what page 1 does). */
 export async function listAllocationRows(sql: Sql, poolId: string, f: ListFilter): Promise<AllocationRow[]> {
   const sort = f.sort ?? "address";
-  const column = sort.endsWith("address") ? "first" : "id";
+  // by creation: the time, then the id for allocations made in the same millisecond
+  const columns = sort.endsWith("address") ? ["first"] : ["created_at", "id"];
   const descending = sort.startsWith("-");
   const where = ["pool_id = ?", "child_pool_id IS NULL"];
   const params: SqlValue[] = [poolId];
@@ -96,9 +94,10 @@ export async function listAllocationRows(sql: Sql, poolId: string, f: ListFilter
     params.push(f.hostname);
   }
   if (f.after !== undefined) {
-    where.push(`${column} ${descending ? "<" : ">"} ?`);
-    params.push(f.after);
+    where.push(`(${columns.join(", ")}) ${descending ? "<" : ">"} (${columns.map(() => "?").join(", ")})`);
+    params.push(...(Buffer.isBuffer(f.after) ? [f.after] : [f.after.createdAt, f.after.id]));
   }
   params.push(f.limit);
-  return sql.all<AllocationRow>(`SELECT * FROM allocations WHERE ${where.join(" AND ")} ORDER BY ${column}${descending ? " DESC" : ""} LIMIT ?`, params);
+  const order = columns.map((c) => `${c}${descending ? " DESC" : ""}`).join(", ");
+  return sql.all<AllocationRow>(`SELECT * FROM allocations WHERE ${where.join(" AND ")} ORDER BY ${order} LIMIT ?`, params);
 }

@@ -288,14 +288,14 @@ export class Engine {
     return this.read(async (sql) => {
       const pool = await loadPool(sql, ref);
       const byAddress = (filter.sort ?? "address").endsWith("address");
-      // the cursor is the last row's address in address order, its id in order of creation
-      const after = filter.after === undefined ? undefined : byAddress ? toKey(address(filter.after, "after").value) : filter.after;
+      // the cursor is the last row's address in address order, its creation time and id in order of creation
+      const after = filter.after === undefined ? undefined : byAddress ? toKey(address(filter.after, "after").value) : createdCursor(filter.after);
       const rows = await listAllocationRows(sql, pool.id, { ...filter, after });
       const now = this.clock();
       const last = rows[rows.length - 1];
       // rows past their expiry are released by the next write to the pool; until then they are not shown
       const items = rows.filter((r) => r.expires_at === null || r.expires_at > now).map((r) => toAllocation(pool, r));
-      return { items, next: rows.length === filter.limit && last ? (byAddress ? toAllocation(pool, last).address : last.id) : null };
+      return { items, next: rows.length === filter.limit && last ? (byAddress ? toAllocation(pool, last).address : `${last.created_at},${last.id}`) : null };
     });
   }
 
@@ -545,4 +545,11 @@ export class Engine {
   close(): Promise<void> {
     return this.store.close();
   }
+}
+
+/** A `next` of the list in order of creation: "<created time>,<id>". */
+function createdCursor(text: string): { createdAt: string; id: string } {
+  const [createdAt, id, ...rest] = text.split(",");
+  if (!createdAt || !id || rest.length) throw new AllotError("invalid-request", `after: ${text} is not a cursor of this order; pass the previous page's next as it was`);
+  return { createdAt, id };
 }

@@ -258,9 +258,9 @@ export const TABLES_V6 = `
   );
 `;
 
-/** Version 7: a pool's allocations in order of creation (ids are time-ordered), for listing newest first. */
+/** Version 7: a pool's allocations in order of creation, for listing newest first. */
 export const TABLES_V7 = `
-  CREATE INDEX allocations_pool_id ON allocations(pool_id, id);
+  CREATE INDEX allocations_pool_created ON allocations(pool_id, created_at, id);
 `;
 
 /**
