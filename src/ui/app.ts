@@ -118,14 +118,22 @@ function fill(el: Element, ...nodes: Child[]): void {
 function count(text: string): string {
   const n = BigInt(text);
   if (n >= 10n ** 15n) {
-    const bits = n.toString(2).length - 1;
-    return n === 1n << BigInt(bits) ? `2^${bits}` : `≈2^${bits}`;
+    const below = n.toString(2).length - 1;
+    if (n === 1n << BigInt(below)) return `2^${below}`;
+    // the nearer power: a /32 less its network address is ≈2^96, not ≈2^95
+    return `≈2^${n - (1n << BigInt(below)) > (1n << BigInt(below + 1)) - n ? below + 1 : below}`;
   }
   return n.toLocaleString("en");
 }
+/** A stored time (ISO 8601, UTC) as people read it, saying it is UTC. */
+const when = (iso: string) => `${iso.replace("T", " ").slice(0, 19)} UTC`;
 /** How each order of the allocations table reads to a screen reader. */
 const SORT_NAMES: Record<string, string> = { address: "by address", "-address": "by address, highest first", created: "oldest first", "-created": "newest first" };
-const pct = (u: number) => `${u.toFixed(u < 10 ? 2 : 1)}%`;
+/** Utilisation, rounded down as the server does, so a pool shows 100% only when it is full. */
+const pct = (u: number) => {
+  const digits = u < 10 ? 2 : 1;
+  return `${(Math.floor(u * 10 ** digits) / 10 ** digits).toFixed(digits)}%`;
+};
 
 function bar(p: Pool): HTMLElement {
   const u = p.usage.utilization;
@@ -195,7 +203,8 @@ async function overviewPage(): Promise<void> {
             { class: "pool-row" },
             h("a", { href: `#/pool/${p.id}` }, p.name),
             bar(p),
-            h("span", { class: "num" }, `${pct(p.usage.utilization)} · ${count(p.usage.allocated)} of ${count(p.usage.total)}`),
+            // used is what the percentage counts: allocated, and carved into child pools
+            h("span", { class: "num" }, `${pct(p.usage.utilization)} · ${count((BigInt(p.usage.allocated) + BigInt(p.usage.inChildPools)).toString())} of ${count(p.usage.total)}${p.usage.inChildPools !== "0" ? ` (${count(p.usage.inChildPools)} in child pools)` : ""}`),
           ),
           tree(p.name, space),
         ),
@@ -214,10 +223,8 @@ function newPoolForm(spaces: string[]): HTMLElement {
   const cidr = h("input", { id: "np-cidr", required: true, placeholder: "10.0.0.0/24" });
   const space = h("select", { id: "np-space" }, ...spaces.map((s) => h("option", { value: s }, s)));
   const out = h("div", { "aria-live": "polite" });
-  return h(
-    "section",
-    {},
-    h("h2", {}, "New pool"),
+  return answered(
+    "New pool",
     h(
       "form",
       {
@@ -241,9 +248,20 @@ function newPoolForm(spaces: string[]): HTMLElement {
   );
 }
 
+/** A titled form with the place its answers go; a field the browser refuses clears the last answer, which no longer applies. */
+function answered(title: string, form: HTMLFormElement, out: HTMLElement): HTMLElement {
+  form.addEventListener("invalid", () => out.replaceChildren(), true);
+  return h("section", {}, h("h2", {}, title), form, out);
+}
+
 /** The address map: up to 256 cells of the stretch [start, end]; a cell of many addresses zooms in. */
 let mapRequest = 0;
-async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?: string }, onChange: () => void): Promise<void> {
+const OUTSIDE = "repeating-linear-gradient(45deg, #f2f2f2 0 4px, #9a9a9a 4px 5px)";
+/**
+ * The map is one Tab stop (the cells move with the arrow keys). `focus` puts the keyboard on its first
+ * cell once drawn, after a zoom in or out.
+ */
+async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?: string }, onChange: () => void, focus = false): Promise<void> {
   const q = new URLSearchParams({ cells: "256", ...(zoom.start ? { start: zoom.start } : {}), ...(zoom.end ? { end: zoom.end } : {}) });
   // only the latest request draws: an earlier answer arriving late must not undo a zoom
   const mine = ++mapRequest;
@@ -257,25 +275,30 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
     const used = total - BigInt(c.free);
     const ratio = total === 0n ? 0 : Number((used * 1000n) / total) / 1000;
     const state = total === 0n ? "not in pool" : used === 0n ? "free" : used === total ? (single ? "in use" : "full") : `${count(used.toString())} of ${count(total.toString())} in use`;
-    const colour = total === 0n ? "#f2f2f2" : `color-mix(in srgb, var(--used) ${Math.round(ratio * 100)}%, var(--free))`;
+    const colour = total === 0n ? OUTSIDE : `color-mix(in srgb, var(--used) ${Math.round(ratio * 100)}%, var(--free))`;
     return h(
       "button",
       {
         type: "button",
+        tabindex: i === 0 ? "0" : "-1",
         style: `background:${colour}`,
         "aria-label": `${label(c)}: ${state}`,
         title: `${label(c)}: ${state}`,
         "data-index": String(i),
         onclick: () => {
           if (single) location.hash = `#/address/${encodeURIComponent(p.space)}/${encodeURIComponent(c.first)}`;
-          else void drawMap(p, into, { start: c.first, end: c.last }, onChange);
+          else void drawMap(p, into, { start: c.first, end: c.last }, onChange, true);
         },
         onkeydown: (e: Event) => {
           const k = (e as KeyboardEvent).key;
-          const step = k === "ArrowRight" ? 1 : k === "ArrowLeft" ? -1 : k === "ArrowDown" ? 16 : k === "ArrowUp" ? -16 : 0;
-          if (!step) return;
+          const step = k === "ArrowRight" ? 1 : k === "ArrowLeft" ? -1 : k === "ArrowDown" ? 16 : k === "ArrowUp" ? -16 : k === "Home" ? -i : k === "End" ? cells.length - 1 - i : 0;
+          const next = into.querySelector<HTMLElement>(`[data-index="${i + step}"]`);
+          if (!step || !next) return;
           e.preventDefault();
-          (into.querySelector(`[data-index="${i + step}"]`) as HTMLElement | null)?.focus();
+          // the cell with the keyboard is the map's one Tab stop
+          for (const b of into.querySelectorAll(".grid button")) b.setAttribute("tabindex", "-1");
+          next.setAttribute("tabindex", "0");
+          next.focus();
         },
       },
       single ? c.first.split(/[.:]/).pop()! : "",
@@ -285,13 +308,14 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
     h(
       "div",
       { class: "crumbs" },
-      zoom.start ? h("button", { type: "button", onclick: () => void drawMap(p, into, {}, onChange) }, "Whole pool") : null,
+      zoom.start ? h("button", { type: "button", onclick: () => void drawMap(p, into, {}, onChange, true) }, "Whole pool") : null,
       ` ${label({ first: map.first, last: map.last, total: "0", free: "0" })}: ${map.cells.length} cells of ${count(map.cellSize)} address${map.cellSize === "1" ? "" : "es"}`,
       single ? "" : " (select a cell to zoom in)",
     ),
     h("div", { class: "grid", role: "group", "aria-label": "address map" }, ...cells),
-    h("div", { class: "legend" }, h("span", { style: "--c: var(--free)" }, "free"), h("span", { style: "--c: var(--used)" }, "in use (allocated, reserved or carved)"), h("span", { style: "--c: #f2f2f2" }, "not in the pool")),
+    h("div", { class: "legend" }, h("span", { style: "--c: var(--free)" }, "free"), h("span", { style: "--c: var(--used)" }, "in use (allocated, reserved or carved)"), h("span", { style: `--c: ${OUTSIDE}` }, "not in the pool")),
   );
+  if (focus) into.querySelector<HTMLElement>(".grid button")?.focus();
   onChange();
 }
 
@@ -299,6 +323,8 @@ async function poolPage(id: string): Promise<void> {
   const p = await api<Pool>("GET", `/v1/pools/${id}`);
   const mapBox = h("div", {});
   const table = h("div", {});
+  /** What the last release did. */
+  const released = h("div", {});
   const history = h("div", {});
   const stats = h("div", { class: "stats" });
   const refreshStats = async () => {
@@ -307,6 +333,7 @@ async function poolPage(id: string): Promise<void> {
       stats,
       h("div", {}, h("b", {}, pct(fresh.usage.utilization)), "used"),
       h("div", {}, h("b", {}, count(fresh.usage.allocated)), "allocated"),
+      fresh.usage.inChildPools !== "0" ? h("div", {}, h("b", {}, count(fresh.usage.inChildPools)), "in child pools") : null,
       h("div", {}, h("b", {}, count(fresh.usage.free)), "free"),
       h("div", {}, h("b", {}, count(fresh.usage.total)), "addresses"),
       fresh.thresholds.length ? h("div", {}, h("b", {}, fresh.thresholds.map((t) => `${t}%`).join(", ")), "alerts") : null,
@@ -323,6 +350,10 @@ async function poolPage(id: string): Promise<void> {
   let after: string | null = null;
   let sort = "address";
   const pages: (string | null)[] = [];
+  /** The latest table request: an older answer arriving after it is dropped. */
+  let asked = 0;
+  /** The control (its data-focus) that redrew the table, which gets the focus back in the new one. */
+  let refocus: string | null = null;
   const restart = () => {
     after = null;
     pages.length = 0;
@@ -335,15 +366,17 @@ async function poolPage(id: string): Promise<void> {
     return h(
       "th",
       { scope: "col", "aria-sort": state, ...(cls ? { class: cls } : {}) },
-      h("button", { type: "button", class: "sort", onclick: () => { sort = sort === first ? second : first; restart(); } }, label, h("span", { "aria-hidden": "true" }, state === "ascending" ? " ▲" : state === "descending" ? " ▼" : "")),
+      h("button", { type: "button", class: "sort", "data-focus": `sort-${first}`, onclick: () => { sort = sort === first ? second : first; refocus = `sort-${first}`; restart(); } }, label, h("span", { "aria-hidden": "true" }, state === "ascending" ? " ▲" : state === "descending" ? " ▼" : "")),
     );
   };
   const field = h("select", { id: "f-field", "aria-label": "filter by" }, h("option", { value: "owner" }, "owner"), h("option", { value: "mac" }, "MAC"), h("option", { value: "hostname" }, "host name"));
   const value = h("input", { id: "f-value", type: "search", placeholder: "filter", "aria-label": "filter value" });
   const loadTable = async (): Promise<void> => {
     const q = new URLSearchParams({ limit: "50", sort, ...(after ? { after } : {}), ...(value.value.trim() ? { [field.value]: value.value.trim() } : {}) });
+    const n = ++asked;
     try {
       const res = await api<{ items: Allocation[]; next: string | null }>("GET", `/v1/pools/${id}/allocations?${q.toString()}`);
+      if (n !== asked) return;
       fill(
         table,
         h(
@@ -362,14 +395,20 @@ async function poolPage(id: string): Promise<void> {
                 h("td", {}, a.owner ?? ""),
                 h("td", { class: "hide-narrow" }, a.mac ?? ""),
                 h("td", { class: "hide-narrow" }, a.hostname ?? ""),
-                h("td", { class: "hide-narrow" }, a.createdAt.replace("T", " ").slice(0, 19)),
+                h("td", { class: "hide-narrow" }, when(a.createdAt)),
                 canWrite()
                   ? h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `release ${a.address}`, onclick: async () => {
+                      const what = a.size > 1 ? `${a.address} – ${a.lastAddress}` : a.address;
+                      if (!confirm(`Release ${what}${a.owner ? ` (${a.owner})` : ""}? Its addresses go back to the pool.`)) return;
                       try {
                         await api("DELETE", `/v1/allocations/${a.id}`);
+                        // the button is gone with its row: the keyboard lands on what happened
+                        const said = h("p", { role: "status", tabindex: "-1" }, `Released ${what}.`);
+                        released.replaceChildren(said);
+                        said.focus();
                         refreshAll();
                       } catch (err) {
-                        table.prepend(errorBox(err));
+                        released.replaceChildren(errorBox(err));
                       }
                     } }, "Release"))
                   : null,
@@ -381,13 +420,16 @@ async function poolPage(id: string): Promise<void> {
         h(
           "div",
           { class: "pager" },
-          h("button", { type: "button", disabled: pages.length === 0, onclick: () => { after = pages.pop() ?? null; void loadTable(); } }, "Previous"),
-          h("button", { type: "button", disabled: !res.next, onclick: () => { pages.push(after); after = res.next; void loadTable(); } }, "Next"),
+          h("button", { type: "button", "data-focus": "previous", disabled: pages.length === 0, onclick: () => { after = pages.pop() ?? null; refocus = "previous"; void loadTable(); } }, "Previous"),
+          h("button", { type: "button", "data-focus": "next", disabled: !res.next, onclick: () => { pages.push(after); after = res.next; refocus = "next"; void loadTable(); } }, "Next"),
           h("span", { class: "muted" }, `page ${pages.length + 1}`),
         ),
       );
+      // (on the first or last page the other pager button takes it)
+      if (refocus) (table.querySelector<HTMLButtonElement>(`[data-focus="${refocus}"]:not([disabled])`) ?? table.querySelector<HTMLButtonElement>(".pager button:not([disabled])"))?.focus();
+      refocus = null;
     } catch (err) {
-      table.replaceChildren(errorBox(err));
+      if (n === asked) table.replaceChildren(errorBox(err));
     }
   };
   const loadHistory = async () => {
@@ -396,7 +438,7 @@ async function poolPage(id: string): Promise<void> {
   };
 
   show(
-    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Address space"), ` › ${p.space} › `),
+    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Address space"), ` › ${p.space}`),
     h("h1", {}, p.name, " ", h("span", { class: "muted" }, p.ranges.map((r) => r.cidr ?? `${r.start}–${r.end}`).join(", "))),
     p.description ? h("p", {}, p.description) : null,
     stats,
@@ -405,6 +447,7 @@ async function poolPage(id: string): Promise<void> {
     canWrite() ? allocateForm(p, refreshAll) : null,
     h("h2", {}, "Allocations"),
     h("form", { class: "inline", role: "search", onsubmit: (e: Event) => { e.preventDefault(); restart(); } }, field, value, h("button", { type: "submit" }, "Filter")),
+    released,
     table,
     h("h2", {}, "History"),
     history,
@@ -417,7 +460,7 @@ function historyTable(items: History[]): HTMLElement {
     "table",
     {},
     h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))),
-    h("tbody", {}, ...items.map((e) => h("tr", {}, h("td", {}, e.at.replace("T", " ").slice(0, 19)), h("td", {}, describe(e)), h("td", {}, e.actor)))),
+    h("tbody", {}, ...items.map((e) => h("tr", {}, h("td", {}, when(e.at)), h("td", {}, describe(e)), h("td", {}, e.actor)))),
   );
 }
 
@@ -434,11 +477,14 @@ function allocateForm(p: Pool, done: () => void): HTMLElement {
   const mac = h("input", { id: "a-mac", placeholder: "aa:bb:cc:dd:ee:ff" });
   const hostname = h("input", { id: "a-hostname", placeholder: "web-1" });
   const out = h("div", { "aria-live": "polite" });
-  return h(
-    "section",
-    {},
-    h("h2", {}, "Allocate"),
-    h(
+  // the browser checks what each mode needs before anything is sent
+  const needs = () => {
+    addr.required = mode.value === "specific";
+    size.required = mode.value === "block";
+  };
+  mode.addEventListener("change", needs);
+  needs();
+  const form = h(
       "form",
       {
         class: "inline",
@@ -464,9 +510,8 @@ function allocateForm(p: Pool, done: () => void): HTMLElement {
       h("label", { for: "a-mac" }, "MAC", mac),
       h("label", { for: "a-hostname" }, "Host name", hostname),
       h("button", { class: "primary", type: "submit" }, "Allocate"),
-    ),
-    out,
-  );
+    );
+  return answered("Allocate", form, out);
 }
 
 async function searchPage(q: string): Promise<void> {
@@ -478,7 +523,7 @@ async function searchPage(q: string): Promise<void> {
     res.addresses.length
       ? h("section", {}, h("h2", {}, "Address"), h("ul", {}, ...res.addresses.map((r) => h("li", {}, link(r.space, r.address), ` in ${r.space} / ${r.pool}: ${r.state}${r.allocation?.owner ? `, held by ${r.allocation.owner}` : ""}`))))
       : null,
-    h("section", {}, h("h2", {}, "Allocations"), res.allocations.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", {}, "Pool"), h("th", {}, "Owner"), h("th", {}, "MAC"), h("th", {}, "Host name"))), h("tbody", {}, ...res.allocations.map((a) => h("tr", {}, h("td", {}, link(a.space, a.address)), h("td", {}, h("a", { href: `#/pool/${a.poolId}` }, `${a.space} / ${a.pool}`)), h("td", {}, a.owner ?? ""), h("td", {}, a.mac ?? ""), h("td", {}, a.hostname ?? ""))))) : h("p", { class: "muted" }, "Nothing found by MAC, owner or host name.")),
+    h("section", {}, h("h2", {}, "Allocations"), res.allocations.length ? h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", {}, "Pool"), h("th", {}, "Owner"), h("th", {}, "MAC"), h("th", {}, "Host name"))), h("tbody", {}, ...res.allocations.map((a) => h("tr", {}, h("td", {}, link(a.space, a.address)), h("td", {}, h("a", { href: `#/pool/${a.poolId}` }, `${a.space} / ${a.pool}`)), h("td", {}, a.owner ?? ""), h("td", {}, a.mac ?? ""), h("td", {}, a.hostname ?? "")))))) : h("p", { class: "muted" }, "Nothing found by MAC, owner or host name.")),
   );
 }
 
@@ -499,7 +544,7 @@ async function addressPage(space: string, address: string): Promise<void> {
           h("dd", {}, h("a", { href: `#/pool/${r.poolId}` }, r.pool)),
           h("dt", {}, "State"),
           h("dd", {}, r.state),
-          ...(a ? [h("dt", {}, "Held by"), h("dd", {}, a.owner ?? "(no owner)"), h("dt", {}, "Since"), h("dd", {}, a.createdAt), h("dt", {}, "MAC"), h("dd", {}, a.mac ?? "-"), h("dt", {}, "Host name"), h("dd", {}, a.hostname ?? "-")] : []),
+          ...(a ? [h("dt", {}, "Held by"), h("dd", {}, a.owner ?? "(no owner)"), h("dt", {}, "Since"), h("dd", {}, when(a.createdAt)), h("dt", {}, "MAC"), h("dd", {}, a.mac ?? "-"), h("dt", {}, "Host name"), h("dd", {}, a.hostname ?? "-")] : []),
         )
       : h("p", {}, "No pool in this space holds this address."),
     h("h2", {}, "History"),

@@ -50,6 +50,8 @@ test("sign in with a token; a wrong one is refused with a message", async () => 
   await page.goto(server.url);
   await page.waitForSelector("form.signin");
   assert.match(page.url(), /\/ui\/$/);
+  // no search box before sign-in: a token typed there would end up in a URL
+  assert.equal(await page.isVisible("#search"), false);
   await page.fill("#token", "allot_not-a-real-token-00000000000");
   await page.click("form.signin button[type=submit]");
   await page.waitForSelector("form.signin [role=alert]");
@@ -62,6 +64,8 @@ test("sign in with a token; a wrong one is refused with a message", async () => 
   const rows = await page.$$eval(".pool-row a", (as) => as.map((a) => a.textContent));
   assert.deepEqual(rows, ["dc-10", "rack-1", "v6-lab"]);
   assert.equal(await page.locator("li li .pool-row a").textContent(), "rack-1");
+  // a /48 less its network address is nearer 2^80 than 2^79; utilisation rounds down, as the server's does
+  assert.match((await page.locator(".pool-row:has-text('v6-lab') .num").textContent()) ?? "", /^0\.00% · 4,096 of ≈2\^80$/);
   await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
 });
 
@@ -99,7 +103,9 @@ test("make a pool, allocate from it and watch the map; search finds it; release 
   await page.keyboard.press("Enter");
   await page.waitForSelector("#allocations th[aria-sort='descending']:has-text('Since')");
   assert.equal(await firstOwner(), "lb-pool");
-  await page.locator("th button:has-text('Since')").press("Enter");
+  // the redrawn table's header has the focus back, so the next press sorts again
+  assert.match((await page.evaluate(() => document.activeElement?.textContent)) ?? "", /^Since/);
+  await page.keyboard.press("Enter");
   await page.waitForSelector("#allocations th[aria-sort='ascending']:has-text('Since')");
   assert.equal(await firstOwner(), "vm-web-1");
   await page.locator("th button:has-text('Address')").click();
@@ -111,6 +117,9 @@ test("make a pool, allocate from it and watch the map; search finds it; release 
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "10.20.0.2: in use");
   await page.keyboard.press("ArrowDown");
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "10.20.0.18: free");
+  // the map is one Tab stop: Tab leaves it for the allocate form
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.closest(".grid")), null);
 
   await page.fill("#q", "web-1");
   await page.press("#q", "Enter");
@@ -124,7 +133,14 @@ test("make a pool, allocate from it and watch the map; search finds it; release 
 
   await page.click("dd a:has-text('web-net')");
   await page.waitForSelector("td:has-text('vm-web-1')");
+  // release asks first; then says what it did, with the keyboard on that message
+  page.once("dialog", (d) => {
+    assert.match(d.message(), /^Release 10\.20\.0\.1 \(vm-web-1\)\?/);
+    void d.accept();
+  });
   await page.click("button[aria-label='release 10.20.0.1']");
+  await page.waitForSelector("[role=status]:has-text('Released 10.20.0.1.')");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Released 10.20.0.1.");
   await page.waitForFunction(() => document.querySelector('.grid button[aria-label^="10.20.0.1:"]')?.getAttribute("aria-label") === "10.20.0.1: free");
 });
 
