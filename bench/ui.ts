@@ -39,14 +39,18 @@ async function prepare(): Promise<string> {
   return pool.id;
 }
 
+/** What to stop at the end, newest first, whether the bench finished or failed. */
+const stops: (() => Promise<unknown>)[] = [];
 try {
   const poolId = await prepare();
   // the same server process the tests start, stopped and waited for at the end
   const server = await startServerProcess(join(dir, "data"));
+  stops.unshift(() => server.stop());
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+  stops.unshift(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   // signed in already: the token is where the sign-in form puts it
   await context.addInitScript((t) => {
@@ -153,12 +157,11 @@ try {
   const allocateApiCalls = await apiTimings();
   for (const c of allocateApiCalls) log(`  allocate calls ${c.url}: at ${c.atMs} ms, ${c.ms} ms`);
   const fcp = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
-  await browser.close();
-  await server.stop();
   const out = { machine: `${process.platform} ${process.arch}`, allocations: COUNT, runs: RUNS, firstContentfulPaintMs: fcp, results, poolPageApiCalls: apiCalls, allocateApiCalls };
   const file = fileURLToPath(new URL(QUICK ? "./ui-results-quick.json" : "./ui-results.json", import.meta.url));
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 } finally {
+  for (const stop of stops) await stop();
   rmSync(dir, { recursive: true, force: true });
 }
