@@ -129,7 +129,7 @@ export class ScopedEngine {
 
   async allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext) {
     await this.poolSpace(ref);
-    if (req.mac) await checkMacFree(this.engine, await this.engine.getPool(ref), req.mac);
+    if (req.mac) await checkMacFree(this.engine, () => this.engine.getPool(ref), req.mac);
     return this.engine.allocate(ref, req, ctx);
   }
   async allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext) {
@@ -143,7 +143,7 @@ export class ScopedEngine {
   }
   async updateAllocation(id: string, patch: AllocationPatch, ctx: ChangeContext) {
     await this.allocationSpace(id);
-    if (patch.mac) await checkMacFree(this.engine, await this.engine.getPool({ pool: (await this.engine.getAllocation(id)).poolId }), patch.mac, id);
+    if (patch.mac) await checkMacFree(this.engine, async () => this.engine.getPool({ pool: (await this.engine.getAllocation(id)).poolId }), patch.mac, id);
     return this.engine.updateAllocation(id, patch, ctx);
   }
   async getAllocation(id: string) {

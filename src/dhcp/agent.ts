@@ -5,9 +5,9 @@
  * change reaches the DHCP server within a second or so. If the server is lost the agent goes on
  * serving what it has; a network taken from it (another agent took over) is stopped.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { delimiter, join } from "node:path";
 import type { Client } from "../cli/client.js";
 import type { AgentReport, Assignment, Health, Reach } from "./agents.js";
 import { type ServerKind, dnsmasqHosts, render } from "./render.js";
@@ -32,8 +32,19 @@ const now = () => new Date().toISOString();
 const BINARIES: Record<ServerKind, { bin: string; pkg: string }> = { dnsmasq: { bin: "dnsmasq", pkg: "dnsmasq-base" }, kea: { bin: "kea-dhcp4", pkg: "kea-dhcp4-server" } };
 
 function onPath(bin: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${bin}`], { encoding: "utf8" }).status === 0;
+  // a look at each PATH directory, not a shell: this runs on every sync and heartbeat
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir || ".", bin), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
+
+/** Whether a server process we started is still running. */
+const isRunning = (proc: ChildProcess | null | undefined): proc is ChildProcess => !!proc && proc.exitCode === null && proc.signalCode === null;
 
 /** A command, run inside the network's namespace when it has one. */
 const inNetns = (reach: Reach, argv: string[]) => (reach.netns ? ["ip", "netns", "exec", reach.netns, ...argv] : argv);
@@ -147,7 +158,7 @@ export class DhcpAgent {
     }
     for (const a of assignments) {
       const current = this.running.get(a.network);
-      if (current && current.assignment.hash === a.hash && current.proc && current.proc.exitCode === null) continue;
+      if (current && current.assignment.hash === a.hash && isRunning(current.proc)) continue;
       await this.startOrReload(a, current);
     }
   }
@@ -164,7 +175,7 @@ export class DhcpAgent {
     const fail = (error: string) => {
       this.o.log(`network ${a.network}: ${error}`);
       // a server still running keeps serving what it had; it stays ours to stop
-      const keep = current?.proc && current.proc.exitCode === null && current.proc.signalCode === null;
+      const keep = isRunning(current?.proc);
       // (recorded as this assignment, so it is not retried until the assignment changes again)
       this.running.set(a.network, keep ? { ...current, assignment: a, health: { state: "failed", error, since: now() } } : { assignment: a, proc: null, health: { state: "failed", error, since: now() }, main: "" });
     };
@@ -172,7 +183,7 @@ export class DhcpAgent {
     const dir = this.dirOf(a.network);
     const rendered = render(this.o.server, a.config, { interface: a.interface, dir });
     const main = rendered.files[rendered.main]!;
-    const alive = current?.proc && current.proc.exitCode === null && current.proc.signalCode === null;
+    const alive = isRunning(current?.proc);
     if (this.o.server === "kea") {
       // Kea stops serving on a configuration it refuses: test it first, inside the namespace
       writeAtomic(join(dir, "kea-dhcp4.candidate.json"), main);
@@ -214,7 +225,7 @@ export class DhcpAgent {
     });
     // give it a moment to bind (or to fail), so the health reported next is true
     await new Promise((r) => setTimeout(r, 300));
-    if (entry.proc && entry.proc.exitCode === null) {
+    if (isRunning(entry.proc)) {
       entry.health = { state: "serving", since: now() };
       this.o.log(`network ${a.network}: ${bin} serving ${a.config.reservations.length} reservations on ${a.interface}${a.netns ? ` (netns ${a.netns})` : ""}`);
     }

@@ -4,7 +4,7 @@
  * in those pools that carry a MAC. The servers answer only those MACs.
  */
 import { z } from "zod";
-import { parseAddress } from "../addr/index.js";
+import { formatAddress, formatPrefix, maskOf, parseAddress, prefixContaining } from "../addr/index.js";
 import { AllotError } from "../engine/errors.js";
 import { normalizeMac } from "../engine/mac.js";
 import type { Engine } from "../engine/engine.js";
@@ -88,16 +88,11 @@ export async function listNetworks(engine: Engine): Promise<DhcpNetwork[]> {
  * With `strict`, a named pool that is missing or not IPv4 is an error; otherwise it is a problem.
  */
 async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">, problems: string[] | null = null): Promise<Pool[]> {
+  // (every pool of the space, children included)
   const all = await engine.listPools({ space: n.space });
-  const byId = new Map(all.map((p) => [p.id, p]));
-  const children = async (p: Pool): Promise<Pool[]> => {
+  const children = (p: Pool): Pool[] => {
     if (p.usage.inChildPools === "0") return [p];
-    const kids = all.filter((c) => c.parent === p.name);
-    // listPools may give only top-level pools: ask for the children then
-    const list = kids.length > 0 ? kids : await engine.listPools({ parent: { pool: p.id } });
-    for (const k of list) byId.set(k.id, k);
-    if (problems && list.length === 0) problems.push(`pool ${p.name} is carved into child pools that could not be read`);
-    return (await Promise.all(list.map(children))).flat();
+    return all.filter((c) => c.parent === p.name).flatMap(children);
   };
   let roots: Pool[];
   if (n.pools.length === 0) roots = all.filter((p) => p.family === 4 && p.parent === null);
@@ -111,7 +106,7 @@ async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">, 
       else throw new AllotError(!p ? "pool-not-found" : "invalid-request", why);
     }
   }
-  return (await Promise.all(roots.map(children))).flat();
+  return roots.flatMap(children);
 }
 
 export async function createNetwork(engine: Engine, input: z.infer<typeof DhcpNetworkInput>): Promise<DhcpNetwork> {
@@ -142,18 +137,6 @@ export async function deleteNetwork(engine: Engine, name: string): Promise<DhcpN
   return current;
 }
 
-function maskText(len: number): string {
-  const m = len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0;
-  return [24, 16, 8, 0].map((s) => (m >>> s) & 0xff).join(".");
-}
-
-/** The DHCP subnet a pool range is served as: the prefix of its prefix length around it. */
-function subnetOfRange(start: string, prefixLength: number): { network: string; length: number } {
-  const first = parseAddress(start).value;
-  const net = (first >> BigInt(32 - prefixLength)) << BigInt(32 - prefixLength);
-  return { network: [24n, 16n, 8n, 0n].map((s) => String((net >> s) & 255n)).join("."), length: prefixLength };
-}
-
 /** dnsmasq reads some host names as keywords or lease times (ignore, infinite, 1h): those are not sent. */
 function servableHostname(name: string | null): boolean {
   return (
@@ -182,14 +165,15 @@ export async function networkConfig(engine: Engine, name: string): Promise<Netwo
     const attrs = p.attributes as Record<string, unknown>;
     // one subnet per distinct prefix: ranges of one prefix (in one pool or several) are one DHCP subnet
     for (const r of p.ranges) {
-      const { network, length } = subnetOfRange(r.start, r.prefixLength);
-      const cidr = `${network}/${length}`;
+      // the DHCP subnet a range is served as: the prefix of its prefix length around it
+      const prefix = prefixContaining(parseAddress(r.start), r.prefixLength);
+      const cidr = formatPrefix(prefix);
       if (subnets.has(cidr)) continue;
       subnets.set(cidr, {
         pool: p.name,
         cidr,
-        network,
-        netmask: maskText(length),
+        network: formatAddress({ family: 4, value: prefix.network }),
+        netmask: formatAddress({ family: 4, value: maskOf(4, r.prefixLength) }),
         router: n.options.router ?? r.gateway ?? p.gateway ?? (typeof attrs["neutron.gateway"] === "string" ? (attrs["neutron.gateway"] as string) : null),
         dnsServers: n.options.dnsServers ?? (r.dns.length > 0 ? r.dns : p.dns.length > 0 ? p.dns : Array.isArray(attrs["neutron.dns"]) ? (attrs["neutron.dns"] as string[]) : []),
       });
@@ -212,26 +196,22 @@ export async function networkConfig(engine: Engine, name: string): Promise<Netwo
   return { network: name, options: n.options, subnets: [...subnets.values()], reservations, problems };
 }
 
-/** The DHCP networks a pool is served by (for the MAC check when a reservation is made). */
-export async function networksOfPool(engine: Engine, pool: Pool): Promise<DhcpNetwork[]> {
-  const out: DhcpNetwork[] = [];
-  for (const n of await listNetworks(engine)) {
-    if (n.space !== pool.space || pool.family !== 4) continue;
-    if ((await poolsOf(engine, n, [])).some((p) => p.id === pool.id)) out.push(n);
-  }
-  return out;
-}
-
 /**
- * Refuses a MAC that already holds an address on a DHCP network this pool belongs to (one MAC, one
- * address per network), naming where. `except` is the allocation being changed, if any.
+ * Refuses a MAC that already holds an address on a DHCP network the pool belongs to (one MAC, one
+ * address per network), naming where. `except` is the allocation being changed, if any. The pool is
+ * read only when there are DHCP networks at all, so allocations elsewhere pay one small read.
  */
-export async function checkMacFree(engine: Engine, pool: Pool, mac: string, except?: string): Promise<void> {
-  const networks = await networksOfPool(engine, pool);
+export async function checkMacFree(engine: Engine, pool: () => Promise<Pool>, mac: string, except?: string): Promise<void> {
+  const networks = await listNetworks(engine);
   if (networks.length === 0) return;
+  const target = await pool();
+  if (target.family !== 4) return;
   const normal = normalizeMac(mac);
   for (const n of networks) {
-    for (const p of await poolsOf(engine, n, [])) {
+    if (n.space !== target.space) continue;
+    const served = await poolsOf(engine, n, []);
+    if (!served.some((p) => p.id === target.id)) continue;
+    for (const p of served) {
       const held = (await engine.listAllocations({ pool: p.id }, { mac: normal, limit: 2 })).items.find((a) => a.id !== except);
       if (held) throw new AllotError("conflict", `MAC ${normal} is already reserved on DHCP network ${n.name} (${held.address} in pool ${p.name}); one MAC gets one address per network: release that one first`);
     }

@@ -5,6 +5,7 @@
  * limited to the KNOWN class, and the reservations. MTU and search domains are sent whether or not
  * the client asks, since common clients (udhcpc) ask for neither.
  */
+import { formatAddress, parseAddress, parsePrefix, prefixContains, prefixFirst, prefixLast } from "../addr/index.js";
 import type { NetworkConfig } from "./networks.js";
 
 export type ServerKind = "dnsmasq" | "kea";
@@ -27,9 +28,11 @@ export interface Rendered {
 
 /** dnsmasq's hosts file: reread on SIGHUP, so reservation changes need no restart. */
 export function dnsmasqHosts(c: NetworkConfig): string {
-  // host names were checked when the reservations were read (networkConfig)
-  return c.reservations.map((r) => `${r.mac},${r.ip}${r.hostname ? `,${r.hostname}` : ""}\n`).join("");
+  return c.reservations.map((r) => `${hostEntry(r)}\n`).join("");
 }
+
+/** One reservation as dnsmasq writes it (host names were checked when the reservations were read). */
+const hostEntry = (r: NetworkConfig["reservations"][number]) => `${r.mac},${r.ip}${r.hostname ? `,${r.hostname}` : ""}`;
 
 export function renderDnsmasq(c: NetworkConfig, t: RenderTarget): Rendered {
   const o = c.options;
@@ -57,21 +60,17 @@ export function renderDnsmasq(c: NetworkConfig, t: RenderTarget): Rendered {
     if (o.mtu) lines.push(`dhcp-option-force=tag:${tag},option:mtu,${o.mtu}`);
   });
   if (t.inlineHosts) {
-    lines.push(...dnsmasqHosts(c).split("\n").filter(Boolean).map((h) => `dhcp-host=${h}`));
+    lines.push(...c.reservations.map((r) => `dhcp-host=${hostEntry(r)}`));
     return { main: "dnsmasq.conf", files: { "dnsmasq.conf": `${lines.join("\n")}\n` } };
   }
   return { main: "dnsmasq.conf", files: { "dnsmasq.conf": `${lines.join("\n")}\n`, hosts: dnsmasqHosts(c) } };
 }
 
-const ipValue = (ip: string) => ip.split(".").reduce((v, x) => v * 256 + Number(x), 0);
-const ipText = (v: number) => [24, 16, 8, 0].map((s) => Math.floor(v / 2 ** s) % 256).join(".");
-
 export function renderKea(c: NetworkConfig, t: RenderTarget): Rendered {
   const o = c.options;
   const subnet4 = c.subnets.map((s, i) => {
-    const len = Number(s.cidr.split("/")[1]);
-    const first = ipValue(s.network);
-    const last = first + 2 ** (32 - len) - 1;
+    const prefix = parsePrefix(s.cidr);
+    const at = (value: bigint) => formatAddress({ family: 4, value });
     const option = (name: string, data: string, always = false) => ({ name, data, ...(always ? { "always-send": true } : {}) });
     const options = [
       ...(s.router ? [option("routers", s.router)] : []),
@@ -85,10 +84,10 @@ export function renderKea(c: NetworkConfig, t: RenderTarget): Rendered {
       id: i + 1,
       subnet: s.cidr,
       // the only pool is for clients with a reservation: an unknown MAC gets nothing
-      pools: len <= 30 ? [{ pool: `${ipText(first + 1)} - ${ipText(last - 1)}`, "client-class": "KNOWN" }] : [],
+      pools: prefix.length <= 30 ? [{ pool: `${at(prefixFirst(prefix) + 1n)} - ${at(prefixLast(prefix) - 1n)}`, "client-class": "KNOWN" }] : [],
       "option-data": options,
       reservations: c.reservations
-        .filter((r) => ipValue(r.ip) >= first && ipValue(r.ip) <= last)
+        .filter((r) => prefixContains(prefix, parseAddress(r.ip)))
         .map((r) => ({ "hw-address": r.mac, "ip-address": r.ip, ...(r.hostname ? { hostname: r.hostname } : {}) })),
     };
   });
