@@ -70,6 +70,7 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
   };
   const bodyLimit = whole(flags.bodyLimit ?? env.ALLOT_BODY_LIMIT ?? String(DEFAULTS.bodyLimit), "body limit (--body-limit, ALLOT_BODY_LIMIT, bytes)", 1024 ** 3);
   if (bodyLimit < 1024) throw new ConfigError(`body limit ${bodyLimit} is too small to carry a request; use at least 1024 bytes`);
+  const tls = tlsConfig(flags, env);
   return {
     port,
     databaseUrl,
@@ -81,8 +82,8 @@ export function resolveServeConfig(flags: ServeFlags, env: NodeJS.ProcessEnv = p
       100_000,
     ),
     adminToken: env.ALLOT_ADMIN_TOKEN || null,
-    tls: tlsConfig(flags, env),
-    kubeProxy: kubeProxyConfig(flags, env, tlsConfig(flags, env) !== null),
+    tls,
+    kubeProxy: kubeProxyConfig(flags, env, tls !== null),
     secretKey: env.ALLOT_SECRET_KEY || null,
     host: flags.host ?? env.ALLOT_HOST ?? DEFAULTS.host,
     dataDir: resolve(flags.dataDir ?? env.ALLOT_DATA_DIR ?? DEFAULTS.dataDir),

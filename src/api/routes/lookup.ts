@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { HistoryQuery as Query } from "../../engine/engine.js";
+import { AllotError } from "../../engine/errors.js";
 import { Allocation, HistoryEntry, HistoryQuery, Holding, LookupResult, items, problems } from "../schemas.js";
 
 export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
@@ -71,8 +72,9 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
       let addresses: Awaited<ReturnType<typeof req.engine.lookup>> = [];
       try {
         addresses = await req.engine.lookup(q);
-      } catch {
-        // not an address
+      } catch (err) {
+        // not an address; anything else that went wrong is still an error
+        if (!(err instanceof AllotError && err.code === "invalid-address")) throw err;
       }
       return { addresses, allocations: await req.engine.search(q, req.query.limit) };
     },
