@@ -233,6 +233,10 @@ test("subnet pools: prefix-length bounds, subnets by length or exact CIDR, exhau
   assert.deepEqual([bounds.status, error(bounds).type], [400, "IllegalSubnetPoolPrefixBounds"]);
   const mixed = await call("POST", "subnetpools", { subnetpool: { name: "x", prefixes: ["10.50.0.0/16", "2001:db8::/48"] } });
   assert.equal(mixed.status, 400);
+  // the overlap is named, whichever of the prefixes it is
+  const second = await call("POST", "subnetpools", { subnetpool: { name: "x", prefixes: ["10.60.0.0/16", "10.40.0.0/16"] } });
+  assert.equal(second.status, 400);
+  assert.match(String(error(second).message), new RegExp(`overlap subnet pool ${String(sp.id)}`));
   assert.equal(await snapshot(), before);
   assert.equal(error(await call("DELETE", `subnetpools/${sp.id}`)).type, "SubnetPoolInUse");
   for (const s of [a, b, c]) assert.equal((await call("DELETE", `subnets/${s.id}`)).status, 204);

@@ -12,7 +12,7 @@ import type { TokenCache } from "../../api/auth.js";
 import { KeystoneError, type Scoped, authenticate, issue, roleOf, verifyIssued } from "./keystone.js";
 import { NeutronError, fromAllot } from "./errors.js";
 import type { Doc, Kind } from "./objects.js";
-import { type Caller, NeutronService, shown } from "./service.js";
+import { type Caller, NeutronService, neutronTime, shown } from "./service.js";
 
 const COLLECTIONS: { path: string; kind: Kind; one: string }[] = [
   { path: "networks", kind: "network", one: "network" },
@@ -21,7 +21,6 @@ const COLLECTIONS: { path: string; kind: Kind; one: string }[] = [
   { path: "ports", kind: "port", one: "port" },
 ];
 
-const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 const baseUrl = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? "127.0.0.1"}`;
 
 function unauthorized(reply: FastifyReply, message = "The request you have made requires authentication.") {
@@ -106,8 +105,8 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
       project: { id: s.projectId, name: s.project, domain: { id: "default", name: "Default" } },
       roles: [{ id: roleOf(s.token), name: roleOf(s.token) }],
       is_domain: false,
-      expires_at: iso(s.expiresAt),
-      issued_at: iso(Date.now()),
+      expires_at: neutronTime(s.expiresAt),
+      issued_at: neutronTime(Date.now()),
       audit_ids: [randomUUID().slice(0, 22)],
       catalog: catalog(req),
     },
@@ -149,7 +148,7 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
     const url = `${baseUrl(req)}/network`;
     return {
       access: {
-        token: { id, expires: iso(s.expiresAt), issued_at: iso(Date.now()), tenant: { id: s.projectId, name: s.project, enabled: true, description: "" } },
+        token: { id, expires: neutronTime(s.expiresAt), issued_at: neutronTime(Date.now()), tenant: { id: s.projectId, name: s.project, enabled: true, description: "" } },
         serviceCatalog: [{ type: "network", name: "neutron", endpoints: [{ region: "RegionOne", publicURL: url, internalURL: url, adminURL: url, id: "allot-network" }], endpoints_links: [] }],
         user: { id: s.token.id, name: s.token.name, username: s.token.name, roles: [{ name: roleOf(s.token) }], roles_links: [] },
         metadata: { is_admin: s.token.scope === "admin" ? 1 : 0, roles: [] },

@@ -3,16 +3,17 @@
  * a subnet is an Allot pool spanning its CIDR (a child pool when it comes from a subnet pool, which is
  * itself an Allot pool of its prefixes); each fixed IP of a port is an allocation carrying the port's
  * MAC, so DHCP delivery and `/v1` lookups see it. Allocation walks the subnet's allocation pools in
- * order, lowest free first; a specific IP need only be inside the CIDR, as in Neutron.
+ * order, lowest free first; a specific IP need only be inside the CIDR (not its network or IPv4
+ * broadcast address), as in Neutron.
  */
 import { randomUUID } from "node:crypto";
-import { type Prefix, formatAddress, formatPrefix, parseAddress, prefixContains, prefixLast } from "../../addr/index.js";
+import { type Prefix, canonicalAddress, formatAddress, formatPrefix, prefixContains, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { ChangeContext, Pool } from "../../engine/types.js";
 import { ConstraintError } from "../../store/store.js";
-import { type Range, checkPools, defaultGateway, defaultPools, eui64, parseCidr, parseIp, parseMac, randomMac } from "./addressing.js";
+import { type Range, checkPools, defaultGateway, defaultPools, eui64, parseCidr, parseIp, parseMac, randomMac, usableBounds } from "./addressing.js";
 import { NeutronError, fromAllot, invalidInput, notFound } from "./errors.js";
 import type { Sql } from "../../store/store.js";
 import { type Doc, type Kind, type Stored, getDoc, insertDoc, listDocs, nextOrder, portByMac, replaceDoc, takeDoc } from "./objects.js";
@@ -37,7 +38,9 @@ type Subnet = Doc & { network_id: string; cidr: string; ip_version: number; gate
 type Port = Doc & { network_id: string; mac_address: string; fixed_ips: FixedIp[]; device_id: string; device_owner: string; _held: Held[] };
 type SubnetPool = Doc & { prefixes: string[]; min_prefixlen: number; max_prefixlen: number; default_prefixlen: number; ip_version: number; _pool: string };
 
-const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
+/** Neutron's times: ISO 8601 to the second. */
+export const neutronTime = (ms = Date.now()) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const now = () => neutronTime();
 const str = (v: unknown, field: string, max = 255): string => {
   if (typeof v !== "string" || v.length > max) throw invalidInput(`'${String(v)}' is not a valid string for ${field} (at most ${max} characters)`);
   return v;
@@ -100,10 +103,11 @@ export class NeutronService {
     return kind === "network" ? (await this.withSubnets([d]))[0]! : d;
   }
 
-  /** A network lists its subnets' ids; they are read, not stored twice. */
+  /** A network lists its subnets' ids; they are read, not stored twice (for one network, by its index). */
   private async withSubnets(networks: Doc[]): Promise<Doc[]> {
     if (networks.length === 0) return networks;
-    const subnets = await this.store.read((sql) => listDocs<Subnet>(sql, "subnet", null));
+    const one = networks.length === 1 ? networks[0]!.id : undefined;
+    const subnets = await this.store.read((sql) => listDocs<Subnet>(sql, "subnet", null, one));
     return networks.map((n) => ({ ...n, subnets: subnets.filter((s) => s.body.network_id === n.id).map((s) => s.body.id) }));
   }
 
@@ -196,7 +200,10 @@ export class NeutronService {
       }
       await takeDoc(sql, "network", id);
     });
-    for (const s of await this.store.read((sql) => listDocs<Subnet>(sql, "subnet", null, id))) await this.removeSubnet(c, s.body);
+    for (const s of await this.store.read((sql) => listDocs<Subnet>(sql, "subnet", null, id))) {
+      await this.store.transaction((sql) => takeDoc(sql, "subnet", s.body.id));
+      await this.dropPool(c, s.body._pool);
+    }
   }
 
   // ---- subnet pools
@@ -225,7 +232,7 @@ export class NeutronService {
         c.ctx,
       );
     } catch (err) {
-      if (err instanceof AllotError && err.code === "pool-overlap") throw invalidInput(`prefixes ${prefixes.map(formatPrefix).join(", ")} overlap ${await this.overlapping(c.project, prefixes[0]!)} in project ${c.project}`);
+      if (err instanceof AllotError && err.code === "pool-overlap") throw invalidInput(`prefixes ${prefixes.map(formatPrefix).join(", ")} overlap ${await this.overlapping(c.project, err)} in project ${c.project}`);
       throw err instanceof AllotError ? fromAllot(err) : err;
     }
     const sp: SubnetPool = {
@@ -268,9 +275,7 @@ export class NeutronService {
       if (subnets.length > 0) throw new NeutronError(409, "SubnetPoolInUse", `Unable to delete subnet pool ${id}: ${subnets.length} subnets are allocated from it.`);
       await takeDoc(sql, "subnetpool", id);
     });
-    await this.engine.deletePool({ pool: sp._pool }, { force: true }, c.ctx).catch((err: unknown) => {
-      if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
-    });
+    await this.dropPool(c, sp._pool);
   }
 
   // ---- subnets
@@ -313,7 +318,7 @@ export class NeutronService {
       }
     } catch (err) {
       if (err instanceof AllotError) {
-        if (err.code === "pool-overlap") throw invalidInput(`Requested subnet with cidr: ${requested ? formatPrefix(requested) : "?"} for network: ${network.body.id} overlaps with ${await this.overlapping(c.project, requested)} in project ${c.project}.`);
+        if (err.code === "pool-overlap") throw invalidInput(`Requested subnet with cidr: ${requested ? formatPrefix(requested) : "?"} for network: ${network.body.id} overlaps with ${await this.overlapping(c.project, err)} in project ${c.project}.`);
         if (err.code === "block-unavailable") {
           throw new NeutronError(409, "SubnetAllocationError", requested ? `Failed to allocate subnet: ${formatPrefix(requested)} is not free in subnet pool ${pool?.body.id}.` : `Failed to allocate subnet: no free /${String(body.prefixlen ?? pool?.body.default_prefixlen)} left in subnet pool ${pool?.body.id}.`);
         }
@@ -335,15 +340,12 @@ export class NeutronService {
     }
   }
 
-  /** What a refused CIDR overlaps, in the words of whoever made it. */
-  private async overlapping(space: string, p: Prefix | null): Promise<string> {
-    if (!p) return "another pool";
-    const last = prefixLast(p);
-    const hit = (await this.engine.listPools({ space })).find((x) =>
-      x.family === p.family && x.ranges.some((r) => parseAddress(r.start).value <= last && parseAddress(r.end).value >= p.network),
-    );
-    const attrs = (hit?.attributes ?? {}) as Record<string, unknown>;
+  /** What a refused CIDR overlaps (the engine's error names the pool), in the words of whoever made it. */
+  private async overlapping(space: string, err: AllotError): Promise<string> {
+    const name = err.details.pool;
+    const hit = typeof name === "string" ? await this.engine.getPool({ pool: name, space }).catch(() => null) : null;
     if (!hit) return "another pool";
+    const attrs = hit.attributes as Record<string, unknown>;
     if (attrs["neutron.subnet"]) return `subnet ${String(attrs["neutron.subnet"])}`;
     if (attrs["neutron.subnetpool"]) return `subnet pool ${String(attrs["neutron.subnetpool"])} (take a subnet from it with subnetpool_id)`;
     return `the Allot pool ${hit.name}`;
@@ -419,12 +421,12 @@ export class NeutronService {
       }
       await takeDoc(sql, "subnet", id);
     });
-    await this.removeSubnet(c, s);
+    await this.dropPool(c, s._pool);
   }
 
-  private async removeSubnet(c: Caller, s: Subnet): Promise<void> {
-    await this.store.transaction((sql) => takeDoc(sql, "subnet", s.id));
-    await this.engine.deletePool({ pool: s._pool }, { force: true }, c.ctx).catch((err: unknown) => {
+  /** The Allot pool behind a subnet or subnet pool, gone with it (already gone is fine). */
+  private async dropPool(c: Caller, pool: string): Promise<void> {
+    await this.engine.deletePool({ pool }, { force: true }, c.ctx).catch((err: unknown) => {
       if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
     });
   }
@@ -608,7 +610,9 @@ export class NeutronService {
       if (!subnet) throw new NeutronError(400, "InvalidIpForNetwork", `IP address ${String(o.ip_address)} is not a valid IP for any of the subnets on the specified network.`);
     }
     const p = parseCidr(subnet.cidr);
-    if (!prefixContains(p, a) || (p.family === 4 && p.length < 31 && (a.value === p.network || a.value === prefixLast(p))) || (p.family === 6 && a.value === p.network)) {
+    // inside the CIDR and not its network or (IPv4) broadcast address: the bounds Neutron's pools have
+    const [lo, hi] = usableBounds(p);
+    if (!prefixContains(p, a) || a.value < lo || a.value > hi) {
       throw new NeutronError(400, "InvalidIpForSubnet", `IP address ${String(o.ip_address)} is not a valid IP for the specified subnet.`);
     }
     const ip = formatAddress(a);
@@ -656,7 +660,7 @@ export class NeutronService {
 
 const sameIp = (a: string, b: string) => {
   try {
-    return parseAddress(a).value === parseAddress(b).value && parseAddress(a).family === parseAddress(b).family;
+    return canonicalAddress(a) === canonicalAddress(b);
   } catch {
     return false;
   }
