@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from "commander";
+import { readFileSync } from "node:fs";
 import { Client, DEFAULT_URL } from "./client.js";
 import type { Format } from "./output.js";
 
@@ -48,4 +49,13 @@ export function keyValues(list: string[] | undefined, flag: string): Record<stri
 /** Drops undefined fields so the request body holds only what the user gave. */
 export function compact<T extends Record<string, unknown>>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A file's text, or standard input's for "-"; an unreadable file is a usage error that says why. */
+export function readInput(file: string): string {
+  try {
+    return readFileSync(file === "-" ? 0 : file, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as { code?: string }).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+  }
 }

@@ -156,6 +156,17 @@ export class Engine {
     return this.write(ctx, (env) => createSpace(env, input));
   }
 
+  /** Makes a space unless it exists (a read, then); says whether it was made. */
+  async ensureSpace(input: { name: string; description?: string }, ctx: ChangeContext): Promise<boolean> {
+    const exists = (sql: Sql) => sql.get("SELECT 1 AS x FROM spaces WHERE name = ?", [input.name]);
+    if (await this.read(exists)) return false;
+    return this.write(ctx, async (env) => {
+      if (await exists(env.sql)) return false;
+      await createSpace(env, input);
+      return true;
+    });
+  }
+
   deleteSpace(name: string, ctx: ChangeContext): Promise<Space> {
     return this.write(ctx, (env) => deleteSpace(env, name));
   }

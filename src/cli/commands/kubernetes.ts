@@ -3,18 +3,18 @@
  * the namespace half of `allot export` / `allot import` (moving a namespace between Allot servers).
  */
 import { Command } from "commander";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
-import { type KubeObject, RESOURCES, type ResourceType, age } from "../../integrations/kubernetes/resources.js";
+import { type KubeObject, RESOURCES, type ResourceType, age, resourceOfKind } from "../../integrations/kubernetes/resources.js";
 import { seg } from "../client.js";
-import { UsageError, context } from "../context.js";
+import { UsageError, context, readInput } from "../context.js";
 import { print } from "../output.js";
 
 /** Every document of a YAML or JSON manifest (a `kind: List` gives its items); empty documents are skipped. */
 export function readManifest(text: string, source: string): unknown[] {
   const docs = parseAllDocuments(text);
   const out: unknown[] = [];
-  for (const [i, doc] of (Array.isArray(docs) ? docs : [docs]).entries()) {
+  for (const [i, doc] of docs.entries()) {
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
       throw new UsageError(`${source}: document ${i + 1} is not valid YAML: ${e.message.split("\n")[0]}`);
@@ -28,14 +28,6 @@ export function readManifest(text: string, source: string): unknown[] {
   if (out.length === 0) throw new UsageError(`${source} holds no objects`);
   return out;
 }
-
-const readSource = (file: string) => {
-  try {
-    return readFileSync(file === "-" ? 0 : file, "utf8");
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as { code?: string }).code === "ENOENT" ? "no such file" : (err as Error).message}`);
-  }
-};
 
 /** A kind as kubectl takes it: plural, singular, Kind, short name, optionally with .group. */
 export function resolveKind(name: string): ResourceType {
@@ -63,7 +55,7 @@ export function applyCommand(): Command {
     .action(async (o: { file: string; namespace: string; dryRun?: boolean }, cmd: Command) => {
       const { client, format } = context(cmd);
       const source = o.file === "-" ? "stdin" : o.file;
-      const objects = readManifest(readSource(o.file), source);
+      const objects = readManifest(readInput(o.file), source);
       const res = await client.request<{ items: { apiVersion: string; kind: string; namespace: string; name: string; action: string }[] }>("POST", "v1/kubernetes/apply", {
         objects,
         namespace: o.namespace,
@@ -71,7 +63,7 @@ export function applyCommand(): Command {
       });
       if (format !== "table") return print(format, res.items, [], res.items);
       for (const a of res.items) {
-        const t = RESOURCES.find((r) => r.kind === a.kind && a.apiVersion.startsWith(`${r.group}/`))!;
+        const t = resourceOfKind(a.apiVersion, a.kind)!;
         process.stdout.write(`${t.singular}.${t.group}/${a.name} ${a.action}${o.dryRun ? " (dry run)" : ""}\n`);
       }
     });
@@ -148,7 +140,7 @@ export async function importNamespace(cmd: Command, namespace: string, file: str
   const { client } = context(cmd);
   let bundle: unknown;
   try {
-    bundle = JSON.parse(readSource(file));
+    bundle = JSON.parse(readInput(file));
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw new UsageError(`${file} is not a namespace export (not JSON); make one with allot export -n ${namespace}`);

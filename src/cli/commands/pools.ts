@@ -1,9 +1,8 @@
 import { Command } from "commander";
-import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import type { Pool, RangeInput, Usage } from "../../engine/types.js";
 import { seg } from "../client.js";
-import { UsageError, collect, compact, context, keyValues, parseInteger } from "../context.js";
+import { UsageError, collect, compact, context, keyValues, parseInteger, readInput } from "../context.js";
 import { type Column, print, printObject } from "../output.js";
 
 export const poolColumns: Column<Pool>[] = [
@@ -49,13 +48,7 @@ function parseRange(text: string): RangeInput {
 }
 
 function readBody(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file === "-" ? 0 : file, "utf8");
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${(err as Error).message}`);
-  }
-  const data: unknown = parseYaml(text); // YAML is a superset of JSON, so either works
+  const data: unknown = parseYaml(readInput(file)); // YAML is a superset of JSON, so either works
   if (typeof data !== "object" || data === null || Array.isArray(data)) throw new UsageError(`${file} must hold one pool as a mapping`);
   return data as Record<string, unknown>;
 }

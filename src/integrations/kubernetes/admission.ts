@@ -103,11 +103,5 @@ export async function ensureNamespace(engine: Engine, token: Token, ns: string, 
       throw new KubeError(404, "NotFound", `namespaces "${ns}" not found: an admin creates it (allot space create ${ns})`, { name: ns, kind: "namespaces" });
     }
   }
-  try {
-    await engine.createSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, ctx);
-    return true;
-  } catch (err) {
-    if (!(err instanceof AllotError && err.code === "space-exists")) throw err;
-    return false;
-  }
+  return engine.ensureSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, ctx);
 }

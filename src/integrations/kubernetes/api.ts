@@ -279,9 +279,11 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
     // the reply is ours now: whatever happens, the stream is ended (an error cannot be sent any more)
     try {
       while (open && !closing && Date.now() < deadline) {
-        const { changes, rv } = await store.read(async (sql) => ({ changes: await changesSince(sql, t, since, ns), rv: await currentRv(sql) }));
+        const due = bookmarks && Date.now() - lastWrite > BOOKMARK_EVERY_MS;
+        // (the version is read with the changes, so none between them is skipped)
+        const { changes, rv } = await store.read(async (sql) => ({ changes: await changesSince(sql, t, since, ns), rv: due ? await currentRv(sql) : since }));
         // a quiet watch still learns how far it has read, so a restart resumes from there (BOOKMARK)
-        if (bookmarks && changes.length === 0 && Date.now() - lastWrite > BOOKMARK_EVERY_MS) {
+        if (due && changes.length === 0) {
           since = Math.max(since, rv);
           res.write(`${JSON.stringify({ type: "BOOKMARK", object: { kind: t.kind, apiVersion: `${p.g}/${p.v}`, metadata: { resourceVersion: String(since) } } })}\n`);
           lastWrite = Date.now();

@@ -192,14 +192,6 @@ async function tx<T>(deps: Metal3Deps, fn: (sql: Sql) => Promise<T>): Promise<T>
   return deps.store.transaction(fn);
 }
 
-async function ensureSpace(deps: Metal3Deps, namespace: string): Promise<void> {
-  try {
-    await deps.engine.createSpace({ name: namespace, description: `Kubernetes namespace ${namespace}` }, deps.ctx);
-  } catch (err) {
-    if (!(err instanceof AllotError && err.code === "space-exists")) throw err;
-  }
-}
-
 /** Brings Allot's pools, allocations and the IPAddress objects of one namespace in line with its pools and claims. */
 async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> {
   const pools = await tx(deps, (sql) => listObjects(sql, POOLS, namespace));
@@ -246,7 +238,7 @@ async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Pr
   const deleting = !!pool.metadata.deletionTimestamp;
   const problems: string[] = [];
   if (!deleting) {
-    await ensureSpace(deps, ns);
+    await deps.engine.ensureSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, deps.ctx);
     // a change of entries that cannot be made yet leaves the pool serving as it was, and says why
     const remake = await ensureAllotPool(deps, ns, pool);
     if (remake) problems.push(remake);
@@ -365,21 +357,26 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
 
 export const inEntry = (e: Entry, a: Address) => e.family === a.family && a.value >= e.first && a.value <= e.last;
 
-/** [claim, address] for every IPAddress object (either kind) of the pool. */
-async function heldByObjects(deps: Metal3Deps, ns: string, poolName: string): Promise<[string, string][]> {
-  return tx(deps, async (sql) => {
-    const out: [string, string][] = [];
-    for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
-      for (const { object } of await listObjects(sql, t, ns)) {
-        const s = (object.spec ?? {}) as Spec;
-        const poolRef = (t === ADDRESSES ? s.pool : s.poolRef) as Spec | undefined;
-        const claimRef = (t === ADDRESSES ? s.claim : s.claimRef) as Spec | undefined;
-        if (poolRef?.name === poolName && typeof claimRef?.name === "string" && typeof s.address === "string") out.push([claimRef.name, formatAddress(parseAddress(s.address))]);
-      }
-    }
-    return out;
-  });
+/** The pool, claim and address an IPAddress object (Metal3's or Cluster API's) names. */
+export function addressRefs(t: ResourceType, o: KubeObject): { pool: unknown; claim: unknown; address: unknown } {
+  const s = (o.spec ?? {}) as Spec;
+  const metal3 = t === ADDRESSES;
+  return { pool: ((metal3 ? s.pool : s.poolRef) as Spec | undefined)?.name, claim: ((metal3 ? s.claim : s.claimRef) as Spec | undefined)?.name, address: s.address };
 }
+
+/** [claim, address] for every IPAddress object (either kind) of the pool. */
+async function heldIn(sql: Sql, ns: string, poolName: string): Promise<[string, string][]> {
+  const out: [string, string][] = [];
+  for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
+    for (const { object } of await listObjects(sql, t, ns)) {
+      const { pool, claim, address } = addressRefs(t, object);
+      if (pool === poolName && typeof claim === "string" && typeof address === "string") out.push([claim, formatAddress(parseAddress(address))]);
+    }
+  }
+  return out;
+}
+
+const heldByObjects = (deps: Metal3Deps, ns: string, poolName: string) => tx(deps, (sql) => heldIn(sql, ns, poolName));
 
 async function restoreHeld(deps: Metal3Deps, ns: string, pool: KubeObject, poolId: string): Promise<void> {
   for (const [claim, ip] of await heldByObjects(deps, ns, pool.metadata.name)) {
@@ -554,18 +551,8 @@ async function releaseClaim(deps: Metal3Deps, ns: string, pool: KubeObject | nul
 }
 
 async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject, problem: string | null = null): Promise<void> {
-  const indexesOf = async (sql: Sql) => {
-    const indexes: Record<string, string> = {};
-    for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
-      for (const { object } of await listObjects(sql, t, ns)) {
-        const s = (object.spec ?? {}) as Spec;
-        const poolName = t === ADDRESSES ? (s.pool as Spec | undefined)?.name : (s.poolRef as Spec | undefined)?.name;
-        const claimName = t === ADDRESSES ? (s.claim as Spec | undefined)?.name : (s.claimRef as Spec | undefined)?.name;
-        if (poolName === pool.metadata.name && typeof claimName === "string") indexes[claimName] = String(s.address);
-      }
-    }
-    return indexes;
-  };
+  // status.indexes: claim to address
+  const indexesOf = async (sql: Sql): Promise<Record<string, string>> => Object.fromEntries(await heldIn(sql, ns, pool.metadata.name));
   if (pool.metadata.deletionTimestamp) {
     // not deletable while addresses reference it; the engine's own transaction runs outside ours
     if (Object.keys(await tx(deps, indexesOf)).length > 0) return;
@@ -627,15 +614,22 @@ export async function pendingNamespaces(store: Store): Promise<string[]> {
 /**
  * Reconciles waiting namespaces every few seconds, so a claim that found its pool full gets an address
  * once one is released by any means (the /v1 API, the CLI, an expiry), not only on the next kube write.
+ * Every such release is a history entry, so a pass runs only when the history has moved.
  */
 export function startResync(deps: Metal3Deps, everyMs = 5000): () => void {
   let busy = false;
+  /** The newest history entry when the last pass began: with nothing new since, a pass would change nothing. */
+  let seen: number | null = null;
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
-    pendingNamespaces(deps.store)
-      .then(async (namespaces) => {
-        for (const ns of namespaces) await reconcile(deps, ns);
+    deps.store
+      .read((sql) => sql.get<{ s: number | string | null }>("SELECT MAX(seq) AS s FROM history"))
+      .then(async (row) => {
+        const mark = Number(row?.s ?? 0);
+        if (mark === seen) return;
+        for (const ns of await pendingNamespaces(deps.store)) await reconcile(deps, ns);
+        seen = mark;
       })
       .catch((err: unknown) => deps.log?.(err))
       .finally(() => (busy = false));

@@ -10,7 +10,7 @@ import type { ChangeContext, Pool } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Token } from "../../engine/tokens.js";
 import { admit, asAllotError, checkBody, ensureNamespace } from "./admission.js";
-import { ADDRESSES, CAPI_ADDRESSES, InvalidObject, OWNER_ATTRIBUTE, POOLS, reconcile } from "./metal3.js";
+import { ADDRESSES, CAPI_ADDRESSES, InvalidObject, OWNER_ATTRIBUTE, POOLS, addressRefs, reconcile } from "./metal3.js";
 import { currentRv, getObject, listObjects, putObject } from "./objects.js";
 import { type KubeObject, RESOURCES, resourceOfKind } from "./resources.js";
 
@@ -110,10 +110,8 @@ function checkBundle(body: unknown, namespace: string): { bundle: Bundle; typed:
   // an address object whose allocation is missing would let the target hand that address out again
   for (const { t, o } of typed) {
     if (t !== ADDRESSES && t !== CAPI_ADDRESSES) continue;
-    const spec = (o.spec ?? {}) as Record<string, { name?: string } | string | undefined>;
-    const pool = ((t === ADDRESSES ? spec.pool : spec.poolRef) as { name?: string } | undefined)?.name;
-    const claim = ((t === ADDRESSES ? spec.claim : spec.claimRef) as { name?: string } | undefined)?.name;
-    if (!held.has(`${pool} ${claim} ${String(spec.address)}`)) throw bad(`IPAddress ${o.metadata.name} (${String(spec.address)} for claim ${claim}) has no allocation in pool ${pool} in the export; export again`);
+    const { pool, claim, address } = addressRefs(t, o);
+    if (!held.has(`${String(pool)} ${String(claim)} ${String(address)}`)) throw bad(`IPAddress ${o.metadata.name} (${String(address)} for claim ${String(claim)}) has no allocation in pool ${String(pool)} in the export; export again`);
   }
   return { bundle: b as Bundle, typed };
 }
