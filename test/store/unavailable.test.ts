@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { startPostgres } from "../../scripts/pg-server.mjs";
 import { allot, startServerProcess } from "../process-helpers.js";
-import { AUTH } from "../helpers.js";
+import pg from "pg";
+import { AUTH, tempPostgresDatabase } from "../helpers.js";
 
 test("a database that goes away gives 503 with the reason, and nothing half-made", async () => {
   const dir = mkdtempSync(join(tmpdir(), "allot-unavail-"));
@@ -44,4 +45,69 @@ test("a wrong password or unknown database stops the start with the reason", () 
   const r2 = allot(["serve", "--port", "0", "--database-url", nodb.toString()]);
   assert.equal(r2.code, 2);
   assert.match(r2.stderr, /the database does not exist/);
+});
+
+test("connections ended under write load answer 503 and the server recovers by itself", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "allot-unavail-"));
+  const db = await tempPostgresDatabase();
+  const app = `allot-kill-${process.pid}`;
+  const url = new URL(db.url);
+  url.searchParams.set("application_name", app);
+  const server = await startServerProcess(join(dir, "data"), { ALLOT_DATABASE_URL: url.toString() });
+  const admin = new pg.Client({ connectionString: process.env.ALLOT_TEST_PG_URL });
+  await admin.connect();
+  try {
+    const post = (path: string, body: unknown) =>
+      fetch(`${server.url}${path}`, { method: "POST", headers: { ...AUTH, "content-type": "application/json" }, body: JSON.stringify(body) });
+    assert.equal((await post("/v1/pools", { name: "p", cidr: "10.9.0.0/16" })).status, 201);
+    const acknowledged: string[] = [];
+    const statuses = new Map<number, number>();
+    let stop = false;
+    let n = 0;
+    const writer = async () => {
+      while (!stop) {
+        const owner = `o${n++}`;
+        const res = await post("/v1/pools/p/allocations", { owner }).catch(() => null);
+        if (res === null) continue;
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        if (res.status === 201) acknowledged.push(((await res.json()) as { address: string }).address);
+        else {
+          const problem = (await res.json()) as { code: string };
+          assert.equal(res.status, 503, JSON.stringify(problem));
+          assert.equal(problem.code, "store-unavailable");
+        }
+      }
+    };
+    const writers = Array.from({ length: 16 }, writer);
+    // end every connection of the server's several times while requests are writing
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 300));
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", [app]);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await Promise.all(writers);
+    assert.equal(server.proc.exitCode, null, "the server is still running");
+    assert.ok((statuses.get(503) ?? 0) > 0, `some requests met the ended connections: ${JSON.stringify([...statuses])}`);
+    // recovered on its own: the next writes succeed
+    const after = await post("/v1/pools/p/allocations", { owner: "after" });
+    assert.equal(after.status, 201);
+    const items: string[] = [];
+    for (let after: string | null = ""; after !== null; ) {
+      const page = (await (await fetch(`${server.url}/v1/pools/p/allocations?limit=1000${after ? `&after=${after}` : ""}`, { headers: AUTH })).json()) as {
+        items: { address: string }[];
+        next: string | null;
+      };
+      items.push(...page.items.map((a) => a.address));
+      after = page.next;
+    }
+    const held = new Set(items);
+    for (const a of acknowledged) assert.ok(held.has(a), `acknowledged ${a} is held`);
+    assert.equal(held.size, items.length, "no address twice");
+  } finally {
+    await admin.end();
+    await server.stop();
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -51,8 +51,13 @@ export class PostgresStore implements Store {
   private constructor(options: PostgresStoreOptions) {
     this.location = redact(options.url);
     this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types });
-    // an idle connection that breaks (server restart) must not crash the process
+    // A connection that breaks (restart, failover, pg_terminate_backend) emits "error" on its client. The
+    // pool listens only while the client is idle; one that breaks while a request holds it, between two
+    // statements, would emit with no listener and end the process. Every client keeps a listener for
+    // life: the statement in flight or the next one fails (mapped to 503 below) and the pool drops the
+    // client on release, since it is no longer queryable.
     this.pool.on("error", () => {});
+    this.pool.on("connect", (client) => client.on("error", () => {}));
   }
 
   /** Connects, and brings the schema up to date (several servers starting at once migrate once). */
@@ -170,7 +175,7 @@ function unavailable(err: unknown, where: string): StoreUnavailableError | null 
     : code === "25006" ? "the database is read-only"
     : code === "53100" ? "the database's disk is full"
     : code.startsWith("53") ? "the database is out of resources"
-    : /Connection terminated/.test(e.message ?? "") ? "the connection to the database was lost"
+    : /Connection terminated|connection error and is not queryable/.test(e.message ?? "") ? "the connection to the database was lost"
     : null;
   return why ? new StoreUnavailableError(`${why} (${where}): ${e.message ?? code}`) : null;
 }
