@@ -26,6 +26,8 @@ export class Client {
     private readonly token?: string,
     /** A PEM file of certificates to trust (the server's self-signed one, say) besides the system's. */
     private readonly caFile?: string,
+    /** Gives up on a request (connecting, waiting and reading the answer) after this long. */
+    private readonly timeoutMs?: number,
   ) {
     if (caFile) {
       let ca: string;
@@ -42,6 +44,7 @@ export class Client {
     const url = new URL(path, this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
     let res: Awaited<ReturnType<typeof fetch>>;
+    let text: string;
     try {
       res = await fetch(url, {
         ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
@@ -51,8 +54,13 @@ export class Client {
           ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
         },
         body: body === undefined ? null : JSON.stringify(body),
+        ...(this.timeoutMs !== undefined ? { signal: AbortSignal.timeout(this.timeoutMs) } : {}),
       });
+      text = await res.text();
     } catch (err) {
+      if ((err as Error).name === "TimeoutError") {
+        throw new ApiError(`Allot at ${this.baseUrl} did not answer within ${this.timeoutMs! / 1000} s`, 0, "timeout");
+      }
       const reason = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
       if (CERT_ERRORS.has(reason)) {
         throw new ApiError(
@@ -70,7 +78,6 @@ export class Client {
         "unreachable",
       );
     }
-    const text = await res.text();
     const data: unknown = text ? safeJson(text) : undefined;
     if (!res.ok) {
       // a problem document (/v1) or a Kubernetes Status (/apis)

@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { type IncomingMessage, type ServerResponse, createServer } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, type Server, type Socket, createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { AUTH } from "../helpers.js";
 import { type ServerProcess, allot, startServerProcess } from "../process-helpers.js";
+import { readReply } from "./oned-template.js";
+import { renderVector } from "../../src/integrations/opennebula/protocol.js";
 
 /**
  * A harness that plays oned: it writes each request exactly as oned does (XML with every AR value in
@@ -25,18 +27,6 @@ const cdata = (attrs: Record<string, string>) =>
 const SKELETON = "<ADDRESS><MAC/><IP/><IP6_GLOBAL/><IP6_ULA/><IP6/><SIZE/></ADDRESS>";
 const plain = (fields: [string, string][]) => `<ADDRESS>${fields.map(([k, v]) => `<${k}>${v}</${k}>`).join("")}</ADDRESS>`;
 const request = (ar: Record<string, string>, address: string) => `<IPAM_DRIVER_ACTION_DATA><AR>${cdata(ar)}</AR>${address}</IPAM_DRIVER_ACTION_DATA>`;
-
-/** oned's reading of a reply: `NAME = [ K = "v", … ]` (first vector of that name), keys upper-cased. */
-function parseTemplate(text: string, name: string): Record<string, string> | null {
-  const m = new RegExp(`(^|\\n)\\s*${name}\\s*=\\s*\\[([\\s\\S]*?)\\]`, "i").exec(text);
-  if (!m) return null;
-  const out: Record<string, string> = {};
-  for (const p of m[2]!.matchAll(/([A-Za-z0-9_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,=[\]#"]+))/g)) {
-    const key = p[1]!.toUpperCase();
-    if (!(key in out)) out[key] = (p[2] !== undefined ? p[2].replace(/\\(.)/g, "$1") : p[3]!).trim();
-  }
-  return out;
-}
 
 /** oned's failure message: stderr lines that are not log lines, joined. */
 const onedMessage = (stderr: string) =>
@@ -58,15 +48,16 @@ let server: ServerProcess;
 let reqId = 0;
 
 /** Runs an installed action as one_ipam.rb does. `legacy`: OpenNebula 5.8, the base64 as argv[1] and nothing on stdin. */
-function run(action: string, xml: string, opts: { env?: Record<string, string>; raw?: string; legacy?: boolean } = {}): Promise<Run> {
+function run(action: string, xml: string, opts: { env?: Record<string, string>; raw?: string; legacy?: boolean; dir?: string; holdStdin?: boolean } = {}): Promise<Run> {
   const b64 = opts.raw ?? Buffer.from(xml).toString("base64");
   const t0 = Date.now();
-  const proc = spawn(join(driverDir, action), opts.legacy ? [b64] : [String(++reqId)], { env: { ...process.env, ALLOT_URL: "", ALLOT_TOKEN: "", ...opts.env } });
+  const proc = spawn(join(opts.dir ?? driverDir, action), opts.legacy ? [b64] : [String(++reqId)], { env: { ...process.env, ALLOT_URL: "", ALLOT_TOKEN: "", ...opts.env } });
   let stdout = "";
   let stderr = "";
   proc.stdout.on("data", (d: Buffer) => (stdout += d));
   proc.stderr.on("data", (d: Buffer) => (stderr += d));
-  proc.stdin.end(opts.legacy ? "" : b64);
+  if (opts.holdStdin) proc.stdin.write(b64);
+  else proc.stdin.end(opts.legacy ? "" : b64);
   return new Promise((resolve) => proc.on("close", (code) => resolve({ code, stdout, message: onedMessage(stderr), ms: Date.now() - t0 })));
 }
 
@@ -107,11 +98,12 @@ describe("a whole address range lifecycle, as oned drives it", () => {
     const r = await run("register_address_range", request(user, SKELETON));
     times.push(r.ms);
     assert.equal(r.code, 0, r.message);
-    const reply = parseTemplate(r.stdout, "AR");
+    const reply = readReply(r.stdout, "AR");
     assert.ok(reply, r.stdout);
     for (const [k, v] of Object.entries(user)) assert.equal(reply[k], v, k);
-    assert.equal(reply.NETWORK_MASK, "255.255.255.224");
     assert.match(reply.ALLOT_POOL_ID!, /^[0-9a-f-]{36}$/);
+    // nothing the user did not give: a guessed network would win over the virtual network's own in oned
+    assert.deepEqual(Object.keys(reply).sort(), [...Object.keys(user), "ALLOT_POOL_ID"].sort());
     const pool = await api(`/v1/pools/${reply.ALLOT_POOL_ID}`);
     assert.equal((pool.body.usage as { total: string }).total, "8");
     assert.deepEqual(pool.body.dns, ["10.10.0.53", "10.10.0.54"]);
@@ -126,7 +118,7 @@ describe("a whole address range lifecycle, as oned drives it", () => {
     };
     const first = await get(1, 0);
     assert.equal(first.code, 0, first.message);
-    assert.deepEqual(parseTemplate(first.stdout, "ADDRESS"), { IP: "10.10.0.10", SIZE: "1" });
+    assert.deepEqual(readReply(first.stdout, "ADDRESS"), { IP: "10.10.0.10", SIZE: "1" });
 
     const specific = await run("allocate_address", request(storedAr(ar, 1), plain([["MAC", "02:00:0a:0a:00:11"], ["IP", "10.10.0.17"], ["SIZE", "1"]])));
     times.push(specific.ms);
@@ -137,7 +129,7 @@ describe("a whole address range lifecycle, as oned drives it", () => {
 
     // SIZE 3: three neighbours .11-.13, each its own lease
     const three = await get(3, 2);
-    assert.deepEqual(parseTemplate(three.stdout, "ADDRESS"), { IP: "10.10.0.11", SIZE: "3" });
+    assert.deepEqual(readReply(three.stdout, "ADDRESS"), { IP: "10.10.0.11", SIZE: "3" });
     const reserve = await run("allocate_address", request(storedAr(ar, 5), plain([["MAC", "02:00:0a:0a:00:0e"], ["IP", "10.10.0.14"], ["SIZE", "2"]])));
     assert.equal(reserve.code, 0, reserve.message);
     const leases = (await api(`/v1/pools/${ar.ALLOT_POOL_ID}/allocations`)).body.items!.map((a) => a.address);
@@ -147,7 +139,7 @@ describe("a whole address range lifecycle, as oned drives it", () => {
     const tooMany = await get(2, 7);
     assert.equal(tooMany.code, 1);
     assert.match(tooMany.message, /has 1 free addresses, fewer than the 2 asked for/);
-    assert.deepEqual(parseTemplate((await get(1, 7)).stdout, "ADDRESS"), { IP: "10.10.0.16", SIZE: "1" });
+    assert.deepEqual(readReply((await get(1, 7)).stdout, "ADDRESS"), { IP: "10.10.0.16", SIZE: "1" });
     const full = await get(1, 8);
     assert.equal(full.code, 1);
     assert.match(full.message, /exhausted/);
@@ -158,7 +150,7 @@ describe("a whole address range lifecycle, as oned drives it", () => {
       times.push(f.ms);
       assert.equal(f.code, 0, f.message);
     }
-    assert.deepEqual(parseTemplate((await get(1, 7)).stdout, "ADDRESS"), { IP: "10.10.0.12", SIZE: "1" });
+    assert.deepEqual(readReply((await get(1, 7)).stdout, "ADDRESS"), { IP: "10.10.0.12", SIZE: "1" });
 
     // an address outside the range
     const outside = await run("allocate_address", request(storedAr(ar, 8), plain([["MAC", "02:00:0a:0a:00:0c"], ["IP", "10.99.0.1"], ["SIZE", "1"]])));
@@ -176,10 +168,145 @@ describe("a whole address range lifecycle, as oned drives it", () => {
   });
 });
 
+describe("replies oned reads back unchanged", () => {
+  const unusual = { NOTE: 'C:\\temp and "q"', AMP: "a & b <c> d", INNER: "two  blanks", PATH: "\\\\share\\x", HASH: "# not a comment, [x] = y" };
+
+  /** Registers the AR, then registers again the AR oned stored from the reply (as `onevnet addar` of it would). */
+  async function roundTrip(extra: Record<string, string>) {
+    const user = { IPAM_MAD: "allot", TYPE: "IP4", IP: "10.50.0.1", SIZE: "2", ...extra };
+    const first = await run("register_address_range", request(user, SKELETON));
+    assert.equal(first.code, 0, first.message);
+    const stored = readReply(first.stdout, "AR")!;
+    // the range is removed and added again (onevnet rmar, then addar of the AR as oned kept it)
+    assert.equal((await run("unregister_address_range", request(storedAr(stored, 0), SKELETON))).code, 0);
+    const second = await run("register_address_range", request(stored, SKELETON));
+    assert.equal(second.code, 0, second.message);
+    const again = readReply(second.stdout, "AR")!;
+    assert.equal((await run("unregister_address_range", request(storedAr(again, 0), SKELETON))).code, 0);
+    for (const [k, v] of Object.entries(user)) {
+      assert.equal(stored[k], v, `${k} after one register`);
+      assert.equal(again[k], v, `${k} after a second register of the stored AR`);
+    }
+    return [first.stdout, second.stdout];
+  }
+
+  test("backslashes, quotes, & and blanks come back exactly in oned's template text", async () => {
+    for (const stdout of await roundTrip(unusual)) assert.match(stdout, /^AR = \[/, "plain template text when it can carry every value");
+  });
+
+  test("a trailing backslash or surrounding blanks, which the text cannot carry, come back exactly as XML", async () => {
+    for (const stdout of await roundTrip({ ...unusual, TAIL: "ends with \\", PADDED: "  both ends  ", LINES: "two\nlines" })) {
+      assert.match(stdout, /^<TEMPLATE><AR>/);
+    }
+  });
+
+  test("a value no reply can carry is refused with its name, and nothing is made", async () => {
+    const before = (await api("/v1/pools")).body.items!.length;
+    const r = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.50.0.1", SIZE: "2", TAIL: "x\\", BELL: "ring \u0007" }, SKELETON));
+    assert.equal(r.code, 1);
+    assert.match(r.message, /BELL holds a control character that oned cannot be given back/);
+    assert.equal((await api("/v1/pools")).body.items!.length, before);
+  });
+
+  test("the harness reads replies as oned does: a value ending in a backslash written as text runs on into the next", () => {
+    assert.throws(() => readReply('AR = [\n  TAIL = "ends with \\",\n  IP = "10.0.0.1" ]\n', "AR"), /syntax error|lexer/);
+    assert.deepEqual(readReply('AR = [ A = "x\\"y", B = bare ]', "AR"), { A: 'x"y', B: "bare" });
+    assert.deepEqual(readReply("<T><AR><A>x &amp; y</A><B><![CDATA[z]]></B></AR></T>", "AR"), { A: "x & y", B: "z" });
+  });
+
+  test("every value that reaches the driver is carried: text when it can, XML when not", () => {
+    const values = ["plain", 'q"uote', "back\\slash", "\\", 'x\\"', "a ]]> b", "<&>", " lead", "trail ", "cr\r\nlf", "tab\there", "=,[]#", "ünïcödé"];
+    for (const v of values) assert.deepEqual(readReply(renderVector("AR", { V: v, IP: "10.0.0.1" }), "AR"), { V: v, IP: "10.0.0.1" }, JSON.stringify(v));
+    assert.deepEqual(readReply(renderVector("AR", Object.fromEntries(values.map((v, i) => [`V${i}`, v]))), "AR"), Object.fromEntries(values.map((v, i) => [`V${i}`, v])));
+  });
+});
+
+describe("the network is the user's: nothing guessed, nothing imposed", () => {
+  const pool = async (reply: Record<string, string>) =>
+    (await api(`/v1/pools/${reply.ALLOT_POOL_ID}`)).body.ranges as { prefixLength: number; gateway: string | null }[];
+
+  test("a gateway outside the range's covering prefix is taken, and no network is added to the AR", async () => {
+    const r = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.80.0.10", SIZE: "8", GATEWAY: "10.80.0.254" }, SKELETON));
+    assert.equal(r.code, 0, r.message);
+    const reply = readReply(r.stdout, "AR")!;
+    assert.equal(reply.GATEWAY, "10.80.0.254");
+    assert.equal(reply.NETWORK_MASK, undefined);
+    assert.equal(reply.NETWORK_ADDRESS, undefined);
+    // Allot's own record spans the range and its gateway
+    assert.deepEqual((await pool(reply)).map((x) => [x.prefixLength, x.gateway]), [[24, "10.80.0.254"]]);
+  });
+
+  test("with NETWORK_MASK: the mask given is the one kept, a gateway outside it too, a range across it refused", async () => {
+    const inside = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.81.0.10", SIZE: "8", GATEWAY: "10.81.0.254", NETWORK_MASK: "255.255.255.0" }, SKELETON));
+    assert.equal(inside.code, 0, inside.message);
+    const a = readReply(inside.stdout, "AR")!;
+    assert.equal(a.NETWORK_MASK, "255.255.255.0");
+    assert.equal(a.NETWORK_ADDRESS, undefined);
+    assert.deepEqual((await pool(a)).map((x) => [x.prefixLength, x.gateway]), [[24, "10.81.0.254"]]);
+
+    // a routed range whose gateway lies outside its own mask: oned's business, Allot records no gateway
+    const routed = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.82.0.16", SIZE: "8", GATEWAY: "10.82.0.1", NETWORK_MASK: "255.255.255.248" }, SKELETON));
+    assert.equal(routed.code, 0, routed.message);
+    const b = readReply(routed.stdout, "AR")!;
+    assert.equal(b.GATEWAY, "10.82.0.1");
+    assert.deepEqual((await pool(b)).map((x) => [x.prefixLength, x.gateway]), [[29, null]]);
+
+    const across = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.83.0.250", SIZE: "10", NETWORK_MASK: "255.255.255.0" }, SKELETON));
+    assert.equal(across.code, 1);
+    assert.match(across.message, /IP 10\.83\.0\.250 with SIZE 10 \(up to 10\.83\.1\.3\) does not fit inside NETWORK_MASK 255\.255\.255\.0/);
+  });
+});
+
+describe("an Allot server that never answers does not hold oned's IPAM", () => {
+  let hung: Server;
+  let hungUrl: string;
+  let slowDir: string;
+  const sockets: Socket[] = [];
+  before(async () => {
+    // accepts connections, reads the requests, never answers
+    hung = createNetServer((s) => sockets.push(s.on("error", () => {})));
+    await new Promise<void>((r) => hung.listen(0, "127.0.0.1", r));
+    hungUrl = `http://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+    slowDir = join(dir, "remotes", "ipam", "allot2");
+    const installed = allot(["opennebula", "install", "--dir", slowDir, "--driver-token", AUTH.authorization.slice(7), "--timeout", "2"], { ALLOT_URL: hungUrl });
+    assert.equal(installed.code, 0, installed.stderr);
+  });
+  after(() => {
+    for (const s of sockets) s.destroy();
+    hung.close();
+  });
+
+  test("the installed config says 20 s unless told otherwise", () => {
+    assert.match(readFileSync(join(driverDir, "allot-ipam.yaml"), "utf8"), /^timeout: 20$/m);
+    assert.match(readFileSync(join(slowDir, "allot-ipam.yaml"), "utf8"), /^timeout: 2$/m);
+  });
+
+  test("each action fails within its timeout, with the reason", async () => {
+    const ar = { IPAM_MAD: "allot", TYPE: "IP4", IP: "10.90.0.1", SIZE: "4", ALLOT_POOL_ID: "00000000-0000-4000-8000-000000000000" };
+    for (const [action, address] of [["register_address_range", SKELETON], ["get_address", plain([["SIZE", "1"]])]] as const) {
+      const r = await run(action, request(ar, address), { dir: slowDir });
+      assert.equal(r.code, 1, action);
+      assert.match(r.message, new RegExp(`allot ${action}: Allot at ${hungUrl} did not answer within 2 s \\(timeout in .*allot2/allot-ipam\\.yaml\\)`));
+      assert.ok(r.ms >= 2000 && r.ms < 12000, `${action} took ${r.ms} ms`);
+    }
+  });
+
+  test("an action whose stdin is never closed still ends, with the reason", async () => {
+    const r = await run("get_address", "", { dir: slowDir, holdStdin: true });
+    assert.equal(r.code, 1);
+    assert.match(r.message, /allot get_address: did not finish within 2 s/);
+    assert.ok(r.ms < 12000, `took ${r.ms} ms`);
+  });
+
+  test("a timeout oned could not wait for is refused in the config", async () => {
+    assert.notEqual(allot(["opennebula", "install", "--dir", join(dir, "x"), "--timeout", "120"]).code, 0);
+  });
+});
+
 test("dual-stack types are leased for their IPv4 part; the types oned computes itself are refused clearly", async () => {
   const dual = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4_6", IP: "10.20.0.1", SIZE: "4", GLOBAL_PREFIX: "2001:db8:1::" }, SKELETON));
   assert.equal(dual.code, 0, dual.message);
-  assert.equal(parseTemplate(dual.stdout, "AR")!.GLOBAL_PREFIX, "2001:db8:1::");
+  assert.equal(readReply(dual.stdout, "AR")!.GLOBAL_PREFIX, "2001:db8:1::");
   for (const type of ["IP6", "IP6_STATIC", "ETHER"]) {
     const r = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: type, SIZE: "4" }, SKELETON));
     assert.equal(r.code, 1);
@@ -190,7 +317,7 @@ test("dual-stack types are leased for their IPv4 part; the types oned computes i
 test("OpenNebula 5.8 and older: the request as the first argument, nothing on stdin", async () => {
   const r = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.30.0.1", SIZE: "2" }, SKELETON), { legacy: true });
   assert.equal(r.code, 0, r.message);
-  assert.equal(parseTemplate(r.stdout, "AR")!.SIZE, "2");
+  assert.equal(readReply(r.stdout, "AR")!.SIZE, "2");
 });
 
 test("bad input: one actionable line on stderr that survives oned's filtering, a non-zero exit, nothing half-made", async () => {
@@ -250,7 +377,7 @@ describe("address ranges from upstream providers", () => {
       const user = { IPAM_MAD: "allot", TYPE: "IP4", SIZE: "8", ALLOT_PROVIDER: "equinix", EQUINIX_PROJECT: "p-42", EQUINIX_METRO: "am", EQUINIX_TOKEN: "eq-token-0123456789", EQUINIX_API_URL: url };
       const r = await run("register_address_range", request(user, SKELETON));
       assert.equal(r.code, 0, r.message);
-      const reply = parseTemplate(r.stdout, "AR")!;
+      const reply = readReply(r.stdout, "AR")!;
       assert.equal(reply.IP, "147.75.100.8");
       assert.equal(reply.SIZE, "8");
       assert.equal(reply.EQUINIX_PROJECT, "p-42");
@@ -290,14 +417,14 @@ describe("address ranges from upstream providers", () => {
       const user = { IPAM_MAD: "allot", TYPE: "IP4", SIZE: "16", ALLOT_PROVIDER: "allot", ALLOT_UPSTREAM_URL: upstream.url, ALLOT_UPSTREAM_POOL: "global", ALLOT_UPSTREAM_TOKEN: AUTH.authorization.slice(7) };
       const r = await run("register_address_range", request(user, SKELETON));
       assert.equal(r.code, 0, r.message);
-      const reply = parseTemplate(r.stdout, "AR")!;
+      const reply = readReply(r.stdout, "AR")!;
       assert.equal(reply.IP, "100.64.0.0");
       assert.equal(reply.SIZE, "16");
       assert.equal(reply.ALLOT_UPSTREAM_TOKEN, undefined);
       const held = async () => ((await (await fetch(new URL("/v1/pools/global/allocations", upstream.url), { headers: AUTH })).json()) as { items: { size: number }[] }).items;
       assert.deepEqual((await held()).map((a) => a.size), [16]);
       const lease = await run("get_address", request(storedAr(reply, 0), plain([["SIZE", "1"]])));
-      assert.deepEqual(parseTemplate(lease.stdout, "ADDRESS"), { IP: "100.64.0.0", SIZE: "1" });
+      assert.deepEqual(readReply(lease.stdout, "ADDRESS"), { IP: "100.64.0.0", SIZE: "1" });
       assert.equal((await run("unregister_address_range", request(storedAr(reply, 1), SKELETON))).code, 0);
       assert.deepEqual(await held(), []);
     } finally {

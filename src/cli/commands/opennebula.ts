@@ -1,5 +1,6 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { basename } from "node:path";
+import { DEFAULT_TIMEOUT, MAX_TIMEOUT } from "../../integrations/opennebula/driver.js";
 import { install } from "../../integrations/opennebula/install.js";
 import { UsageError } from "../context.js";
 
@@ -11,13 +12,14 @@ export function opennebulaCommand(): Command {
     .requiredOption("--dir <dir>", "driver directory; its last part is the IPAM_MAD name")
     .option("--driver-token <token>", "an Allot token with write scope in the driver's space, for the config file")
     .option("-s, --space <space>", "Allot space that holds OpenNebula's ranges (default: default)")
+    .option("--timeout <seconds>", `how long an action may take before it fails with the reason (default ${DEFAULT_TIMEOUT}; oned waits 90 s)`, seconds)
     .option("--force", "overwrite an existing allot-ipam.yaml")
-    .action((o: { dir: string; driverToken?: string; space?: string; force?: boolean }, cmd: Command) => {
+    .action((o: { dir: string; driverToken?: string; space?: string; timeout?: number; force?: boolean }, cmd: Command) => {
       // the driver calls the server this CLI is pointed at (--url / ALLOT_URL)
       const { url } = cmd.optsWithGlobals() as { url: string };
       let r;
       try {
-        r = install({ dir: o.dir, url, ...(o.driverToken ? { token: o.driverToken } : {}), ...(o.space ? { space: o.space } : {}), ...(o.force ? { force: true } : {}) });
+        r = install({ dir: o.dir, url, ...(o.driverToken ? { token: o.driverToken } : {}), ...(o.space ? { space: o.space } : {}), ...(o.timeout ? { timeout: o.timeout } : {}), ...(o.force ? { force: true } : {}) });
       } catch (err) {
         throw new UsageError((err as Error).message);
       }
@@ -31,4 +33,10 @@ export function opennebulaCommand(): Command {
       );
     });
   return one;
+}
+
+function seconds(text: string): number {
+  const n = Number(text);
+  if (!(n > 0 && n <= MAX_TIMEOUT)) throw new InvalidArgumentError(`must be a number of seconds above 0 and at most ${MAX_TIMEOUT} (oned waits 90 s)`);
+  return n;
 }

@@ -7,9 +7,11 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
+import ipaddr from "ipaddr.js";
 import { parse as parseYaml } from "yaml";
+import { MAX, formatAddress, maskOf, parseAddress, prefixContaining, prefixContains } from "../../addr/index.js";
 import { ApiError, Client, seg } from "../../cli/client.js";
-import { type ActionData, DriverError, ONED_LOG_LINE, decodeBase64, parseActionData, renderVector } from "./protocol.js";
+import { type ActionData, DriverError, ONED_LOG_LINE, assertRepliable, decodeBase64, parseActionData, renderVector } from "./protocol.js";
 
 export const ACTIONS = ["register_address_range", "unregister_address_range", "get_address", "allocate_address", "free_address"] as const;
 export type Action = (typeof ACTIONS)[number];
@@ -21,7 +23,13 @@ export interface DriverConfig {
   token: string;
   /** The Allot space that holds OpenNebula's ranges. */
   space: string;
+  /** How long an action may take, in seconds: oned runs IPAM actions one at a time and waits 90 s. */
+  timeout: number;
 }
+
+export const DEFAULT_TIMEOUT = 20;
+/** Above this an action could outlast oned's own 90 s wait, and a hung server would block its IPAM. */
+export const MAX_TIMEOUT = 80;
 
 /** allot-ipam.yaml beside the scripts, then ALLOT_URL / ALLOT_TOKEN / ALLOT_SPACE, which win. */
 export function loadConfig(scriptDir: string, env: NodeJS.ProcessEnv): DriverConfig {
@@ -36,7 +44,11 @@ export function loadConfig(scriptDir: string, env: NodeJS.ProcessEnv): DriverCon
   const token = env.ALLOT_TOKEN || (file.token as string | undefined);
   if (!url) throw new DriverError(`no Allot URL: set url in ${path} or ALLOT_URL`);
   if (!token) throw new DriverError(`no Allot token: set token in ${path} or ALLOT_TOKEN`);
-  return { url, token, space: env.ALLOT_SPACE || (file.space as string | undefined) || "default" };
+  const timeout = file.timeout ?? DEFAULT_TIMEOUT;
+  if (typeof timeout !== "number" || !(timeout > 0 && timeout <= MAX_TIMEOUT)) {
+    throw new DriverError(`timeout in ${path} must be a number of seconds above 0 and at most ${MAX_TIMEOUT} (oned waits 90 s), not ${JSON.stringify(timeout)}`);
+  }
+  return { url, token, space: env.ALLOT_SPACE || (file.space as string | undefined) || "default", timeout };
 }
 
 interface Pool {
@@ -54,9 +66,17 @@ const IPV4_TYPES = ["IP4", "IP4_6", "IP4_6_STATIC"];
 /** Attributes that carry credentials: used once at register, stored encrypted by Allot, never echoed back to oned. */
 const SECRET_ATTRIBUTES = ["EQUINIX_TOKEN", "PACKET_TOKEN", "ALLOT_UPSTREAM_TOKEN"];
 
-const ipToNumber = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
-const numberToIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+/** A dotted IPv4 address of the AR as a number (IPv6 is oned's to compute), or the reason it is not one. */
+function ipv4(text: string, what: string): bigint {
+  try {
+    const a = parseAddress(text);
+    if (a.family === 4) return a.value;
+  } catch {
+    // said below
+  }
+  throw new DriverError(`${what} "${text}" is not a dotted IPv4 address`);
+}
+const dotted = (value: bigint) => formatAddress({ family: 4, value });
 
 function size(text: string | undefined, what: string): number {
   if (text === undefined) throw new DriverError(`${what} is missing`);
@@ -70,16 +90,18 @@ function poolId(ar: Record<string, string>): string {
   return id;
 }
 
-/** The smallest prefix holding first..last, or the one NETWORK_MASK gives. */
-function prefixFor(first: number, last: number, mask: string | undefined): number {
-  if (mask !== undefined) {
-    if (!IPV4.test(mask)) throw new DriverError(`NETWORK_MASK "${mask}" is not a dotted IPv4 netmask`);
-    const bits = ipToNumber(mask).toString(2).padStart(32, "0");
-    if (!/^1*0*$/.test(bits)) throw new DriverError(`NETWORK_MASK "${mask}" is not a contiguous netmask`);
-    return bits.indexOf("0") === -1 ? 32 : bits.indexOf("0");
-  }
+/** The prefix length a dotted netmask gives. */
+function maskLength(mask: string): number {
+  if (!ipaddr.IPv4.isValidFourPartDecimal(mask)) throw new DriverError(`NETWORK_MASK "${mask}" is not a dotted IPv4 netmask`);
+  const length = ipaddr.IPv4.parse(mask).prefixLengthFromSubnetMask();
+  if (length === null) throw new DriverError(`NETWORK_MASK "${mask}" is not a contiguous netmask`);
+  return length;
+}
+
+/** The longest prefix holding every one of these addresses. */
+function coveringLength(addresses: bigint[]): number {
   let p = 32;
-  while (p > 0 && Math.floor(first / 2 ** (32 - p)) !== Math.floor(last / 2 ** (32 - p))) p--;
+  while (p > 0 && new Set(addresses.map((a) => prefixContaining({ family: 4, value: a }, p).network)).size > 1) p--;
   return p;
 }
 
@@ -91,6 +113,10 @@ async function register(c: Client, cfg: DriverConfig, data: ActionData): Promise
   if (!IPV4_TYPES.includes(type)) {
     throw new DriverError(`TYPE ${type} ranges are computed by OpenNebula itself and cannot be leased by an IPAM; use TYPE IP4, IP4_6 or IP4_6_STATIC with Allot, or leave IPAM_MAD out`);
   }
+  // the reply replaces the whole range in oned: it echoes every attribute the user gave (credentials
+  // excepted) exactly, so one that cannot be echoed is refused before anything is made
+  const echoed = Object.fromEntries(Object.entries(ar).filter(([k]) => !SECRET_ATTRIBUTES.includes(k)));
+  assertRepliable(echoed);
   const name = `one-${randomBytes(4).toString("hex")}`;
   const provider = ar.ALLOT_PROVIDER;
   let pool: Pool;
@@ -101,38 +127,49 @@ async function register(c: Client, cfg: DriverConfig, data: ActionData): Promise
   } else {
     const ip = ar.IP;
     if (!ip) throw new DriverError('the address range has no IP: give its first address (IP = "10.0.0.10") and SIZE, or ALLOT_PROVIDER to obtain one');
-    if (!IPV4.test(ip)) throw new DriverError(`IP "${ip}" is not a dotted IPv4 address`);
+    const first = ipv4(ip, "IP");
     const n = size(ar.SIZE, "SIZE");
-    const first = ipToNumber(ip);
-    const last = first + n - 1;
-    if (last > 0xffffffff) throw new DriverError(`IP ${ip} with SIZE ${n} runs past 255.255.255.255`);
-    const prefixLength = prefixFor(first, last, ar.NETWORK_MASK);
+    const last = first + BigInt(n) - 1n;
+    if (last > MAX[4]) throw new DriverError(`IP ${ip} with SIZE ${n} runs past 255.255.255.255`);
+    const gateway = ar.GATEWAY;
+    const gw = gateway !== undefined ? ipv4(gateway, "GATEWAY") : undefined;
+    // The network is oned's: a mask set on the virtual network never reaches the driver, and oned hands out
+    // whatever the AR says. So nothing is guessed for oned. Allot's pool needs a prefix: NETWORK_MASK's when
+    // given, else the narrowest holding the range and its gateway; a gateway outside a given mask (a routed
+    // /32, say) is oned's business, so Allot just does not record it.
+    const prefixLength = ar.NETWORK_MASK !== undefined ? maskLength(ar.NETWORK_MASK) : coveringLength([first, last, ...(gw !== undefined ? [gw] : [])]);
+    const net = prefixContaining({ family: 4, value: first }, prefixLength);
+    const inPrefix = (value: bigint) => prefixContains(net, { family: 4, value });
+    if (!inPrefix(last)) throw new DriverError(`IP ${ip} with SIZE ${n} (up to ${dotted(last)}) does not fit inside NETWORK_MASK ${ar.NETWORK_MASK}; shorten the range or widen the mask`);
     const dns = ar.DNS ? ar.DNS.split(/[\s,]+/).filter(Boolean) : undefined;
     pool = await c.request<Pool>("POST", "v1/pools", {
       name,
       space: cfg.space,
       // every address of the range is oned's to lease, network and broadcast included if it spans them
       allocateReserved: true,
-      ranges: [{ start: ip, end: numberToIp(last), prefixLength, ...(ar.GATEWAY ? { gateway: ar.GATEWAY } : {}) }],
+      ranges: [{ start: ip, end: dotted(last), prefixLength, ...(gw !== undefined && inPrefix(gw) ? { gateway } : {}) }],
       ...(dns ? { dns } : {}),
       description: `OpenNebula address range (${type})`,
     });
   }
+  // besides the user's own, only Allot's key and, where Allot chose the network (a provider's block), that network
+  return renderVector("AR", { ...echoed, ...(provider ? chosenNetwork(pool, ar) : {}), ALLOT_POOL_ID: pool.id });
+}
+
+/** The network of a block Allot obtained, for the attributes the user left to it. */
+function chosenNetwork(pool: Pool, ar: Record<string, string>): Record<string, string> {
   const range = pool.ranges[0]!;
-  const first = ipToNumber(range.start);
-  const mask = numberToIp(2 ** 32 - 2 ** (32 - range.prefixLength));
-  // the reply replaces the whole range in oned: echo every attribute the user gave (credentials excepted)
-  const echoed = Object.fromEntries(Object.entries(ar).filter(([k]) => !SECRET_ATTRIBUTES.includes(k)));
-  return renderVector("AR", {
-    ...echoed,
-    TYPE: type,
+  const first = parseAddress(range.start);
+  const network: Record<string, string> = {
     IP: range.start,
-    SIZE: String(ipToNumber(range.end) - first + 1),
-    NETWORK_ADDRESS: ar.NETWORK_ADDRESS ?? numberToIp(first - (first % 2 ** (32 - range.prefixLength))),
-    NETWORK_MASK: ar.NETWORK_MASK ?? mask,
-    ...(range.gateway && !ar.GATEWAY ? { GATEWAY: range.gateway } : {}),
-    ALLOT_POOL_ID: pool.id,
-  });
+    SIZE: String(parseAddress(range.end).value - first.value + 1n),
+    NETWORK_ADDRESS: dotted(prefixContaining(first, range.prefixLength).network),
+    NETWORK_MASK: dotted(maskOf(4, range.prefixLength)),
+    ...(range.gateway ? { GATEWAY: range.gateway } : {}),
+    ...(range.dns.length > 0 ? { DNS: range.dns.join(" ") } : {}),
+  };
+  // IP and SIZE are the block's own; the rest only where the user gave none
+  return Object.fromEntries(Object.entries(network).filter(([k]) => k === "IP" || k === "SIZE" || ar[k] === undefined));
 }
 
 /** A pool's provider request from AR attributes (the Packet/Equinix names OpenNebula's own driver used, too). */
@@ -225,7 +262,7 @@ export async function runAction(action: Action, args: string[], stdin: string, s
     const raw = stdin.trim() !== "" ? stdin : args.find((a) => a.length > 16 && /^[A-Za-z0-9+/=]+$/.test(a)) ?? "";
     const data = parseActionData(decodeBase64(raw));
     const cfg = loadConfig(scriptDir, env);
-    const c = new Client(cfg.url, cfg.token);
+    const c = new Client(cfg.url, cfg.token, undefined, cfg.timeout * 1000);
     let stdout = "";
     if (action === "register_address_range") stdout = await register(c, cfg, data);
     else if (action === "get_address") stdout = await getAddress(c, data);
@@ -234,7 +271,8 @@ export async function runAction(action: Action, args: string[], stdin: string, s
     else await unregister(c, data);
     return { code: 0, stdout, stderr: "" };
   } catch (err) {
-    const message = err instanceof DriverError || err instanceof ApiError ? err.message : `unexpected failure: ${(err as Error).message}`;
+    let message = err instanceof DriverError || err instanceof ApiError ? err.message : `unexpected failure: ${(err as Error).message}`;
+    if (err instanceof ApiError && err.code === "timeout") message += ` (timeout in ${join(scriptDir, CONFIG_FILE)})`;
     // one line, and never one oned would take for its own log line and drop
     let line = `allot ${action}: ${message}`.replace(/\s+/g, " ").trim();
     if (ONED_LOG_LINE.test(line)) line = `allot: ${line}`;
@@ -244,8 +282,20 @@ export async function runAction(action: Action, args: string[], stdin: string, s
 
 /** Entry point of an installed action script. */
 export async function main(action: Action): Promise<void> {
+  const scriptDir = dirname(process.argv[1]!);
+  // oned waits for one action at a time: whatever else stalls (stdin left open, say), end within the limit
+  let limit = DEFAULT_TIMEOUT;
+  try {
+    limit = loadConfig(scriptDir, process.env).timeout;
+  } catch {
+    // runAction reports the config's problem
+  }
+  setTimeout(() => {
+    process.stderr.write(`allot ${action}: did not finish within ${limit} s (timeout in ${join(scriptDir, CONFIG_FILE)})\n`);
+    process.exit(1);
+  }, limit * 1000 + 1000).unref();
   const stdin = process.stdin.isTTY ? "" : await readAll(process.stdin);
-  const out = await runAction(action, process.argv.slice(2), stdin, dirname(process.argv[1]!), process.env);
+  const out = await runAction(action, process.argv.slice(2), stdin, scriptDir, process.env);
   process.stdout.write(out.stdout);
   process.stderr.write(out.stderr);
   process.exitCode = out.code;

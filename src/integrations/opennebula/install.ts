@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { stringify } from "yaml";
-import { ACTIONS, CONFIG_FILE } from "./driver.js";
+import { ACTIONS, CONFIG_FILE, DEFAULT_TIMEOUT } from "./driver.js";
 
 /** The compiled driver module the scripts load (plain node runs them, so never the TypeScript source). */
 export function compiledDriver(): string {
@@ -20,6 +20,8 @@ export interface InstallOptions {
   url?: string;
   token?: string;
   space?: string;
+  /** Seconds an action may take before it fails (oned waits 90 s, one action at a time). */
+  timeout?: number;
   /** Overwrite an existing config file. */
   force?: boolean;
 }
@@ -48,6 +50,7 @@ export function install(o: InstallOptions): { dir: string; files: string[]; conf
       url: o.url ?? "http://127.0.0.1:7878",
       token: o.token ?? "PUT-A-WRITE-TOKEN-HERE",
       space: o.space ?? "default",
+      timeout: o.timeout ?? DEFAULT_TIMEOUT,
     })}`, { mode: 0o600 });
     chmodSync(config, 0o600);
   }

@@ -1,8 +1,9 @@
 /**
  * OpenNebula's side of the IPAM driver protocol, as oned really speaks it (not as its docs say): the
  * request is base64 of `<IPAM_DRIVER_ACTION_DATA><AR>…</AR><ADDRESS>…</ADDRESS></IPAM_DRIVER_ACTION_DATA>`
- * with AR values in CDATA; replies are OpenNebula template text (`AR = [ KEY = "value", … ]`), read
- * by oned's template parser; a failure is a non-zero exit with the reason on stderr.
+ * with AR values in CDATA; replies are OpenNebula template text (`AR = [ KEY = "value", … ]`) or, for
+ * values that text cannot carry, XML, read by oned's template parser; a failure is a non-zero exit with
+ * the reason on stderr.
  */
 import { XMLParser, XMLValidator } from "fast-xml-parser";
 
@@ -25,7 +26,8 @@ export function decodeBase64(text: string): string {
   return Buffer.from(t, "base64").toString("utf8");
 }
 
-const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: true, processEntities: true });
+// values are kept exactly as oned sent them (blanks included): they go back to oned in the register reply
+const parser = new XMLParser({ ignoreAttributes: true, parseTagValue: false, trimValues: false, processEntities: true });
 
 export function parseActionData(xml: string): ActionData {
   const valid = XMLValidator.validate(xml);
@@ -49,12 +51,45 @@ function flat(node: unknown, what: string): Record<string, string> {
   return out;
 }
 
-/** `NAME = [ K = "v", … ]` with values quoted as oned's template grammar reads them. */
+/**
+ * Whether oned's template text carries this attribute exactly. oned's lexer reads a quoted value up to
+ * the next `"` not preceded by `\\`, and its grammar then turns each `\\"` into `"`, nothing else: so
+ * quotes are escaped and backslashes written as they are. That fails for a value ending in a backslash
+ * (its closing quote would read as escaped) and for `]]>` (the lexer aborts the whole template on it),
+ * and leaves line breaks and surrounding blanks to chance.
+ */
+function plainTextCarries(key: string, value: string): boolean {
+  return /^[A-Za-z0-9_]+$/.test(key) && !value.endsWith("\\") && !value.includes("]]>") && !/[\r\n]/.test(value) && value === value.trim();
+}
+
+// XML 1.0 cannot carry these at all, escaped or not
+const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/;
+const xmlText = (v: string) => v.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\r/g, "&#13;");
+
+/** Refuses attributes that no reply can give back to oned exactly (checked before anything is made). */
+export function assertRepliable(values: Record<string, string>): void {
+  const entries = Object.entries(values);
+  if (entries.every(([k, v]) => plainTextCarries(k, v))) return;
+  for (const [k, v] of entries) {
+    if (NOT_XML.test(v)) throw new DriverError(`${k} holds a control character that oned cannot be given back; remove it from the address range`);
+  }
+}
+
+/**
+ * A reply vector `NAME = [ K = "v", … ]` that oned reads back exactly. oned parses a reply that starts
+ * with `<` as XML instead (the root's child elements are the attributes), which carries any value; the
+ * readable template text is used whenever it can carry every value, XML otherwise. A value XML cannot
+ * carry either (a control character) is refused with the attribute's name.
+ */
 export function renderVector(name: string, values: Record<string, string>): string {
-  const body = Object.entries(values)
-    .map(([k, v]) => `  ${k} = "${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, " ")}"`)
-    .join(",\n");
-  return `${name} = [\n${body} ]\n`;
+  const entries = Object.entries(values);
+  if (entries.every(([k, v]) => plainTextCarries(k, v))) {
+    return `${name} = [\n${entries.map(([k, v]) => `  ${k} = "${v.replace(/"/g, '\\"')}"`).join(",\n")} ]\n`;
+  }
+  assertRepliable(values);
+  // no blanks between elements, and escaped text rather than CDATA: oned reads only an element's first
+  // text or CDATA node, so a value must be one node
+  return `<TEMPLATE><${name}>${entries.map(([k, v]) => `<${k}>${xmlText(v)}</${k}>`).join("")}</${name}></TEMPLATE>\n`;
 }
 
 /**
