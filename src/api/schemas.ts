@@ -132,6 +132,10 @@ export const AllocateInput = z.strictObject({
   hostname: z.string().max(253).optional(),
   labels: labels.optional(),
   ttl: z.number().int().describe("Seconds until the allocation is released automatically (positive)").optional(),
+  within: z
+    .strictObject({ start: addressText, end: addressText })
+    .optional()
+    .describe("Only an address from start to end (inclusive), picked by the pool's strategy: for callers with their own ordered ranges, such as Neutron's allocation pools"),
 });
 
 export const BulkAllocateInput = z.strictObject({

@@ -126,6 +126,16 @@ describe("pools and allocations over HTTP", () => {
     await app.inject({ method: "DELETE", url: "/v1/pools/bulk?force=true" });
   });
 
+  test("an address from a stretch of the pool: the lowest free there, or exhausted when the stretch is full", async () => {
+    assert.equal((await post("/v1/pools", { name: "within-net", cidr: "10.21.0.0/24" })).statusCode, 201);
+    const within = { start: "10.21.0.100", end: "10.21.0.101" };
+    assert.equal((await post("/v1/pools/within-net/allocations", { within })).json().address, "10.21.0.100");
+    assert.equal((await post("/v1/pools/within-net/allocations", { within })).json().address, "10.21.0.101");
+    assertProblem(await post("/v1/pools/within-net/allocations", { within }), 409, "pool-exhausted", /no free address from 10\.21\.0\.100 to 10\.21\.0\.101/);
+    assertProblem(await post("/v1/pools/within-net/allocations", { within: { start: "10.21.0.9", end: "10.21.0.1" } }), 400, "invalid-request", /start before end/);
+    assert.equal((await post("/v1/pools/within-net/allocations", {})).json().address, "10.21.0.1", "the rest of the pool is untouched");
+  });
+
   test("allocations list pages in address order", async () => {
     await post("/v1/pools", { name: "paged", cidr: "10.30.0.0/28" });
     for (let i = 0; i < 7; i++) await post("/v1/pools/paged/allocations", { owner: `o${i}` });
