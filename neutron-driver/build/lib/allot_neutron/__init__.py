@@ -1,0 +1,1 @@
+"""Allot as Neutron's pluggable IPAM driver (ipam_driver = allot)."""

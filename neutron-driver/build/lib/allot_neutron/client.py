@@ -1,0 +1,59 @@
+"""A small client for the Allot HTTP API: the driver's only way to decide anything."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+from urllib.parse import quote
+
+import requests
+from neutron_lib import exceptions as n_exc
+
+from neutron._i18n import _
+
+
+class AllotUnavailable(n_exc.ServiceUnavailable):
+    """Allot could not be asked, or could not answer: the Neutron request fails and nothing is changed."""
+
+    message = _("The IPAM service Allot at %(url)s is unavailable: %(reason)s")
+
+
+class AllotError(Exception):
+    """A problem document from Allot: its code says what went wrong."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+class Client:
+    def __init__(self, url: str, token: Optional[str], timeout: float, ca_file: Optional[str] = None):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = "Bearer " + token
+        if ca_file:
+            self.session.verify = ca_file
+
+    def request(self, method: str, path: str, body: Any = None, params: Optional[dict] = None) -> tuple[int, Any]:
+        try:
+            r = self.session.request(method, self.url + path, json=body, params=params, timeout=self.timeout)
+        except requests.Timeout:
+            raise AllotUnavailable(url=self.url, reason=_("no answer within %s s ([allot] timeout)") % self.timeout)
+        except requests.RequestException as e:
+            # the exception's text names the URL, never the token
+            raise AllotUnavailable(url=self.url, reason=type(e).__name__ + ": " + str(e))
+        data = r.json() if r.content and r.headers.get("content-type", "").find("json") >= 0 else None
+        if r.status_code >= 500 or r.status_code in (401, 403):
+            detail = data.get("detail") if isinstance(data, dict) else r.text[:200]
+            raise AllotUnavailable(url=self.url, reason="%s %s" % (r.status_code, detail))
+        if r.status_code >= 400:
+            d = data if isinstance(data, dict) else {}
+            raise AllotError(r.status_code, str(d.get("code", r.status_code)), str(d.get("detail", r.text[:200])))
+        return r.status_code, data
+
+
+def seg(s: str) -> str:
+    return quote(s, safe="")
