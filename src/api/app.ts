@@ -160,17 +160,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     {
       schema: {
         tags: ["health"],
-        summary: "Readiness: the database answers",
-        response: { 200: z.object({ status: z.literal("ready"), store: z.string() }), 503: z.object({ status: z.literal("unavailable"), reason: z.string() }) },
+        summary: "Readiness: the database answers and would take a write",
+        description:
+          "503 names the cause (disk full, database read-only, database unreachable); on SQLite it is a small real write, at most one a second.",
+        response: {
+          200: z.object({ status: z.literal("ready"), store: z.string() }),
+          503: z.object({ status: z.literal("unavailable"), store: z.string(), reason: z.string() }),
+        },
       },
     },
     async (_req, reply) => {
+      const store = engine.store.kind;
+      let reason: string | null;
       try {
         await engine.listSpaces();
-        return { status: "ready" as const, store: engine.store.kind };
+        // a database that reads but cannot write (full, read-only, a standby) is not ready either
+        reason = await engine.store.writable();
       } catch (err) {
-        return reply.status(503).send({ status: "unavailable" as const, reason: (err as Error).message });
+        reason = (err as Error).message;
       }
+      if (reason) return reply.status(503).send({ status: "unavailable" as const, store, reason });
+      return { status: "ready" as const, store };
     },
   );
 

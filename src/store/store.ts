@@ -49,6 +49,11 @@ export interface Store {
   transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   /** Runs read-only queries against a consistent view. */
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  /**
+   * Null if a write would succeed now, else why not, in words an operator can act on (disk full,
+   * read-only, unreachable). Cheap enough to answer every readiness probe.
+   */
+  writable(): Promise<string | null>;
   /** Called inside an import's transaction after rows were loaded with their own keys (to move sequences on). */
   afterImport?(sql: Sql): Promise<void>;
   close(): Promise<void>;

@@ -111,3 +111,44 @@ test("connections ended under write load answer 503 and the server recovers by i
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("/readyz answers 503 naming a read-only database, and 200 once it takes writes again", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "allot-unavail-"));
+  // a database of its own: default_transaction_read_only is set per database, as an operator might
+  const name = `allot_ro_${process.pid}_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: process.env.ALLOT_TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const url = new URL(process.env.ALLOT_TEST_PG_URL!);
+  url.pathname = `/${name}`;
+  const server = await startServerProcess(join(dir, "data"), { ALLOT_DATABASE_URL: url.toString() });
+  // settings reach new sessions only: end the server's, and its pool opens fresh ones
+  const reconnect = () => admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
+  const readyzBecomes = async (status: number) => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const res = await fetch(`${server.url}/readyz`);
+      const body = (await res.json()) as { status: string; reason?: string };
+      if ((res.status === status && (status === 200 || /read-only/.test(body.reason ?? ""))) || Date.now() > deadline) return { status: res.status, body };
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  try {
+    assert.equal((await readyzBecomes(200)).status, 200);
+    await admin.query(`ALTER DATABASE ${name} SET default_transaction_read_only = on`);
+    await reconnect();
+    const down = await readyzBecomes(503);
+    assert.equal(down.status, 503, JSON.stringify(down.body));
+    assert.match(down.body.reason!, /the database is read-only .*transaction_read_only is on/);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200, "liveness is not readiness");
+
+    await admin.query(`ALTER DATABASE ${name} RESET default_transaction_read_only`);
+    await reconnect();
+    assert.equal((await readyzBecomes(200)).status, 200);
+  } finally {
+    await server.stop();
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -37,6 +37,15 @@ const types = {
 /** A stable key for the advisory lock that lets only one server at a time run migrations. */
 const MIGRATION_LOCK = 7_787_001;
 
+/** How long a readiness probe waits for the database before calling it unreachable. */
+const PROBE_TIMEOUT_MS = 5000;
+/**
+ * How long a write's failure for lack of disk or resources is reported after it happened, unless a
+ * write succeeds first: long enough for a readiness probe to see it, short enough that a load balancer
+ * sends writes again soon after the database recovers (nothing cheap can ask whether its disk has room).
+ */
+const FAILURE_REMEMBERED_MS = 30_000;
+
 /**
  * The scale-out store: a pool of connections to one PostgreSQL database, shared by any number of Allot
  * servers. Transactions run side by side (READ COMMITTED); the engine locks the rows of the pools it
@@ -47,6 +56,8 @@ export class PostgresStore implements Store {
   readonly kind = "postgres";
   readonly location: string;
   private readonly pool: pg.Pool;
+  /** The last write's failure for lack of disk or resources, until a write succeeds or it is old. */
+  private failure: { reason: string; at: number } | null = null;
 
   private constructor(options: PostgresStoreOptions) {
     this.location = redact(options.url);
@@ -146,8 +157,41 @@ export class PostgresStore implements Store {
     }
   }
 
-  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.withClient("BEGIN", fn);
+  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    try {
+      const result = await this.withClient("BEGIN", fn);
+      this.failure = null;
+      return result;
+    } catch (err) {
+      if (err instanceof StoreUnavailableError && /disk is full|out of resources/.test(err.message)) this.failure = { reason: err.message, at: Date.now() };
+      throw err;
+    }
+  }
+
+  /** Null if writes would succeed: the database answers, is no standby, and its sessions may write. */
+  async writable(): Promise<string | null> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const answer = this.pool.query<{ recovery: boolean; readonly: string }>(
+        "SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS readonly",
+      );
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS / 1000} s`)), PROBE_TIMEOUT_MS);
+      });
+      answer.catch(() => {}); // after a timeout, its own failure has no one to hear it
+      const row = (await Promise.race([answer, late])).rows[0]!;
+      if (row.recovery) return `the database is a read-only standby (${this.location}; pg_is_in_recovery() is true): point ALLOT_DATABASE_URL at the primary`;
+      if (row.readonly === "on") {
+        return `the database is read-only (${this.location}; transaction_read_only is on): turn off default_transaction_read_only for this database or user`;
+      }
+    } catch (err) {
+      return unavailable(err, this.location)?.message ?? `the database cannot be reached (${this.location}): ${(err as Error).message}`;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.failure && Date.now() - this.failure.at < FAILURE_REMEMBERED_MS) return this.failure.reason;
+    this.failure = null;
+    return null;
   }
 
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {

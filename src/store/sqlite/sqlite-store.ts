@@ -5,6 +5,7 @@ import { GroupCommit, type TxSession } from "../group-commit.js";
 import { Mutex } from "../mutex.js";
 import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
+import { BUSY_TIMEOUT_MS, describeUnavailable, freeBytes } from "./unavailable.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -15,6 +16,16 @@ export interface SqliteStoreOptions {
    */
   synchronous?: "full" | "normal";
 }
+
+/** A write that failed because of the database, not the request, and what it said. */
+interface WriteFailure {
+  reason: string;
+  /** For a full disk: the bytes free when it failed, to tell when some were freed. */
+  full: { free: number | null } | null;
+}
+
+/** Space that must come free after a full disk before the probe's small write is taken as proof that writes work again. */
+const FREED_ENOUGH = 1024 * 1024;
 
 /**
  * The embedded store: one better-sqlite3 connection in WAL mode. better-sqlite3 is synchronous, so
@@ -35,6 +46,10 @@ export class SqliteStore implements Store {
     maxBatch: 256,
   });
 
+  /** Why the last statement failed for the database's sake (full, read-only…), until a write succeeds; what /readyz reports. */
+  private failure: WriteFailure | null = null;
+  private probed: { at: number; result: Promise<string | null> } | null = null;
+
   constructor(options: SqliteStoreOptions) {
     this.location = options.file;
     mkdirSync(dirname(options.file), { recursive: true });
@@ -42,7 +57,7 @@ export class SqliteStore implements Store {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
     this.db.pragma("foreign_keys = ON");
-    this.db.pragma("busy_timeout = 5000");
+    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.db.pragma("cache_size = -65536");
     this.db.defaultSafeIntegers(false);
     this.migrate();
@@ -88,8 +103,61 @@ export class SqliteStore implements Store {
     try {
       return fn();
     } catch (err) {
-      throw mapError(err);
+      const mapped = mapError(err, this.location);
+      if (mapped instanceof StoreUnavailableError) this.failed(mapped.message, err);
+      throw mapped;
     }
+  }
+
+  /** Rows this connection has changed since it opened. */
+  private totalChanges(): number {
+    return (this.prepare("SELECT total_changes() AS n").get() as { n: number }).n;
+  }
+
+  private failed(reason: string, err: unknown): void {
+    const full = err instanceof Database.SqliteError && err.code.startsWith("SQLITE_FULL");
+    this.failure = { reason, full: full ? { free: freeBytes(this.location) } : null };
+  }
+
+  /**
+   * Null if writes would succeed now, else why not. A tiny real write (the schema version rewritten
+   * as it is, committed): BEGIN IMMEDIATE alone succeeds even on a file SQLite opened read-only. At
+   * most one probe a second, shared by the callers within it.
+   */
+  writable(): Promise<string | null> {
+    if (!this.db.open) return Promise.resolve(`the SQLite database ${this.location} is closed: the server is stopping`);
+    if (this.probed && Date.now() - this.probed.at < 1000) return this.probed.result;
+    const result = this.mutex.run(async () => this.probe());
+    this.probed = { at: Date.now(), result };
+    return result;
+  }
+
+  private probe(): string | null {
+    if (!this.db.open) return `the SQLite database ${this.location} is closed: the server is stopping`;
+    try {
+      this.call(() => {
+        this.db.exec("BEGIN IMMEDIATE");
+        this.db.pragma(`user_version = ${this.db.pragma("user_version", { simple: true }) as number}`);
+        this.db.exec("COMMIT");
+      });
+    } catch (err) {
+      try {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      } catch {
+        // undone already: a failed ROLLBACK leaves no transaction open
+      }
+      if (err instanceof StoreUnavailableError) return err.message;
+      return `the SQLite database ${this.location} cannot be written: ${(err as Error).message}`;
+    }
+    // one page fits where the WAL already has room, so after a full disk it proves little: wait for
+    // free space to grow, or a real write to succeed
+    const full = this.failure?.full;
+    if (full) {
+      const free = freeBytes(this.location);
+      if (free === null || full.free === null || free < full.free + FREED_ENOUGH) return this.failure!.reason;
+    }
+    this.failure = null;
+    return null;
   }
 
   transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
@@ -102,12 +170,25 @@ export class SqliteStore implements Store {
     const exec = async (statement: string): Promise<void> => {
       this.call(() => this.prepare(statement).run());
     };
+    let changesBefore = 0;
     return {
       sql: this.sql,
-      begin: () => exec("BEGIN IMMEDIATE"),
-      commit: () => exec("COMMIT"),
+      begin: async () => {
+        await exec("BEGIN IMMEDIATE");
+        changesBefore = this.totalChanges();
+      },
+      commit: async () => {
+        // a commit that changed nothing writes nothing (the expiry sweeper's, say): it proves no write works
+        const wrote = this.totalChanges() !== changesBefore;
+        await exec("COMMIT");
+        if (wrote) this.failure = null;
+      },
       rollback: async () => {
-        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        try {
+          if (this.db.inTransaction) this.db.exec("ROLLBACK");
+        } catch {
+          // SQLite has already undone the transaction when a rollback fails (the disk, the lock)
+        }
       },
       savepoint: () => exec("SAVEPOINT change"),
       releaseSavepoint: () => exec("RELEASE change"),
@@ -121,7 +202,7 @@ export class SqliteStore implements Store {
   async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     // a deferred transaction is a snapshot in WAL mode, even against writers in other processes
     return this.mutex.run(async () => {
-      this.db.exec("BEGIN");
+      this.call(() => this.db.exec("BEGIN"));
       try {
         return await fn(this.sql);
       } finally {
@@ -137,7 +218,7 @@ export class SqliteStore implements Store {
   }
 }
 
-function mapError(err: unknown): unknown {
+function mapError(err: unknown, file: string): unknown {
   if (err instanceof Database.SqliteError) {
     if (err.message.includes("ALLOT_OVERLAP")) {
       return new ConstraintError(err.message.replace(/^.*ALLOT_OVERLAP\s*/, ""), "overlap");
@@ -147,9 +228,8 @@ function mapError(err: unknown): unknown {
     }
     if (err.code === "SQLITE_CONSTRAINT_FOREIGNKEY") return new ConstraintError(err.message, "foreign-key");
     if (err.code === "SQLITE_CONSTRAINT_CHECK") return new ConstraintError(err.message, "check");
-    if (/^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|BUSY)/.test(err.code)) {
-      return new StoreUnavailableError(`the SQLite database cannot be written (${err.code}): ${err.message}`);
-    }
+    const unavailable = describeUnavailable(err, file);
+    if (unavailable) return new StoreUnavailableError(unavailable);
   }
   return err;
 }
