@@ -93,7 +93,7 @@ class AllotSubnet(ipam_base.Subnet):
         if owner and status == 200 and not self._driver.replayed(self._subnet_id, port.get("id"), address):
             # the port already holds this address in Neutron: this is a second address, not a replay
             body.pop("owner")
-            _, allocation = self._driver.client.request("POST", self._path + "/allocations", body)
+            allocation = self._driver.client.call("POST", self._path + "/allocations", body)
             address = allocation["address"]
         self._driver.handed_out.add((self._subnet_id, address))
         return address
@@ -149,7 +149,7 @@ class AllotSubnet(ipam_base.Subnet):
             self._gateway_ip = n["gateway_ip"]
         attributes = dict(self._pool["attributes"], neutron=n)
         try:
-            _, self._pool = self._driver.client.request("PATCH", self._path, {"attributes": attributes})
+            self._pool = self._driver.client.call("PATCH", self._path, {"attributes": attributes})
         except AllotError as e:
             if e.code == "pool-not-found":
                 raise n_exc.SubnetNotFound(subnet_id=self._subnet_id)
@@ -206,7 +206,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
 
     def _find(self, subnet_id: str) -> dict:
         try:
-            _, pool = self.client.request("GET", "/v1/pools/" + seg(SUBNET_PREFIX + subnet_id), params={"space": self.space})
+            pool = self.client.call("GET", "/v1/pools/" + seg(SUBNET_PREFIX + subnet_id), params={"space": self.space})
             return pool
         except AllotError as e:
             if e.code in ("pool-not-found", "space-not-found"):
@@ -252,7 +252,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
             "attributes": self._neutron_attributes(request, cidr, request.gateway_ip, pools),
         }
         try:
-            _, pool = self.client.request("POST", "/v1/pools", body)
+            pool = self.client.call("POST", "/v1/pools", body)
             return pool
         except AllotError as e:
             if e.code == "pool-exists":
@@ -267,7 +267,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
     def _parent(self) -> dict:
         """The Allot pool behind this subnet pool: one marked for it, one of its name, or one made from its prefixes."""
         sp = self._subnetpool
-        _, listing = self.client.request("GET", "/v1/pools", params={"space": self.space})
+        listing = self.client.call("GET", "/v1/pools", params={"space": self.space})
         pools = listing["items"]
         for p in pools:
             if str(p.get("attributes", {}).get(SUBNETPOOL_ATTRIBUTE, "")) in (sp["id"], sp.get("name") or sp["id"]):
@@ -284,7 +284,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
             "attributes": {SUBNETPOOL_ATTRIBUTE: sp["id"]},
         }
         try:
-            _, pool = self.client.request("POST", "/v1/pools", body)
+            pool = self.client.call("POST", "/v1/pools", body)
             return pool
         except AllotError as e:
             if e.code == "pool-exists":
@@ -312,11 +312,11 @@ class AllotPool(subnet_alloc.SubnetAllocator):
         else:
             raise n_exc.SubnetAllocationError(reason=_("Unsupported request type"))
         try:
-            _, pool = self.client.request("POST", "/v1/pools/%s/children" % seg(parent["id"]), body)
+            pool = self.client.call("POST", "/v1/pools/%s/children" % seg(parent["id"]), body)
         except AllotError as e:
             if e.code == "pool-exists":
                 return self._find(request.subnet_id)
-            if e.code in ("block-unavailable", "pool-overlap", "invalid-range", "pool-exhausted"):
+            if e.code in ("block-unavailable", "pool-overlap", "invalid-range", "pool-exhausted", "address-outside-pool"):
                 raise n_exc.SubnetAllocationError(reason=_("Allot: %s") % e.detail)
             raise _unexpected(e)
         cidr = netaddr.IPNetwork(pool["ranges"][0]["cidr"])
@@ -327,7 +327,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
             gateway = request.gateway_ip
             pools = request.allocation_pools or ipam_utils.generate_pools(cidr, gateway)
         attributes = self._neutron_attributes(request, cidr, gateway, pools)
-        _, pool = self.client.request("PATCH", "/v1/pools/" + seg(pool["id"]), {"attributes": attributes})
+        pool = self.client.call("PATCH", "/v1/pools/" + seg(pool["id"]), {"attributes": attributes})
         return pool
 
     def update_subnet(self, subnet_request):

@@ -55,5 +55,10 @@ class Client:
         return r.status_code, data
 
 
+    def call(self, method: str, path: str, body: Any = None, params: Optional[dict] = None) -> Any:
+        """The answer's body only."""
+        return self.request(method, path, body, params)[1]
+
+
 def seg(s: str) -> str:
     return quote(s, safe="")
