@@ -9,6 +9,7 @@ import { SecretBox, newSecretKey, parseSecretKey } from "../engine/secrets.js";
 import { buildApp } from "../api/app.js";
 import { Engine } from "../engine/engine.js";
 import { openStore } from "../store/open-store.js";
+import { whyNotWritable } from "../store/sqlite/why-not-writable.js";
 import type { AddressInfo } from "node:net";
 import { ConfigError, type ServeConfig } from "./config.js";
 import { startWebhookLoop } from "./webhooks.js";
@@ -29,6 +30,12 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     store = await openStore(config);
   } catch (err) {
     throw new ConfigError((err as Error).message);
+  }
+  // a server that cannot write is no use: say why now rather than answer every change with 503
+  const unwritable = await store.writable();
+  if (unwritable) {
+    await store.close();
+    throw new ConfigError(`cannot start: ${unwritable}`);
   }
   let engine: Engine;
   try {
@@ -142,14 +149,14 @@ function secretKey(config: ServeConfig): Buffer {
       throw new ConfigError(`${file}: ${(err as Error).message}`);
     }
   }
-  mkdirSync(config.dataDir, { recursive: true });
   const key = newSecretKey();
   try {
+    mkdirSync(config.dataDir, { recursive: true });
     writeFileSync(file, `${key.toString("hex")}\n`, { mode: 0o600, flag: "wx" });
   } catch (err) {
     // another server sharing this data directory made it first: use theirs
     if ((err as { code?: string }).code === "EEXIST") return parseSecretKey(readFileSync(file, "utf8"));
-    throw err;
+    throw new ConfigError(`cannot create the secret key ${file}: ${whyNotWritable(file) ?? (err as Error).message} (or set ALLOT_SECRET_KEY)`);
   }
   chmodSync(file, 0o600);
   return key;

@@ -6,6 +6,7 @@ import { Mutex } from "../mutex.js";
 import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
 import { BUSY_TIMEOUT_MS, describeUnavailable, freeBytes } from "./unavailable.js";
+import { whyNotWritable } from "./why-not-writable.js";
 
 export interface SqliteStoreOptions {
   /** Path of the database file. */
@@ -52,15 +53,21 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.location = options.file;
-    mkdirSync(dirname(options.file), { recursive: true });
-    this.db = new Database(options.file);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
-    this.db.pragma("foreign_keys = ON");
-    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    this.db.pragma("cache_size = -65536");
-    this.db.defaultSafeIntegers(false);
-    this.migrate();
+    let db: Database.Database | undefined;
+    try {
+      mkdirSync(dirname(options.file), { recursive: true });
+      this.db = db = new Database(options.file);
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      this.db.pragma("foreign_keys = ON");
+      this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.db.pragma("cache_size = -65536");
+      this.db.defaultSafeIntegers(false);
+      this.migrate();
+    } catch (err) {
+      db?.close();
+      throw describeOpenError(err, options.file);
+    }
     this.sql = {
       lock: () => "",
       all: async <T>(q: string, p: readonly SqlValue[] = []) => this.call(() => this.prepare(q).all(...p) as T[]),
@@ -216,6 +223,19 @@ export class SqliteStore implements Store {
       if (this.db.open) this.db.close();
     });
   }
+}
+
+/** Why the database cannot be opened, naming the file and what stops it. */
+function describeOpenError(err: unknown, file: string): unknown {
+  const code = (err as { code?: unknown }).code;
+  // the filesystem refused (mkdir) or SQLite could not open, read or lock it; a schema newer than
+  // this Allot, say, already says what to do
+  const fs = typeof code === "string" && /^E[A-Z]+$/.test(code);
+  if (!fs && !(err instanceof Database.SqliteError && /^SQLITE_(CANTOPEN|READONLY|IOERR|PERM|FULL|BUSY|NOTADB)/.test(err.code))) return err;
+  const why =
+    whyNotWritable(file) ??
+    (code === "SQLITE_NOTADB" ? "it is not a SQLite database (is this the right data directory?)" : (describeUnavailable(err, file) ?? (err as Error).message));
+  return new Error(`cannot open the SQLite database ${file}: ${why}`);
 }
 
 function mapError(err: unknown, file: string): unknown {
