@@ -16,7 +16,12 @@ export interface SqliteStoreOptions {
    * "normal" survives a crash of the process but may lose the last commits on power loss.
    */
   synchronous?: "full" | "normal";
+  /** How often to try emptying the -wal file after writes (default 30 s; tests shorten it). */
+  checkpointEveryMs?: number;
 }
+
+/** The -wal file is cut back to this size whenever a checkpoint lets SQLite start it again. */
+export const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 /** A write that failed because of the database, not the request, and what it said. */
 interface WriteFailure {
@@ -50,6 +55,9 @@ export class SqliteStore implements Store {
   /** Why the last statement failed for the database's sake (full, read-only…), until a write succeeds; what /readyz reports. */
   private failure: WriteFailure | null = null;
   private probed: { at: number; result: Promise<string | null> } | null = null;
+  /** Something was committed since the -wal file was last emptied. */
+  private unCheckpointed = false;
+  private readonly checkpointer: NodeJS.Timeout;
 
   constructor(options: SqliteStoreOptions) {
     this.location = options.file;
@@ -62,6 +70,7 @@ export class SqliteStore implements Store {
       this.db.pragma("foreign_keys = ON");
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       this.db.pragma("cache_size = -65536");
+      this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       this.db.defaultSafeIntegers(false);
       this.migrate();
     } catch (err) {
@@ -75,6 +84,8 @@ export class SqliteStore implements Store {
       run: async (q: string, p: readonly SqlValue[] = []): Promise<RunResult> =>
         this.call(() => ({ changes: this.prepare(q).run(...p).changes })),
     };
+    this.checkpointer = setInterval(() => void this.checkpoint(), options.checkpointEveryMs ?? 30_000);
+    this.checkpointer.unref();
   }
 
   /** The schema version this database is at. */
@@ -139,6 +150,28 @@ export class SqliteStore implements Store {
     return result;
   }
 
+  /**
+   * Empties the -wal file after writes. SQLite's automatic checkpoints (every 1000 pages) copy pages
+   * back but never shrink the file, and cannot finish while another process (an export, say) holds
+   * an older snapshot; this one runs between transactions and, with no busy wait, never blocks the
+   * event loop: if a reader is still there, it is tried again on the next tick.
+   */
+  private async checkpoint(): Promise<void> {
+    if (!this.unCheckpointed) return;
+    await this.mutex.run(async () => {
+      if (!this.db.open) return;
+      this.db.pragma("busy_timeout = 0");
+      try {
+        const [row] = this.db.pragma("wal_checkpoint(TRUNCATE)") as { busy: number }[];
+        if (row?.busy === 0) this.unCheckpointed = false;
+      } catch {
+        // a failing disk shows in the next write, and in /readyz
+      } finally {
+        this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      }
+    });
+  }
+
   private probe(): string | null {
     if (!this.db.open) return `the SQLite database ${this.location} is closed: the server is stopping`;
     try {
@@ -147,6 +180,7 @@ export class SqliteStore implements Store {
         this.db.pragma(`user_version = ${this.db.pragma("user_version", { simple: true }) as number}`);
         this.db.exec("COMMIT");
       });
+      this.unCheckpointed = true;
     } catch (err) {
       try {
         if (this.db.inTransaction) this.db.exec("ROLLBACK");
@@ -185,10 +219,13 @@ export class SqliteStore implements Store {
         changesBefore = this.totalChanges();
       },
       commit: async () => {
-        // a commit that changed nothing writes nothing (the expiry sweeper's, say): it proves no write works
+        // a commit that changed nothing writes nothing (a background loop with nothing to do): it proves nothing about the disk
         const wrote = this.totalChanges() !== changesBefore;
         await exec("COMMIT");
-        if (wrote) this.failure = null;
+        if (wrote) {
+          this.failure = null;
+          this.unCheckpointed = true;
+        }
       },
       rollback: async () => {
         try {
@@ -219,6 +256,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.checkpointer);
     await this.mutex.run(async () => {
       if (this.db.open) this.db.close();
     });
