@@ -41,6 +41,11 @@ export class Client {
   }
 
   async request<T>(method: string, path: string, body?: unknown, query: Record<string, string | number | boolean | undefined> = {}): Promise<T> {
+    return (await this.send<T>(method, path, body, query)).data;
+  }
+
+  /** As request, with the answer's status (201 made, 200 already there). */
+  async send<T>(method: string, path: string, body?: unknown, query: Record<string, string | number | boolean | undefined> = {}): Promise<{ status: number; data: T }> {
     const url = new URL(path, this.baseUrl.endsWith("/") ? this.baseUrl : `${this.baseUrl}/`);
     for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
     let res: Awaited<ReturnType<typeof fetch>>;
@@ -86,7 +91,7 @@ export class Client {
       const code = typeof p.code === "string" ? p.code : (p.reason ?? String(res.status));
       throw new ApiError(`${p.detail ?? p.message ?? `${res.status} ${res.statusText}`}${hint}`, res.status, code);
     }
-    return data as T;
+    return { status: res.status, data: data as T };
   }
 }
 

@@ -8,6 +8,7 @@ import { checkCommand } from "./commands/check.js";
 import { serveCommand } from "./commands/serve.js";
 import { exportCommand, importCommand } from "./commands/transfer.js";
 import { opennebulaCommand } from "./commands/opennebula.js";
+import { neutronCommand } from "./commands/neutron.js";
 import { applyCommand, deleteCommand, getCommand } from "./commands/kubernetes.js";
 import { agentCommand, dhcpCommand } from "./commands/dhcp.js";
 import { spaceCommand } from "./commands/spaces.js";
@@ -24,7 +25,7 @@ const program = new Command("allot")
   .showHelpAfterError()
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, opennebulaCommand, applyCommand, getCommand, deleteCommand, dhcpCommand, agentCommand, checkCommand, exportCommand, importCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, opennebulaCommand, neutronCommand, applyCommand, getCommand, deleteCommand, dhcpCommand, agentCommand, checkCommand, exportCommand, importCommand]) {
   program.addCommand(make());
 }
 

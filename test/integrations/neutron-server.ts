@@ -5,7 +5,7 @@
  * installed from neutron-driver/ with pip, into a directory of its own on PYTHONPATH.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,14 +15,19 @@ const root = fileURLToPath(new URL("../..", import.meta.url));
 export const PYTHON = "/usr/bin/python3";
 const NEUTRON = "/usr/lib/python3/dist-packages/neutron";
 
-/** Installs the driver package with pip, as a user would, into `dir`; returns the PYTHONPATH entry. */
-export function installDriver(dir: string): string {
+/**
+ * Installs the driver package with pip, as a user would, into `dir` (with `extra` packages of the
+ * repository, test-only ones); returns the PYTHONPATH entry.
+ */
+export function installDriver(dir: string, extra: string[] = []): string {
   const target = join(dir, "site");
-  const r = spawnSync(PYTHON, ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target", target, join(root, "neutron-driver")], {
-    encoding: "utf8",
-    env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" },
-  });
-  if (r.status !== 0) throw new Error(`pip install of neutron-driver failed:\n${r.stdout}\n${r.stderr}`);
+  for (const pkg of ["neutron-driver", ...extra]) {
+    const r = spawnSync(PYTHON, ["-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--upgrade", "--target", target, join(root, pkg)], {
+      encoding: "utf8",
+      env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" },
+    });
+    if (r.status !== 0) throw new Error(`pip install of ${pkg} failed:\n${r.stdout}\n${r.stderr}`);
+  }
   return target;
 }
 
@@ -52,7 +57,7 @@ export interface NeutronOptions {
   allot?: { url: string; token: string; space: string };
   /** ML2 mechanism drivers (entry point names) and extra PYTHONPATH entries for test-only ones. */
   mechanismDrivers?: string[];
-  /** An existing database file to use (migration tests keep Neutron's database across a driver switch). */
+  /** The database file, made if missing (a migration keeps Neutron's database across a driver switch). */
   database?: string;
 }
 
@@ -106,7 +111,7 @@ export async function startNeutron(o: NeutronOptions): Promise<NeutronServer> {
     ].join("\n") + "\n",
   );
   const env = { ...process.env, ...(o.pythonPath ? { PYTHONPATH: o.pythonPath } : {}) };
-  if (o.database === undefined) {
+  if (!existsSync(db)) {
     // alembic cannot migrate SQLite: make the tables from Neutron's models, as its own unit tests do
     const made = spawnSync(
       PYTHON,

@@ -1,0 +1,39 @@
+/**
+ * How the Neutron IPAM driver (neutron-driver/allot_neutron/driver.py) lays Neutron out in Allot. The
+ * migration and the reconcile read and write the same shapes, so the two must agree.
+ */
+export const SUBNET_PREFIX = "neutron-subnet-";
+export const SUBNETPOOL_PREFIX = "neutron-subnetpool-";
+/** An Allot pool with this attribute set to a subnet pool's id or name is the one behind that subnet pool. */
+export const SUBNETPOOL_ATTRIBUTE = "neutron-subnetpool";
+/** Neutron's provisional subnet pool of prefix delegation: not a real one. */
+export const PD_POOL_ID = "prefix_delegation";
+
+/** A port's first address in a subnet is owned by the port; any other by the port and that address. */
+export const portOwner = (portId: string, ip?: string) => (ip === undefined ? `port:${portId}` : `port:${portId}@${ip}`);
+
+export interface AllotPool {
+  id: string;
+  name: string;
+  parent: string | null;
+  ranges: { cidr?: string; start: string; end: string }[];
+  attributes: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface AllotAllocation {
+  id: string;
+  address: string;
+  owner: string | null;
+  labels: Record<string, string>;
+  createdAt: string;
+}
+
+/** The pool of the space behind a Neutron subnet pool: marked for it, named like it, or made for it. */
+export function poolBehind(pools: AllotPool[], sp: { id: string; name: string }): AllotPool | undefined {
+  return (
+    pools.find((p) => [sp.id, sp.name || sp.id].includes(String(p.attributes[SUBNETPOOL_ATTRIBUTE] ?? ""))) ??
+    pools.find((p) => p.parent === null && sp.name !== "" && p.name === sp.name) ??
+    pools.find((p) => p.parent === null && p.name === SUBNETPOOL_PREFIX + sp.id)
+  );
+}
