@@ -19,5 +19,6 @@ def pytest_collection_modifyitems(config, items):
             seen.add(key)
             item.add_marker(pytest.mark.xfail(reason=KNOWN[key], strict=True))
     missing = set(KNOWN) - seen
-    if missing and not config.getoption("keyword") and not config.getoption("markexpr"):
+    whole = any(item.module.__name__.endswith("test_neutron_db_plugin") for item in items)
+    if missing and whole and not config.getoption("keyword") and not config.getoption("markexpr"):
         raise pytest.UsageError("known-failures.txt lists tests that do not exist: %s" % ", ".join(sorted(missing)))

@@ -51,16 +51,16 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("Neutron's own DB plugin tests pass with ipam_driver = allot (but those listed with their reasons)", { timeout: 900_000 }, () => {
+test("Neutron's own DB plugin tests pass with ipam_driver = allot (but those listed with their reasons), and a replayed allocation gets its address back", { timeout: 900_000 }, () => {
   // tests/conftest.py marks those in tests/known-failures.txt as expected to fail (strictly: one that
   // passes fails the run, so the list stays true)
   const r = spawnSync(
     PYTHON,
-    ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "-rfEX", "tests/test_neutron_db_plugin.py"],
+    ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "-rfEX", "tests/"],
     { cwd: join(root, "neutron-driver"), encoding: "utf8", env: { ...process.env, PYTHONPATH: site, ALLOT_URL: allot.url, ALLOT_TOKEN: TEST_ADMIN_TOKEN }, maxBuffer: 64 * 1024 * 1024 },
   );
   const summary = r.stdout.trim().split("\n").at(-1) ?? "";
-  process.stdout.write(`# Neutron DB plugin tests: ${summary}\n`);
+  process.stdout.write(`# Neutron DB plugin and driver tests: ${summary}\n`);
   assert.equal(r.status, 0, r.stdout.slice(-6000) + r.stderr.slice(-2000));
   assert.match(summary, /\d+ passed/);
 });
