@@ -1,1 +1,0 @@
-"""Allot as Neutron's pluggable IPAM driver (ipam_driver = allot)."""
