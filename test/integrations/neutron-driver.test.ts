@@ -149,6 +149,29 @@ describe("a real neutron-server with ipam_driver = allot, driven by the openstac
     assert.deepEqual((await api<{ items: { name: string }[] }>(`/v1/pools?space=${space}`)).body.items.map((p) => p.name).filter((n) => n.startsWith("neutron-subnet-")), []);
   });
 
+  test("a subnet pool mapped to an Allot pool of the operator's, by attribute or by name: its subnets are carved there", async () => {
+    const make = async (body: Record<string, unknown>) => assert.equal((await api("/v1/pools", { method: "POST", body: JSON.stringify({ space, ...body }) })).status, 201);
+    await make({ name: "plan-east", cidr: "10.75.0.0/16", attributes: { "neutron-subnetpool": "east" } });
+    await make({ name: "west", cidr: "10.76.0.0/16" });
+    os("subnet", "pool", "create", "--pool-prefix", "10.75.0.0/16", "--default-prefix-length", "24", "east");
+    os("subnet", "pool", "create", "--pool-prefix", "10.76.0.0/16", "--default-prefix-length", "24", "west");
+    const made = async () => (await api<{ items: { name: string }[] }>(`/v1/pools?space=${space}`)).body.items.map((p) => p.name).filter((n) => n.startsWith("neutron-subnetpool-"));
+    const madeBefore = await made();
+    os("network", "create", "n5");
+    os("network", "create", "n6");
+    const east = os("subnet", "create", "--network", "n5", "--subnet-pool", "east", "se");
+    const west = os("subnet", "create", "--network", "n6", "--subnet-pool", "west", "sw");
+    assert.equal(east.cidr, "10.75.0.0/24");
+    assert.equal(west.cidr, "10.76.0.0/24");
+    const children = async (pool: string) => (await api<{ items: { name: string }[] }>(`/v1/pools/${pool}/children?space=${space}`)).body.items.map((p) => p.name);
+    assert.deepEqual(await children("plan-east"), [`neutron-subnet-${String(east.id)}`]);
+    assert.deepEqual(await children("west"), [`neutron-subnet-${String(west.id)}`]);
+    assert.deepEqual(await made(), madeBefore, "no pool was made for these subnet pools");
+    for (const n of ["se", "sw"]) os("subnet", "delete", n);
+    assert.deepEqual(await children("plan-east"), [], "the subnet's block goes back to the operator's pool");
+    await same("mapped subnet pools");
+  });
+
   test("an ML2 pre-commit failure leaves an address held in Allot; reconcile frees it once past the grace period", async () => {
     os("network", "create", "n4");
     const s4 = os("subnet", "create", "--network", "n4", "--subnet-range", "10.62.0.0/24", "s4");
