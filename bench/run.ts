@@ -354,7 +354,7 @@ async function deploymentScenario(d: Deployment): Promise<void> {
     ["/v1/pools/bulk/allocations", { size: n }, `block of ${fmtNum(n)}`],
     ["/v1/pools/bulk/allocations/bulk", { count: n }, `${fmtNum(n)} separate addresses`],
   ] as const) {
-    const row = await bulkRequest(d, path, body, request, CONFIG.bulkRepeats);
+    const row = await bulkRequest(d, path, body, request, CONFIG.bulkRepeats, n);
     results.bulk.push({ ...row, plainSeconds, ratioToPlain: round(row.medianSeconds / plainSeconds, 2) });
     progress(`  ${label}: ${request} answered in ${row.seconds.join(" / ")} s (whole answer read in ${row.wholeAnswerSeconds.join(" / ")} s)`);
   }
@@ -468,13 +468,15 @@ function report(): string {
   out.push(`7. ${fmtNum(CONFIG.bulkCount)} addresses in one HTTP request (one server), median of ${CONFIG.bulkRepeats}: seconds until the answer starts (committed, serialised);`);
   out.push("   \"whole s\": until the client has read the whole answer");
   out.push(`   "of limit": time as a multiple of one plain ${fmtNum(CONFIG.bulkCount)}-row INSERT transaction on the same store. Target on SQLite: within ${CONFIG.bulkTargetSeconds} s`);
+  out.push("   healthz: GET /healthz every 10 ms meanwhile, p99 and max ms (target p99 <= 100); RSS: the server's growth per 100,000 addresses, MiB");
   out.push(
     table(
-      ["store", "request", "median s", "runs s", "whole s", "answer MiB", "plain s", "of limit", "target"],
+      ["store", "request", "median s", "runs s", "whole s", "answer MiB", "plain s", "of limit", "target", "healthz p99", "max", "RSS"],
       results.bulk.map((b) => [
         b.store, b.request, round(b.medianSeconds, 2), b.seconds.map((x) => x.toFixed(2)).join(" / "), b.wholeAnswerSeconds.map((x) => x.toFixed(2)).join(" / "),
         b.answerMiB, round(b.plainSeconds, 2), `${b.ratioToPlain.toFixed(1)}x`,
         b.store === "sqlite" ? (b.medianSeconds <= CONFIG.bulkTargetSeconds ? "met" : "MISSED") : "-",
+        `${b.healthz.p99Ms}${b.healthz.p99Ms <= 100 ? "" : " MISSED"}`, b.healthz.maxMs, b.rssGrowthMiBPer100k,
       ]),
     ),
   );

@@ -5,6 +5,7 @@
  * addresses and one for 100,000 separate addresses. Servers start with the test suite's admin token
  * (ALLOT_ADMIN_TOKEN), which every request sends.
  */
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { AUTH } from "../test/helpers.js";
@@ -47,6 +48,16 @@ export interface BulkRow {
   /** The same until the whole answer was read. */
   wholeAnswerSeconds: number[];
   answerMiB: number;
+  /** GET /healthz polled every 10 ms while the requests ran: how long other requests waited (ms). */
+  healthz: { n: number; p50Ms: number; p99Ms: number; maxMs: number };
+  /** The server's resident memory after the requests less before them, per 100,000 addresses asked for (MiB). */
+  rssGrowthMiBPer100k: number;
+}
+
+/** The server process's resident set, from /proc (MiB). */
+function rssMiB(pid: number | undefined): number {
+  const m = pid === undefined ? null : /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
 }
 
 /** A running deployment: `replicas` server processes sharing one database. */
@@ -114,19 +125,39 @@ async function runLoad(input: LoadInput, expected: number): Promise<LoadOutput> 
 }
 
 /** One request for `body` (a block or a bulk of separate addresses), `times` times; the answer must be 201. */
-export async function bulkRequest(d: Deployment, path: string, body: unknown, request: string, times: number): Promise<BulkRow> {
+export async function bulkRequest(d: Deployment, path: string, body: unknown, request: string, times: number, addresses: number): Promise<BulkRow> {
   const url = new URL(path, d.servers[0]!.url).toString();
+  const health = new URL("/healthz", d.servers[0]!.url).toString();
+  const pid = d.servers[0]!.proc.pid;
   const seconds: number[] = [];
   const wholeAnswerSeconds: number[] = [];
+  const waits: number[] = [];
   let bytes = 0;
+  const rss0 = rssMiB(pid);
   for (let i = 0; i < times; i++) {
+    let busy = true;
+    const poll = (async () => {
+      while (busy) {
+        const t = process.hrtime.bigint();
+        await fetch(health).then((r) => r.arrayBuffer());
+        waits.push(usSince(t) / 1000);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
     const t0 = process.hrtime.bigint();
-    const r = await post(url, body);
+    const r = await post(url, body).finally(() => (busy = false));
+    await poll;
     wholeAnswerSeconds.push(round(usSince(t0) / 1e6, 3));
     seconds.push(round(r.headersUs / 1e6, 3));
     if (r.status !== 201) throw new Error(`${request} answered ${r.status}: ${r.text().slice(0, 500)}`);
     bytes = r.bytes;
   }
+  const rssGrowthMiBPer100k = round(((rssMiB(pid) - rss0) / (addresses * times)) * 100_000, 1);
   const sorted = [...seconds].sort((a, b) => a - b);
-  return { store: d.store, request, seconds, wholeAnswerSeconds, medianSeconds: sorted[Math.floor(sorted.length / 2)]!, answerMiB: round(bytes / 1024 / 1024, 1) };
+  const w = waits.sort((a, b) => a - b);
+  const at = (q: number) => round(w[Math.min(w.length - 1, Math.floor(w.length * q))] ?? 0, 1);
+  return {
+    store: d.store, request, seconds, wholeAnswerSeconds, medianSeconds: sorted[Math.floor(sorted.length / 2)]!, answerMiB: round(bytes / 1024 / 1024, 1),
+    healthz: { n: w.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: round(w.at(-1) ?? 0, 1) }, rssGrowthMiBPer100k,
+  };
 }

@@ -72,7 +72,12 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
     rows.push(row);
     records.push({ action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: allocation, held: row });
     out.push(allocation);
-    if (rows.length === BATCH) await flush();
+    if (rows.length === BATCH) {
+      await flush();
+      // let the event loop through between batches: a bulk of 100,000 otherwise holds every other
+      // request (even /healthz) for its whole run; other writes still wait for this transaction
+      await new Promise((resolve) => setImmediate(resolve));
+    }
   };
   if (req.address !== undefined && !req.contiguous) throw new AllotError("invalid-request", "address needs contiguous: true (a run of count addresses starting there)");
   if (req.contiguous) {
