@@ -510,7 +510,14 @@ export class Engine {
   ensureAdminToken(secret?: string): Promise<NewToken | null> {
     return this.write(SYSTEM, async (env) => {
       if ((await countTokens(env.sql)) > 0) return null;
-      return createToken(env, { name: "admin", scope: "admin", ...(secret ? { token: secret } : {}) });
+      try {
+        return await createToken(env, { name: "admin", scope: "admin", ...(secret ? { token: secret } : {}) });
+      } catch (err) {
+        // servers starting together on a new PostgreSQL database: another one made the admin token since
+        // the count above (each statement sees the latest commits), as if this one had started after it
+        if (err instanceof AllotError && err.code === "token-exists") return null;
+        throw err;
+      }
     });
   }
 
