@@ -9,12 +9,19 @@ import requests
 from neutron_lib import exceptions as n_exc
 
 from neutron._i18n import _
+from oslo_log import log
+
+LOG = log.getLogger(__name__)
 
 
 class AllotUnavailable(n_exc.ServiceUnavailable):
-    """Allot could not be asked, or could not answer: the Neutron request fails and nothing is changed."""
+    """Allot could not be asked, or could not answer: the Neutron request fails (503).
 
-    message = _("The IPAM service Allot at %(url)s is unavailable: %(reason)s")
+    The message names Allot and the kind of failure only; Allot's address and the details, which a
+    project has no business seeing, go to neutron-server's log.
+    """
+
+    message = _("The IPAM service Allot is unavailable (%(reason)s); try again later")
 
 
 class AllotError(Exception):
@@ -41,14 +48,18 @@ class Client:
         try:
             r = self.session.request(method, self.url + path, json=body, params=params, timeout=self.timeout)
         except requests.Timeout:
-            raise AllotUnavailable(url=self.url, reason=_("no answer within %s s ([allot] timeout)") % self.timeout)
+            LOG.error("Allot at %s did not answer %s %s within %s s ([allot] timeout)", self.url, method, path, self.timeout)
+            raise AllotUnavailable(reason=_("no answer in time"))
         except requests.RequestException as e:
             # the exception's text names the URL, never the token
-            raise AllotUnavailable(url=self.url, reason=type(e).__name__ + ": " + str(e))
+            LOG.error("Allot at %s cannot be reached: %s: %s", self.url, type(e).__name__, e)
+            raise AllotUnavailable(reason=_("cannot connect"))
         data = r.json() if r.content and r.headers.get("content-type", "").find("json") >= 0 else None
         if r.status_code >= 500 or r.status_code in (401, 403):
             detail = data.get("detail") if isinstance(data, dict) else r.text[:200]
-            raise AllotUnavailable(url=self.url, reason="%s %s" % (r.status_code, detail))
+            LOG.error("Allot at %s answered %s to %s %s: %s%s", self.url, r.status_code, method, path, detail,
+                      " (check [allot] token and its scope)" if r.status_code in (401, 403) else "")
+            raise AllotUnavailable(reason=_("it answered %s") % r.status_code)
         if r.status_code >= 400:
             d = data if isinstance(data, dict) else {}
             raise AllotError(r.status_code, str(d.get("code", r.status_code)), str(d.get("detail", r.text[:200])))

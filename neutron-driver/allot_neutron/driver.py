@@ -22,6 +22,7 @@ from neutron_lib import constants
 from neutron_lib import exceptions as n_exc
 from neutron_lib.db import api as db_api
 from oslo_config import cfg
+from oslo_db import exception as db_exc
 from oslo_log import log
 
 from neutron._i18n import _
@@ -68,7 +69,10 @@ class AllotSubnet(ipam_base.Subnet):
         self._tenant_id = n.get("tenant_id")
         self._cidr = netaddr.IPNetwork(n.get("cidr") or pool["ranges"][0]["cidr"])
         self._gateway_ip = n.get("gateway_ip")
-        self._allocation_pools = _pools_from_attr(n.get("allocation_pools", []))
+        # a pool carved for an any-subnet request gets its pools recorded after the carve: until then
+        # (or if that failed) they are Neutron's defaults for the CIDR and gateway
+        pools = n.get("allocation_pools")
+        self._allocation_pools = _pools_from_attr(pools) if pools is not None else list(ipam_utils.generate_pools(self._cidr, self._gateway_ip))
 
     @property
     def _path(self) -> str:
@@ -87,16 +91,18 @@ class AllotSubnet(ipam_base.Subnet):
         body = dict(body, labels=self._labels(req))
         if port.get("mac_address"):
             body["mac"] = str(port["mac_address"])
-        owner = body.get("owner")
-        status, allocation = self._driver.client.request("POST", self._path + "/allocations", body)
-        address = allocation["address"]
-        if owner and status == 200 and not self._driver.replayed(self._subnet_id, port.get("id"), address):
-            # the port already holds this address in Neutron: this is a second address, not a replay
-            body.pop("owner")
-            allocation = self._driver.client.call("POST", self._path + "/allocations", body)
-            address = allocation["address"]
-        self._driver.handed_out.add((self._subnet_id, address))
-        return address
+        return self._driver.client.call("POST", self._path + "/allocations", body)["address"]
+
+    def _pick(self, req, owner: Optional[str]) -> str:
+        """The lowest free address of the allocation pools, in their order."""
+        for r in self._allocation_pools:
+            within = {"start": str(netaddr.IPAddress(r.first, r.version)), "end": str(netaddr.IPAddress(r.last, r.version))}
+            try:
+                return self._post(dict(within=within, **({"owner": owner} if owner else {})), req)
+            except AllotError as e:
+                if e.code != "pool-exhausted":
+                    raise
+        raise ipam_exc.IpAddressGenerationFailure(subnet_id=self._subnet_id)
 
     def allocate(self, address_request):
         port = getattr(address_request, "allot_port", None) or {}
@@ -106,17 +112,11 @@ class AllotSubnet(ipam_base.Subnet):
                 ip = str(address_request.address)
                 if not ipam_utils.check_subnet_ip(self._cidr, ip, port.get("device_owner") or ""):
                     raise ipam_exc.InvalidIpForSubnet(subnet_id=self._subnet_id, ip=ip)
-                owner = {"owner": "port:%s@%s" % (port_id, ip)} if port_id else {}
-                return self._post(dict(address=ip, **owner), address_request)
-            owner = {"owner": "port:%s" % port_id} if port_id else {}
-            for r in self._allocation_pools:
-                within = {"start": str(netaddr.IPAddress(r.first, r.version)), "end": str(netaddr.IPAddress(r.last, r.version))}
-                try:
-                    return self._post(dict(within=within, **owner), address_request)
-                except AllotError as e:
-                    if e.code != "pool-exhausted":
-                        raise
-            raise ipam_exc.IpAddressGenerationFailure(subnet_id=self._subnet_id)
+                address = self._post(dict(address=ip, **({"owner": "port:%s@%s" % (port_id, ip)} if port_id else {})), address_request)
+            elif not port_id:
+                address = self._pick(address_request, None)
+            else:
+                address = self._pick_for_port(address_request, port_id)
         except AllotError as e:
             if e.code in ("address-unavailable", "owner-conflict"):
                 raise ipam_exc.IpAddressAlreadyAllocated(subnet_id=self._subnet_id, ip=str(getattr(address_request, "address", "")))
@@ -125,6 +125,23 @@ class AllotSubnet(ipam_base.Subnet):
             if e.code == "pool-not-found":
                 raise n_exc.SubnetNotFound(subnet_id=self._subnet_id)
             raise _unexpected(e)
+        self._driver.handed_out.add((self._subnet_id, str(netaddr.IPAddress(address))))
+        return address
+
+    def _pick_for_port(self, req, port_id: str) -> str:
+        """
+        The k-th picked address of a port in this subnet is owned by ``port:<id>`` (k = 0) or
+        ``port:<id>#k``, k counting the addresses Neutron records for the port here and those this
+        operation handed out. A replay asks for the same k and gets the same address back; an owner
+        whose address Neutron already has (an earlier one was freed) moves on to the next k.
+        """
+        taken = self._driver.known_addresses(self._subnet_id, port_id) | {a for s, a in self._driver.handed_out if s == self._subnet_id}
+        first = len(taken)
+        for k in range(first, first + 8):
+            address = self._pick(req, "port:%s" % port_id if k == 0 else "port:%s#%d" % (port_id, k))
+            if str(netaddr.IPAddress(address)) not in taken:
+                return address
+        raise ipam_exc.IpAddressGenerationFailure(subnet_id=self._subnet_id)
 
     def deallocate(self, address):
         try:
@@ -140,7 +157,12 @@ class AllotSubnet(ipam_base.Subnet):
 
     def update(self, request) -> None:
         """Keeps the allocation pools and gateway Neutron has now (a gateway of None means unchanged)."""
-        n = dict(self._pool["attributes"].get("neutron", {}))
+        cidr = getattr(request, "subnet_cidr", None)
+        if cidr is not None and netaddr.IPNetwork(cidr) != self._cidr:
+            # prefix delegation: the provisional ::/64 became the delegated prefix
+            self._pool = self._driver.move_subnet(self, request)
+            self._cidr = netaddr.IPNetwork(cidr)
+        n = dict(self._pool["attributes"].get("neutron", {}), cidr=str(self._cidr))
         if request.allocation_pools is not None:
             n["allocation_pools"] = _pools_to_attr(request.allocation_pools)
             self._allocation_pools = list(request.allocation_pools)
@@ -182,7 +204,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
         super().__init__(subnetpool, context)
         self.client = client()
         self.space = cfg.CONF.allot.space
-        # addresses this operation has handed out, to tell a replay from a second address for one port
+        # (subnet, address) this operation has handed out: a port asking twice in one request gets two
         self.handed_out: set = set()
 
     def needs_rollback(self):
@@ -191,26 +213,27 @@ class AllotPool(subnet_alloc.SubnetAllocator):
     def get_address_request_factory(self):
         return AllotAddressRequestFactory
 
-    def replayed(self, subnet_id: str, port_id: Optional[str], address: str) -> bool:
-        """Whether an address Allot already had for this port is one Neutron does not know it holds."""
-        if (subnet_id, address) in self.handed_out:
-            return False
-        if not port_id:
-            return True
+    def known_addresses(self, subnet_id: str, port_id: str) -> set:
+        """The addresses Neutron's database records for this port in this subnet."""
         from neutron.objects import ports as port_obj  # only inside neutron-server
 
         known = port_obj.IPAllocation.get_objects(self._context, port_id=port_id, subnet_id=subnet_id)
-        return all(str(a.ip_address) != str(netaddr.IPAddress(address)) for a in known)
+        return {str(netaddr.IPAddress(str(a.ip_address))) for a in known}
 
     # -- subnets -------------------------------------------------------------------------------------
 
+    def _missing_space(self) -> AllotUnavailable:
+        LOG.error("The Allot space %s does not exist: create it in Allot, or set [allot] space", self.space)
+        return AllotUnavailable(reason=_("its space for Neutron is missing"))
+
     def _find(self, subnet_id: str) -> dict:
         try:
-            pool = self.client.call("GET", "/v1/pools/" + seg(SUBNET_PREFIX + subnet_id), params={"space": self.space})
-            return pool
+            return self.client.call("GET", "/v1/pools/" + seg(SUBNET_PREFIX + subnet_id), params={"space": self.space})
         except AllotError as e:
-            if e.code in ("pool-not-found", "space-not-found"):
+            if e.code == "pool-not-found":
                 raise n_exc.SubnetNotFound(subnet_id=subnet_id)
+            if e.code == "space-not-found":
+                raise self._missing_space()
             raise _unexpected(e)
 
     def get_subnet(self, subnet_id):
@@ -227,16 +250,12 @@ class AllotPool(subnet_alloc.SubnetAllocator):
         return AllotSubnet(self, pool)
 
     @staticmethod
-    def _neutron_attributes(request, cidr, gateway, pools) -> dict:
-        return {
-            "neutron": {
-                "subnet_id": request.subnet_id,
-                "tenant_id": request.tenant_id,
-                "cidr": str(cidr),
-                "gateway_ip": str(gateway) if gateway is not None else None,
-                "allocation_pools": _pools_to_attr(pools),
-            }
-        }
+    def _neutron_attributes(request, cidr=None, gateway=None, pools=None) -> dict:
+        """What Neutron knows of a subnet and Allot keeps for it: pools and gateway once the CIDR is known."""
+        n: dict[str, Any] = {"subnet_id": request.subnet_id, "tenant_id": request.tenant_id}
+        if cidr is not None:
+            n.update(cidr=str(cidr), gateway_ip=str(gateway) if gateway is not None else None, allocation_pools=_pools_to_attr(pools))
+        return {"neutron": n}
 
     def _create(self, request) -> dict:
         cidr = request.subnet_cidr
@@ -252,45 +271,62 @@ class AllotPool(subnet_alloc.SubnetAllocator):
             "attributes": self._neutron_attributes(request, cidr, request.gateway_ip, pools),
         }
         try:
-            pool = self.client.call("POST", "/v1/pools", body)
-            return pool
+            return self.client.call("POST", "/v1/pools", body)
         except AllotError as e:
             if e.code == "pool-exists":
                 # Neutron replayed the request: the pool made the first time is this subnet's
                 return self._find(request.subnet_id)
             if e.code == "pool-overlap":
-                raise n_exc.InvalidInput(error_message=_("Allot refused subnet %(cidr)s: %(reason)s") % {"cidr": cidr, "reason": e.detail})
+                LOG.warning("Allot refused subnet %s (%s): %s", request.subnet_id, cidr, e.detail)
+                raise n_exc.InvalidInput(error_message=_("Allot refused subnet %s: it overlaps another subnet") % cidr)
             if e.code == "space-not-found":
-                raise AllotUnavailable(url=self.client.url, reason=_("the space %s does not exist: create it in Allot ([allot] space)") % self.space)
+                raise self._missing_space()
+            raise _unexpected(e)
+
+    def _pools(self) -> list:
+        try:
+            return self.client.call("GET", "/v1/pools", params={"space": self.space})["items"]
+        except AllotError as e:
+            if e.code == "space-not-found":
+                raise self._missing_space()
             raise _unexpected(e)
 
     def _parent(self) -> dict:
-        """The Allot pool behind this subnet pool: one marked for it, one of its name, or one made from its prefixes."""
+        """
+        The Allot pool behind this subnet pool: one whose attribute ``neutron-subnetpool`` is the subnet
+        pool's id; for a shared subnet pool (an operator's), also one marked with its name or named like
+        it; else one made from its prefixes. A mapped pool must lie inside the subnet pool's prefixes, so
+        a project cannot reach an operator's pool or another subnet by how it names its subnet pool.
+        """
         sp = self._subnetpool
-        listing = self.client.call("GET", "/v1/pools", params={"space": self.space})
-        pools = listing["items"]
-        for p in pools:
-            if str(p.get("attributes", {}).get(SUBNETPOOL_ATTRIBUTE, "")) in (sp["id"], sp.get("name") or sp["id"]):
+        prefixes = netaddr.IPSet([str(p.cidr if hasattr(p, "cidr") else p) for p in sp["prefixes"]])
+        shared_name = sp.get("name") if sp.get("shared") else None
+        for p in self._pools():
+            if p["parent"] is not None or p["name"].startswith((SUBNET_PREFIX, SUBNETPOOL_PREFIX)):
+                continue
+            mark = str(p.get("attributes", {}).get(SUBNETPOOL_ATTRIBUTE, ""))
+            if mark == sp["id"] or (shared_name and shared_name in (mark, p["name"])):
+                inside = all(prefixes.issuperset(netaddr.IPSet(netaddr.IPRange(r["start"], r["end"]))) for r in p["ranges"])
+                if not inside:
+                    raise n_exc.SubnetAllocationError(reason=_("the Allot pool %s mapped to this subnet pool is not inside its prefixes") % p["name"])
                 return p
-        for name in ([sp["name"]] if sp.get("name") else []) + [SUBNETPOOL_PREFIX + sp["id"]]:
-            for p in pools:
-                if p["name"] == name and p["parent"] is None:
-                    return p
+        name = SUBNETPOOL_PREFIX + sp["id"]
         body = {
-            "name": SUBNETPOOL_PREFIX + sp["id"],
+            "name": name,
             "space": self.space,
-            "ranges": [{"cidr": str(p.cidr if hasattr(p, "cidr") else p)} for p in sp["prefixes"]],
+            "ranges": [{"cidr": str(c)} for c in prefixes.iter_cidrs()],
             "description": "Neutron subnet pool %s" % (sp.get("name") or sp["id"]),
             "attributes": {SUBNETPOOL_ATTRIBUTE: sp["id"]},
         }
         try:
-            pool = self.client.call("POST", "/v1/pools", body)
-            return pool
+            return self.client.call("POST", "/v1/pools", body)
         except AllotError as e:
             if e.code == "pool-exists":
-                return self._parent()
+                # made meanwhile by another request for the same subnet pool
+                return self.client.call("GET", "/v1/pools/" + seg(name), params={"space": self.space})
             if e.code == "pool-overlap":
-                raise n_exc.SubnetAllocationError(reason=_("Allot cannot hold subnet pool %(id)s's prefixes: %(reason)s") % {"id": sp["id"], "reason": e.detail})
+                LOG.warning("Allot cannot hold subnet pool %s: %s", sp["id"], e.detail)
+                raise n_exc.SubnetAllocationError(reason=_("Allot cannot hold this subnet pool's prefixes: they overlap another subnet or subnet pool"))
             raise _unexpected(e)
 
     def _carve(self, request) -> dict:
@@ -307,8 +343,12 @@ class AllotPool(subnet_alloc.SubnetAllocator):
         body: dict[str, Any] = {"name": SUBNET_PREFIX + request.subnet_id, "allocateReserved": True, "description": "Neutron subnet %s" % request.subnet_id}
         if isinstance(request, ipam_req.AnySubnetRequest):
             body["prefixLength"] = request.prefixlen
+            # the CIDR is Allot's pick: pools and gateway are recorded below, Neutron's defaults until then
+            body["attributes"] = self._neutron_attributes(request)
         elif isinstance(request, ipam_req.SpecificSubnetRequest):
-            body["cidr"] = str(request.subnet_cidr)
+            cidr = request.subnet_cidr
+            body["cidr"] = str(cidr)
+            body["attributes"] = self._neutron_attributes(request, cidr, request.gateway_ip, request.allocation_pools or ipam_utils.generate_pools(cidr, request.gateway_ip))
         else:
             raise n_exc.SubnetAllocationError(reason=_("Unsupported request type"))
         try:
@@ -317,18 +357,23 @@ class AllotPool(subnet_alloc.SubnetAllocator):
             if e.code == "pool-exists":
                 return self._find(request.subnet_id)
             if e.code in ("block-unavailable", "pool-overlap", "invalid-range", "pool-exhausted", "address-outside-pool"):
+                LOG.info("Allot cannot carve subnet %s: %s", request.subnet_id, e.detail)
                 raise n_exc.SubnetAllocationError(reason=_("Allot: %s") % e.detail)
             raise _unexpected(e)
-        cidr = netaddr.IPNetwork(pool["ranges"][0]["cidr"])
         if isinstance(request, ipam_req.AnySubnetRequest):
+            cidr = netaddr.IPNetwork(pool["ranges"][0]["cidr"])
             gateway = request.gateway_ip or netaddr.IPAddress(cidr.first + 1, cidr.version)
-            pools = ipam_utils.generate_pools(cidr, gateway)
-        else:
-            gateway = request.gateway_ip
-            pools = request.allocation_pools or ipam_utils.generate_pools(cidr, gateway)
-        attributes = self._neutron_attributes(request, cidr, gateway, pools)
-        pool = self.client.call("PATCH", "/v1/pools/" + seg(pool["id"]), {"attributes": attributes})
+            attributes = self._neutron_attributes(request, cidr, gateway, ipam_utils.generate_pools(cidr, gateway))
+            try:
+                pool = self.client.call("PATCH", "/v1/pools/" + seg(pool["id"]), {"attributes": attributes})
+            except AllotError as e:
+                raise _unexpected(e)
         return pool
+
+    def move_subnet(self, subnet: "AllotSubnet", request) -> dict:
+        """A subnet whose CIDR changes (prefix delegation): its pool is made again at the new CIDR."""
+        self.remove_subnet(subnet._subnet_id)
+        return self._create(request)
 
     def update_subnet(self, subnet_request):
         if not subnet_request.subnet_id:
@@ -339,18 +384,25 @@ class AllotPool(subnet_alloc.SubnetAllocator):
 
     def remove_subnet(self, subnet_id):
         """Deletes the subnet's pool with every address in it (Neutron frees automatic addresses no other way)."""
-        pool = self._find(subnet_id)
         try:
+            pool = self._find(subnet_id)
             self.client.request("DELETE", "/v1/pools/" + seg(pool["id"]), params={"force": "true"})
-        except AllotError as e:
-            if e.code == "pool-not-found":
-                raise n_exc.SubnetNotFound(subnet_id=subnet_id)
-            raise _unexpected(e)
+        except (n_exc.SubnetNotFound, AllotError) as e:
+            if isinstance(e, AllotError) and e.code != "pool-not-found":
+                raise _unexpected(e)
+            # gone already (a reconcile, an earlier attempt): the subnet can still be deleted in Neutron
+            LOG.warning("Allot holds no pool for subnet %s; nothing to remove", subnet_id)
 
     def get_allocator(self, subnet_ids):
         return subnet_alloc.IpamSubnetGroup(self, subnet_ids)
 
 
 def _unexpected(e: AllotError) -> Exception:
+    if e.code == "conflict":
+        # Allot's "retry": Neutron's own retry replays the request, which the owner keys make safe
+        return db_exc.RetryRequest(e)
+    if e.code == "rate-limited":
+        LOG.error("Allot is rate-limiting the driver's token: %s", e.detail)
+        return AllotUnavailable(reason=_("too many requests"))
     LOG.error("Allot refused an IPAM request: %s (%s)", e.detail, e.code)
-    return n_exc.BadRequest(resource="ipam", msg=_("Allot: %s") % e.detail)
+    return n_exc.BadRequest(resource="ipam", msg=_("Allot refused the request (%s); the log says why") % e.code)

@@ -11,7 +11,7 @@ from oslo_config import cfg
 from neutron.ipam import driver as ipam_driver
 from neutron.tests.unit.db import test_db_base_plugin_v2 as base
 
-from tests.test_neutron_db_plugin import URL, TOKEN, AllotIpam
+from tests.test_neutron_db_plugin import TOKEN, URL, AllotIpam
 
 
 class TestReplay(AllotIpam, base.NeutronDbPluginV2TestCase):
@@ -53,4 +53,6 @@ class TestReplay(AllotIpam, base.NeutronDbPluginV2TestCase):
                 known = port["port"]["fixed_ips"][0]["ip_address"]
                 second = self._allocate(ctx, subnet["subnet"]["id"], port["port"])
                 self.assertNotEqual(known, second)
+                # that second address replayed (Neutron never recorded it) is the same one again
+                self.assertEqual(second, self._allocate(ctx, subnet["subnet"]["id"], port["port"]))
                 self.assertEqual(2, len(self._allocations(subnet["subnet"]["id"])))

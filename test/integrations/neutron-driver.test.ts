@@ -153,8 +153,9 @@ describe("a real neutron-server with ipam_driver = allot, driven by the openstac
     const make = async (body: Record<string, unknown>) => assert.equal((await api("/v1/pools", { method: "POST", body: JSON.stringify({ space, ...body }) })).status, 201);
     await make({ name: "plan-east", cidr: "10.75.0.0/16", attributes: { "neutron-subnetpool": "east" } });
     await make({ name: "west", cidr: "10.76.0.0/16" });
-    os("subnet", "pool", "create", "--pool-prefix", "10.75.0.0/16", "--default-prefix-length", "24", "east");
-    os("subnet", "pool", "create", "--pool-prefix", "10.76.0.0/16", "--default-prefix-length", "24", "west");
+    // shared subnet pools are the operator's: only those are mapped by name
+    os("subnet", "pool", "create", "--share", "--pool-prefix", "10.75.0.0/16", "--default-prefix-length", "24", "east");
+    os("subnet", "pool", "create", "--share", "--pool-prefix", "10.76.0.0/16", "--default-prefix-length", "24", "west");
     const made = async () => (await api<{ items: { name: string }[] }>(`/v1/pools?space=${space}`)).body.items.map((p) => p.name).filter((n) => n.startsWith("neutron-subnetpool-"));
     const madeBefore = await made();
     os("network", "create", "n5");
@@ -169,6 +170,15 @@ describe("a real neutron-server with ipam_driver = allot, driven by the openstac
     assert.deepEqual(await made(), madeBefore, "no pool was made for these subnet pools");
     for (const n of ["se", "sw"]) os("subnet", "delete", n);
     assert.deepEqual(await children("plan-east"), [], "the subnet's block goes back to the operator's pool");
+
+    // a project's own (unshared) subnet pool named like an operator's pool does not reach into it
+    await make({ name: "guarded", cidr: "10.77.0.0/16" });
+    os("subnet", "pool", "create", "--pool-prefix", "10.77.0.0/16", "--default-prefix-length", "24", "guarded");
+    os("network", "create", "n7");
+    const refused = openstack(neutron.url, ["subnet", "create", "--network", "n7", "--subnet-pool", "guarded", "sg"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /Allot cannot hold this subnet pool's prefixes/);
+    assert.deepEqual(await children("guarded"), []);
     await same("mapped subnet pools");
   });
 
@@ -189,10 +199,13 @@ describe("a real neutron-server with ipam_driver = allot, driven by the openstac
     );
     assert.deepEqual(await held(), ["10.62.0.2"]);
 
+    // an operator's own reservation in the subnet's pool is not Neutron's to free
+    assert.equal((await api(`/v1/pools/neutron-subnet-${String(s4.id)}/allocations?space=${space}`, { method: "POST", body: JSON.stringify({ address: "10.62.0.200", owner: "operator" }) })).status, 201);
     const pass = cli(["neutron", "reconcile", "--neutron-url", neutron.url, "--grace", "0"]);
     assert.equal(pass.code, 0, pass.stderr);
     assert.match(pass.stdout, /address\s+\S+\s+10\.62\.0\.2\s+\S+\s+\d+s\s+freed/);
-    assert.deepEqual(await held(), []);
+    assert.deepEqual(await held(), ["10.62.0.200"]);
+    await api(`/v1/pools/neutron-subnet-${String(s4.id)}/allocations?space=${space}&address=10.62.0.200`, { method: "DELETE" });
     await same("after reconcile");
     const again = cli(["neutron", "reconcile", "--neutron-url", neutron.url, "--grace", "0"]);
     assert.match(again.stderr, /0 freed, 0 kept or reported: Allot and Neutron agree/);
@@ -209,7 +222,8 @@ describe("a real neutron-server with ipam_driver = allot, driven by the openstac
     await allot.stop();
     const down = openstack(neutron.url, ["port", "create", "--network", "n2", "p21"]);
     assert.notEqual(down.code, 0);
-    assert.match(down.stderr, /Allot at http:\/\/127\.0\.0\.1:\d+ is unavailable/);
+    assert.match(down.stderr, /The IPAM service Allot is unavailable \(cannot connect\); try again later/);
+    assert.match(neutron.log(), new RegExp(`Allot at ${allot.url} cannot be reached`), "the operator's log says where and why");
     allot = await startServerProcess(join(dir, "allot"), {}, port);
     const ports = ((await (await fetch(`${neutron.url}/v2.0/ports?network_id=${String(n2.id)}`)).json()) as { ports: unknown[] }).ports;
     assert.equal(ports.length, 0, "no port was made");

@@ -15,7 +15,7 @@ const withNeutron = (cmd: Command) =>
   cmd
     .option("-s, --space <space>", "the Allot space of the Neutron IPAM driver ([allot] space in neutron.conf)", "neutron")
     .option("--neutron-url <url>", "Neutron's endpoint (else from Keystone's catalog through OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME)")
-    .option("--os-token <token>", "a token for Neutron (env OS_TOKEN); none for a Neutron without Keystone");
+    .option("--os-token <token>", "a token for Neutron (better: env OS_TOKEN, which ps does not show); none for a Neutron without Keystone");
 
 export function neutronCommand(): Command {
   const neutron = new Command("neutron").description("the Neutron IPAM driver: migrate an existing Neutron, free what Neutron no longer has");
@@ -43,11 +43,11 @@ export function neutronCommand(): Command {
       .option("--every <seconds>", "run a pass every so many seconds until stopped", parseInteger),
   ).action(async (o: NeutronFlags & { grace: number; dryRun?: boolean; every?: number }, cmd: Command) => {
     const { client, format } = context(cmd);
-    const api = await connectNeutron(o);
+    const pass = async () => report(format, await reconcile(client, await connectNeutron(o), { space: o.space, graceSeconds: o.grace, dryRun: o.dryRun ?? false }));
+    if (o.every === undefined) return pass();
     for (;;) {
-      const items = await reconcile(client, api, { space: o.space, graceSeconds: o.grace, dryRun: o.dryRun ?? false });
-      report(format, items);
-      if (o.every === undefined) return;
+      // each pass signs in again (a Keystone token lasts an hour) and a failed pass waits for the next
+      await pass().catch((err: unknown) => process.stderr.write(`${new Date().toISOString()} pass failed, next in ${o.every} s: ${(err as Error).message}\n`));
       await new Promise((r) => setTimeout(r, o.every! * 1000));
     }
   });

@@ -91,7 +91,10 @@ async function importSubnet(
     if (cidr !== s.cidr) return { result: conflict(`Allot's ${existing.name} spans ${cidr ?? existing.ranges[0]?.start}, not ${s.cidr}`) };
     return { pool: existing, result: "unchanged" };
   }
-  const parent = s.subnetpool_id && s.subnetpool_id !== PD_POOL_ID ? behind.get(s.subnetpool_id) : undefined;
+  const fromPool = s.subnetpool_id && s.subnetpool_id !== PD_POOL_ID ? s.subnetpool_id : undefined;
+  const parent = fromPool ? behind.get(fromPool) : undefined;
+  // made on its own, it would sit where its subnet pool's pool must go once that conflict is settled
+  if (fromPool && !parent) return { result: conflict(`its subnet pool ${fromPool} could not be imported`) };
   try {
     const made = parent
       ? await allot.request<AllotPool>("POST", `v1/pools/${seg(parent.id)}/children`, { name: SUBNET_PREFIX + s.id, cidr: s.cidr, allocateReserved: true, description: `Neutron subnet ${s.id}`, attributes })
@@ -114,7 +117,14 @@ async function importAddress(allot: Client, pool: AllotPool, port: NeutronPort, 
     return res.data.address === canonicalAddress(f.ip_address) ? "unchanged" : conflict(`Allot has ${owner} holding ${res.data.address}`);
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
+    // held already for this very port (the driver made it after the switch): nothing to do
+    if (err.code === "address-unavailable" && (await holderPort(allot, pool, f.ip_address)) === port.id) return "unchanged";
     return conflict(err.message);
   }
+}
+
+async function holderPort(allot: Client, pool: AllotPool, address: string): Promise<string | undefined> {
+  const found = await allot.request<{ items: { poolId: string; allocation: { labels: Record<string, string> } | null }[] }>("GET", "v1/lookup", undefined, { address });
+  return found.items.find((i) => i.poolId === pool.id)?.allocation?.labels["neutron-port"];
 }
 

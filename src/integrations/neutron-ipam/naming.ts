@@ -29,11 +29,16 @@ export interface AllotAllocation {
   createdAt: string;
 }
 
-/** The pool of the space behind a Neutron subnet pool: marked for it, named like it, or made for it. */
-export function poolBehind(pools: AllotPool[], sp: { id: string; name: string }): AllotPool | undefined {
-  return (
-    pools.find((p) => [sp.id, sp.name || sp.id].includes(String(p.attributes[SUBNETPOOL_ATTRIBUTE] ?? ""))) ??
-    pools.find((p) => p.parent === null && sp.name !== "" && p.name === sp.name) ??
-    pools.find((p) => p.parent === null && p.name === SUBNETPOOL_PREFIX + sp.id)
-  );
+/**
+ * The operator's pool of the space behind a Neutron subnet pool, as the driver finds it: marked with the
+ * subnet pool's id, or (for a shared subnet pool, an operator's) marked with or named by its name; never
+ * one of the driver's own pools. Undefined when there is none (the driver then makes one).
+ */
+export function poolBehind(pools: AllotPool[], sp: { id: string; name: string; shared: boolean }): AllotPool | undefined {
+  const sharedName = sp.shared && sp.name ? sp.name : undefined;
+  return pools.find((p) => {
+    if (p.parent !== null || p.name.startsWith(SUBNET_PREFIX) || p.name.startsWith(SUBNETPOOL_PREFIX)) return false;
+    const mark = String(p.attributes[SUBNETPOOL_ATTRIBUTE] ?? "");
+    return mark === sp.id || (sharedName !== undefined && (mark === sharedName || p.name === sharedName));
+  }) ?? pools.find((p) => p.parent === null && p.name === SUBNETPOOL_PREFIX + sp.id);
 }
