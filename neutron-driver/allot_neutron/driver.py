@@ -125,7 +125,7 @@ class AllotSubnet(ipam_base.Subnet):
             if e.code == "pool-not-found":
                 raise n_exc.SubnetNotFound(subnet_id=self._subnet_id)
             raise _unexpected(e)
-        self._driver.handed_out.add((self._subnet_id, str(netaddr.IPAddress(address))))
+        self._driver.handed_out.add((self._subnet_id, port_id, str(netaddr.IPAddress(address))))
         return address
 
     def _pick_for_port(self, req, port_id: str) -> str:
@@ -135,7 +135,7 @@ class AllotSubnet(ipam_base.Subnet):
         operation handed out. A replay asks for the same k and gets the same address back; an owner
         whose address Neutron already has (an earlier one was freed) moves on to the next k.
         """
-        taken = self._driver.known_addresses(self._subnet_id, port_id) | {a for s, a in self._driver.handed_out if s == self._subnet_id}
+        taken = self._driver.known_addresses(self._subnet_id, port_id) | {a for s, p, a in self._driver.handed_out if s == self._subnet_id and p == port_id}
         first = len(taken)
         for k in range(first, first + 8):
             address = self._pick(req, "port:%s" % port_id if k == 0 else "port:%s#%d" % (port_id, k))
@@ -204,7 +204,7 @@ class AllotPool(subnet_alloc.SubnetAllocator):
         super().__init__(subnetpool, context)
         self.client = client()
         self.space = cfg.CONF.allot.space
-        # (subnet, address) this operation has handed out: a port asking twice in one request gets two
+        # (subnet, port, address) this operation has handed out: a port asking twice in one request gets two
         self.handed_out: set = set()
 
     def needs_rollback(self):
