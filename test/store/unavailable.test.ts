@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type AddressInfo, createServer } from "node:net";
 import { test } from "node:test";
 import { startPostgres } from "../../scripts/pg-server.mjs";
 import { allot, startServerProcess } from "../process-helpers.js";
@@ -150,5 +151,21 @@ test("/readyz answers 503 naming a read-only database, and 200 once it takes wri
     await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     await admin.end();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a database that accepts connections and never answers stops the start within the connect timeout, with the reason", async () => {
+  // the kernel completes the TCP handshake; nothing ever answers PostgreSQL's start-up message
+  const silent = createServer(() => {});
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  try {
+    const port = (silent.address() as AddressInfo).port;
+    const t0 = Date.now();
+    const r = allot(["serve", "--port", "0", "--database-url", `postgres://allot:secret@127.0.0.1:${port}/allot`]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /cannot open the PostgreSQL database at postgres:\/\/allot:\*\*\*@127\.0\.0\.1:\d+\/allot: it did not answer within 10 s/);
+    assert.ok(Date.now() - t0 < 40_000, `gave up after ${Date.now() - t0} ms`);
+  } finally {
+    silent.close();
   }
 });

@@ -61,7 +61,9 @@ export class PostgresStore implements Store {
 
   private constructor(options: PostgresStoreOptions) {
     this.location = redact(options.url);
-    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types });
+    // A database that drops packets silently (a failed-over host, a partition) would hold a request
+    // for as long as TCP retries: connecting gives up after 10 s, and keepalives find a dead peer.
+    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types, connectionTimeoutMillis: 10_000, keepAlive: true });
     // A connection that breaks (restart, failover, pg_terminate_backend) emits "error" on its client. The
     // pool listens only while the client is idle; one that breaks while a request holds it, between two
     // statements, would emit with no listener and end the process. Every client keeps a listener for
@@ -219,6 +221,7 @@ function unavailable(err: unknown, where: string): StoreUnavailableError | null 
     : code === "25006" ? "the database is read-only"
     : code === "53100" ? "the database's disk is full"
     : code.startsWith("53") ? "the database is out of resources"
+    : /connection timeout|timeout exceeded when trying to connect/.test(e.message ?? "") ? "the database did not answer within 10 s"
     : /Connection terminated|connection error and is not queryable/.test(e.message ?? "") ? "the connection to the database was lost"
     : null;
   return why ? new StoreUnavailableError(`${why} (${where}): ${e.message ?? code}`) : null;
@@ -266,6 +269,7 @@ function describeConnectError(err: unknown, where: string): Error {
     : e.code === "3D000" ? "the database does not exist (create it first)"
     : e.code === "ECONNREFUSED" ? "nothing is listening there (is PostgreSQL running?)"
     : e.code === "ENOTFOUND" ? "the host name does not resolve"
+    : /connection timeout|timeout exceeded when trying to connect/.test(e.message ?? "") ? "it did not answer within 10 s (is a PostgreSQL server listening there, and up?)"
     : (e.message ?? String(err));
   return new Error(`cannot open the PostgreSQL database at ${where}: ${why}`);
 }
