@@ -344,3 +344,20 @@ test("races and edges: concurrent updates of one port, an update racing a delete
   const nullCidr = await call("POST", "subnets", { subnet: { network_id: net.id, cidr: null, ip_version: 4 } });
   assert.deepEqual([nullCidr.status, error(nullCidr).type], [400, "BadRequest"]);
 });
+
+test("Keystone: validating a token is for the token's own user or an admin, as Keystone's policy has it", async () => {
+  const w = await env.engine.createToken({ name: "validator-writer", scope: "write", spaces: ["demo"] }, ctx);
+  const writer = String((await keystone("validator-writer", w.token, "demo")).headers["x-subject-token"]);
+  const validate = (as: string, subject: string) =>
+    env.inject({ method: "GET", url: "/identity/v3/auth/tokens", headers: { authorization: undefined, "x-auth-token": as, "x-subject-token": subject } });
+  const own = await validate(writer, writer);
+  assert.equal(own.statusCode, 200);
+  assert.equal(own.json().token.user.name, "validator-writer");
+  const others = await validate(writer, token);
+  assert.equal(others.statusCode, 403, "a member cannot read the admin's token");
+  assert.match(others.json().error.message, /only an admin or the token's own user/);
+  const byAdmin = await validate(token, writer);
+  assert.equal(byAdmin.statusCode, 200);
+  assert.equal(byAdmin.json().token.project.name, "demo");
+  assert.equal((await validate(token, `${writer.slice(0, -3)}abc`)).statusCode, 404);
+});

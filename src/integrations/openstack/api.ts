@@ -135,6 +135,11 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
     const subject = await verifyIssued(engine, String(req.headers["x-subject-token"] ?? ""));
     if (!caller) return unauthorized(reply);
     if (!subject) throw new NeutronError(404, "NotFound", "Could not find token (it is unknown or has expired).");
+    // as Keystone's policy: a token's own details, or any token's for an admin (of its project's space)
+    const admin = caller.token.scope === "admin" && (caller.token.spaces === null || caller.token.spaces.includes(subject.project));
+    if (caller.token.id !== subject.token.id && !admin) {
+      return reply.status(403).send({ error: { code: 403, title: "Forbidden", message: "You are not authorized to validate another user's token: only an admin or the token's own user may." } });
+    }
     return reply.header("x-subject-token", String(req.headers["x-subject-token"])).send(tokenBody(req, subject));
   });
 
