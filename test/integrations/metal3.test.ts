@@ -210,3 +210,16 @@ test("the allot CLI reaches the HTTPS server when told to trust its certificate,
   const plain = allot(["--url", server.url.replace("https:", "http:"), "get", "ippools", "-n", "lab"]);
   assert.match(plain.stderr, /if it serves HTTPS \(allot serve --tls\), use --url https:/);
 });
+
+test("kubectl get namespaces lists the spaces the token may use, by its short name too", () => {
+  const made = allot(["space", "create", "ns-listed"], { ALLOT_URL: server.url, ALLOT_CA_CERT: join(dir, "data", "tls.crt") });
+  assert.equal(made.code, 0, made.stderr);
+  const names = ok(["get", "namespaces", "-o", "name"]).trim().split("\n");
+  assert.ok(names.includes("namespace/ns-listed") && names.includes("namespace/default"), names.join(" "));
+  const one = JSON.parse(ok(["get", "ns", "ns-listed", "-o", "json"])) as { kind: string; metadata: { name: string; creationTimestamp: string } };
+  assert.equal(one.kind, "Namespace");
+  assert.equal(one.metadata.name, "ns-listed");
+  assert.match(one.metadata.creationTimestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.match(ok(["get", "namespaces"]), /^NAME\s+AGE\n(.*\n)*ns-listed\s+\S+/m);
+  assert.notEqual(kubectl(["get", "ns", "no-such-space"]).code, 0);
+});

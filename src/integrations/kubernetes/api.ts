@@ -204,16 +204,27 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
   app.get("/api/v1", hidden, async () => ({
     kind: "APIResourceList",
     groupVersion: "v1",
-    resources: [{ name: "namespaces", singularName: "namespace", namespaced: false, kind: "Namespace", verbs: ["get", "list"] }],
+    resources: [{ name: "namespaces", singularName: "namespace", namespaced: false, kind: "Namespace", verbs: ["get", "list"], shortNames: ["ns"] }],
   }));
+  const namespace = (s: { name: string; id: string; createdAt: string }) => ({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: s.name, uid: s.id, creationTimestamp: s.createdAt.replace(/\.\d+Z$/, "Z") },
+    status: { phase: "Active" },
+  });
+  // the spaces this token may use: `kubectl get namespaces`
+  app.get("/api/v1/namespaces", hidden, async (req) => {
+    const token = kubeToken(req);
+    const spaces = (await engine.listSpaces()).filter((s) => token.spaces === null || token.spaces.includes(s.name));
+    return { apiVersion: "v1", kind: "NamespaceList", metadata: { resourceVersion: "" }, items: spaces.map(namespace) };
+  });
   app.get("/api/v1/namespaces/:ns", hidden, async (req) => {
     const { ns } = req.params as { ns: string };
     try {
-      await engine.getSpace(ns);
+      return namespace(await engine.getSpace(ns));
     } catch {
       throw new KubeError(404, "NotFound", `namespaces "${ns}" not found`, { name: ns, kind: "namespaces" });
     }
-    return { apiVersion: "v1", kind: "Namespace", metadata: { name: ns }, status: { phase: "Active" } };
   });
   app.get("/apis", hidden, async () => {
     const groups = [...new Set(RESOURCES.map((r) => r.group))].map((g) => {
