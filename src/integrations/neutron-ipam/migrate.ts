@@ -1,7 +1,8 @@
 /**
- * Records an existing Neutron's subnet pools, subnets and ports in Allot, exactly as the IPAM driver
- * would have made them, so an operator can switch `ipam_driver` from `internal` to `allot` with every
- * address kept. Running it again changes nothing; what Allot already holds differently is reported as
+ * Records an existing Neutron's subnet pools, subnets and ports in Allot in the driver's layout (pool
+ * names, attributes, labels; a port's first address in a subnet owned by the port, others by the port
+ * and address), so an operator can switch `ipam_driver` from `internal` to `allot` with every address
+ * kept. Running it again changes nothing; what Allot already holds differently is reported as
  * a conflict and left as it is.
  */
 import { canonicalAddress } from "../../addr/index.js";
