@@ -60,7 +60,11 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
   if (specific && specific.family !== pool.family) {
     throw new AllotError("invalid-address", `address ${req.address} is IPv${specific.family} but pool ${pool.name} is IPv${pool.family}`);
   }
-  await expirePool(env, pool);
+  // what the pool's lock was taken with holds until this transaction's first change to the pool
+  const atLock = pool.atLock;
+  pool.atLock = undefined;
+  const expiring = !atLock || (atLock.nextExpiry !== null && atLock.nextExpiry <= env.now);
+  if (expiring) await expirePool(env, pool);
 
   if (req.owner !== undefined) {
     const held = await allocationByOwner(env.sql, pool.id, req.owner);
@@ -106,6 +110,7 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
       ranges: pool.ranges,
       maxClass,
       randomBelow: env.randomBelow,
+      ...(atLock && !expiring ? { lowest: atLock.lowest } : {}),
     });
     if (proposed === null) throw exhausted(pool, n);
     first = proposed.first;
@@ -234,7 +239,7 @@ export async function releaseRow(env: TxEnv, pool: PoolState, row: AllocationRow
   const before = toAllocation(pool, row);
   const first = fromKey(row.first);
   const last = fromKey(row.last);
-  await env.sql.run("DELETE FROM allocations WHERE id = ?", [row.id]);
+  await env.sql.queue("DELETE FROM allocations WHERE id = ?", [row.id]);
   if (row.child_pool_id) {
     pool.carved -= await giveCarve(env.sql, pool, { first, last });
   } else {
@@ -280,7 +285,7 @@ export async function updateAllocation(env: TxEnv, pool: PoolState, row: Allocat
     expires_at: patch.ttl === undefined ? row.expires_at : patch.ttl === null ? null : env.now + patch.ttl * 1000,
     updated_at: iso(env.now),
   };
-  await env.sql.run("UPDATE allocations SET mac = ?, hostname = ?, labels = ?, expires_at = ?, updated_at = ? WHERE id = ?", [
+  await env.sql.queue("UPDATE allocations SET mac = ?, hostname = ?, labels = ?, expires_at = ?, updated_at = ? WHERE id = ?", [
     next.mac, next.hostname, next.labels, next.expires_at, next.updated_at, row.id,
   ]);
   const after = toAllocation(pool, next);

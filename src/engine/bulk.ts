@@ -27,6 +27,16 @@ export interface BulkRequest {
   address?: string;
 }
 
+/**
+ * What a bulk request took. Its allocations share everything but their id and address, so only those
+ * are kept, and each allocation is made when it is read: 100,000 answered allocations are a few MiB,
+ * not 100,000 objects held until the answer is written.
+ */
+export interface BulkAllocation {
+  count: number;
+  items(): Generator<Allocation>;
+}
+
 const iso = (ms: number) => new Date(ms).toISOString();
 /** Rows per INSERT statement: 500 rows of 15 columns stays under both stores' parameter limits. */
 const BATCH = 500;
@@ -36,7 +46,7 @@ const BATCH = 500;
  * free run is split once however many addresses it gives, so the cost is per address inserted, not
  * per index seek; other strategies pick one address at a time.
  */
-export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest): Promise<Allocation[]> {
+export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest): Promise<BulkAllocation> {
   const { count } = req;
   if (!Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
     throw new AllotError("invalid-request", `count must be a whole number from 1 to ${MAX_COUNT}, not ${count}`);
@@ -53,7 +63,12 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
   const labels = JSON.stringify(req.labels ?? {});
   const expires = req.ttl === undefined ? null : env.now + req.ttl * 1000;
   const at = iso(env.now);
-  const out: Allocation[] = [];
+  const ids: string[] = [];
+  const addresses: bigint[] = [];
+  const template: AllocationRow = {
+    id: "", pool_id: pool.id, space_id: pool.spaceId, family: pool.family, first: key(0n), last: key(0n), size: "1",
+    child_pool_id: null, owner: null, mac: null, hostname: null, labels, expires_at: expires, created_at: at, updated_at: at,
+  };
   // rows go in as multi-row INSERTs: per-statement overhead, not the rows, dominates a bulk request
   let rows: AllocationRow[] = [];
   let records: HistoryRecord[] = [];
@@ -64,14 +79,11 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
     records = [];
   };
   const hold = async (a: bigint) => {
-    const row: AllocationRow = {
-      id: env.newId(), pool_id: pool.id, space_id: pool.spaceId, family: pool.family, first: key(a), last: key(a), size: "1",
-      child_pool_id: null, owner: null, mac: null, hostname: null, labels, expires_at: expires, created_at: at, updated_at: at,
-    };
-    const allocation = toAllocation(pool, row);
+    const row: AllocationRow = { ...template, id: env.newId(), first: key(a), last: key(a) };
     rows.push(row);
-    records.push({ action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: allocation, held: row });
-    out.push(allocation);
+    records.push({ action: "allocate", entity: "allocation", entityId: row.id, spaceId: pool.spaceId, poolId: pool.id, after: toAllocation(pool, row), held: row });
+    ids.push(row.id);
+    addresses.push(a);
     if (rows.length === BATCH) {
       await flush();
       // let the event loop through between batches: a bulk of 100,000 otherwise holds every other
@@ -99,11 +111,11 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
     await take(env.sql, pool.id, run!, first, first + n - 1n);
     for (let a = first; a < first + n; a++) await hold(a);
   }
-  while (out.length < count) {
+  while (ids.length < count) {
     if (pool.strategy === "lowest-free") {
       const run = (await lowestRun(env.sql, pool.id))!;
       const runSize = run.last - run.first + 1n;
-      const wanted = BigInt(count - out.length);
+      const wanted = BigInt(count - ids.length);
       const k = runSize < wanted ? runSize : wanted;
       await take(env.sql, pool.id, run, run.first, run.first + k - 1n);
       for (let a = run.first; a < run.first + k; a++) await hold(a);
@@ -118,5 +130,14 @@ export async function allocateMany(env: TxEnv, pool: PoolState, req: BulkRequest
   await flush();
   pool.allocated += BigInt(count);
   await saveCounters(env, pool, at);
-  return out;
+  const state = { ...pool };
+  return {
+    count,
+    *items() {
+      for (let i = 0; i < ids.length; i++) {
+        const a = key(addresses[i]!);
+        yield toAllocation(state, { ...template, id: ids[i]!, first: a, last: a });
+      }
+    },
+  };
 }

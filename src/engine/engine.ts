@@ -4,7 +4,7 @@ import { toKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
-import { type BulkRequest, allocateMany } from "./bulk.js";
+import { type BulkAllocation, type BulkRequest, allocateMany } from "./bulk.js";
 import { allRuns } from "./free-space.js";
 import { type Problem, checkPools } from "./check.js";
 import { AllotError } from "./errors.js";
@@ -120,10 +120,12 @@ export class Engine {
    * Runs a change in a transaction. A constraint the database raised means another writer got there
    * first (the checks inside saw an older state), so the whole change is retried a few times.
    */
-  private async write<T>(ctx: ChangeContext, fn: (env: TxEnv) => Promise<T>): Promise<T> {
+  private async write<T>(ctx: ChangeContext, fn: (env: TxEnv) => Promise<T>, pool?: PoolRef): Promise<T> {
+    // changes to one pool may share a transaction (one lock, one commit) where the store batches
+    const key = pool && `${pool.space ?? "default"}\u0000${pool.pool}`;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.store.transaction((sql) => fn(this.env(sql, ctx)));
+        return await this.store.transaction((sql) => fn(this.env(sql, ctx)), key);
       } catch (err) {
         // unique, overlap and retry mean another writer got there first; anything else would fail again
         if (!(err instanceof ConstraintError) || err.constraint === "foreign-key" || err.constraint === "check") throw err;
@@ -232,14 +234,14 @@ export class Engine {
    * address-outside-pool, owner-conflict.
    */
   allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext): Promise<AllocateResult> {
-    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, true), req));
+    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, true), req), ref);
   }
 
   /**
    * Allocates `count` separate addresses in one request, all or none (no owner: each gets its own id).
    * Errors: invalid-request, pool-exhausted.
    */
-  allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext): Promise<Allocation[]> {
+  allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext): Promise<BulkAllocation> {
     return this.write(ctx, async (env) => allocateMany(env, await loadPool(env.sql, ref, true), req));
   }
 
@@ -267,7 +269,7 @@ export class Engine {
         if (!row || expired(row, env.now)) throw new AllotError("allocation-not-found", `owner ${target.owner} holds nothing in pool ${pool.name}`);
       }
       return releaseRow(env, pool, row);
-    });
+    }, "pool" in target ? target.pool : undefined);
   }
 
   /** Changes MAC, hostname, labels or time-to-live (a renewal). Errors: allocation-not-found, invalid-request, invalid-address. */

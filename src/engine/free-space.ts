@@ -15,7 +15,7 @@ interface RunRow {
 const toInterval = (r: RunRow): Interval => ({ first: fromKey(r.first), last: fromKey(r.last) });
 
 export async function insertRun(sql: Sql, poolId: string, run: Interval): Promise<void> {
-  await sql.run("INSERT INTO free_runs (pool_id, first, last, size_class) VALUES (?, ?, ?, ?)", [
+  await sql.queue("INSERT INTO free_runs (pool_id, first, last, size_class) VALUES (?, ?, ?, ?)", [
     poolId,
     toKey(run.first),
     toKey(run.last),
@@ -24,7 +24,7 @@ export async function insertRun(sql: Sql, poolId: string, run: Interval): Promis
 }
 
 async function deleteRun(sql: Sql, poolId: string, first: bigint): Promise<void> {
-  await sql.run("DELETE FROM free_runs WHERE pool_id = ? AND first = ?", [poolId, toKey(first)]);
+  await sql.queue("DELETE FROM free_runs WHERE pool_id = ? AND first = ?", [poolId, toKey(first)]);
 }
 
 /** The lowest free run. */
@@ -108,7 +108,7 @@ export async function take(sql: Sql, poolId: string, run: Interval, first: bigin
 }
 
 async function reshapeRun(sql: Sql, poolId: string, oldFirst: bigint, run: Interval): Promise<void> {
-  await sql.run("UPDATE free_runs SET first = ?, last = ?, size_class = ? WHERE pool_id = ? AND first = ?", [
+  await sql.queue("UPDATE free_runs SET first = ?, last = ?, size_class = ? WHERE pool_id = ? AND first = ?", [
     toKey(run.first),
     toKey(run.last),
     sizeClass(intervalSize(run)),

@@ -36,6 +36,18 @@ export interface PoolState {
   provider: ProviderRecord | null;
   /** allocated + carved as last read or saved: what a threshold crossing is measured from. */
   usedAtLoad: bigint;
+  /**
+   * Read with the pool's lock, before any change in this transaction: what the next allocation would
+   * otherwise ask for in round trips of its own. Taken (and cleared) by the first change that uses it.
+   */
+  atLock?: AtLock;
+}
+
+export interface AtLock {
+  /** The lowest free run. */
+  lowest: Interval | null;
+  /** When the soonest time-to-live runs out (ms), if any allocation has one. */
+  nextExpiry: number | null;
 }
 
 export interface RangeState extends Interval {
@@ -68,10 +80,20 @@ interface PoolRow {
   thresholds: string;
   secrets: string;
   provider: string | null;
+  /** Only when read with the lock. */
+  lowest_first?: Buffer | null;
+  lowest_last?: Buffer | null;
+  next_expiry?: number | null;
 }
 
 const POOL_SELECT = `SELECT p.*, s.name AS space_name, pp.name AS parent_name
   FROM pools p JOIN spaces s ON s.id = p.space_id LEFT JOIN pools pp ON pp.id = p.parent_id`;
+
+/** What a change to the pool needs next, read in the same statement as the pool (its lock already held). */
+const AT_LOCK = `,
+  (SELECT r.first FROM free_runs r WHERE r.pool_id = p.id ORDER BY r.first LIMIT 1) AS lowest_first,
+  (SELECT r.last FROM free_runs r WHERE r.pool_id = p.id ORDER BY r.first LIMIT 1) AS lowest_last,
+  (SELECT MIN(a.expires_at) FROM allocations a WHERE a.pool_id = p.id AND a.expires_at IS NOT NULL) AS next_expiry`;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -135,6 +157,14 @@ async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
       dns: r.dns === null ? null : (JSON.parse(r.dns) as string[]),
     })),
     exclusions: exclusions.map((e) => ({ first: fromKey(e.first), last: fromKey(e.last) })),
+    ...(row.lowest_first === undefined
+      ? {}
+      : {
+          atLock: {
+            lowest: row.lowest_first && row.lowest_last ? { first: fromKey(row.lowest_first), last: fromKey(row.lowest_last) } : null,
+            nextExpiry: row.next_expiry ?? null,
+          },
+        }),
   };
 }
 
@@ -145,10 +175,17 @@ async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
  */
 export async function loadPool(sql: Sql, ref: PoolRef, lock = false): Promise<PoolState> {
   const space = ref.space ?? "default";
-  const forUpdate = lock ? sql.lock("p") : "";
-  const row = UUID.test(ref.pool)
-    ? await sql.get<PoolRow>(`${POOL_SELECT} WHERE p.id = ?${forUpdate}`, [ref.pool.toLowerCase()])
-    : await sql.get<PoolRow>(`${POOL_SELECT} WHERE s.name = ? AND p.name = ?${forUpdate}`, [space, ref.pool]);
+  const [where, params] = UUID.test(ref.pool) ? ["p.id = ?", [ref.pool.toLowerCase()]] : ["s.name = ? AND p.name = ?", [space, ref.pool]];
+  const row = lock
+    ? (
+        await sql.lockAndRead<PoolRow>(
+          `SELECT p.id FROM pools p JOIN spaces s ON s.id = p.space_id WHERE ${where}${sql.lock("p")}`,
+          params,
+          `${POOL_SELECT.replace(" FROM pools p", `${AT_LOCK}\n  FROM pools p`)} WHERE ${where}`,
+          params,
+        )
+      )[0]
+    : await sql.get<PoolRow>(`${POOL_SELECT} WHERE ${where}`, params);
   if (!row) {
     if (!UUID.test(ref.pool) && !(await sql.get("SELECT 1 AS x FROM spaces WHERE name = ?", [space]))) {
       throw new AllotError("space-not-found", `space ${space} does not exist`);
@@ -249,13 +286,15 @@ export function toPool(p: PoolState): Pool {
  * change crossed, upwards ("threshold-crossed") or back down ("threshold-cleared").
  */
 export async function saveCounters(env: { sql: Sql; ctx: ChangeContext }, p: PoolState, at: string): Promise<void> {
-  await env.sql.run("UPDATE pools SET allocated = ?, carved = ?, updated_at = ? WHERE id = ?", [
+  await env.sql.queue("UPDATE pools SET allocated = ?, carved = ?, updated_at = ? WHERE id = ?", [
     p.allocated.toString(),
     p.carved.toString(),
     at,
     p.id,
   ]);
   p.updatedAt = at;
+  // the pool's runs or allocations changed: what was read with the lock no longer holds
+  p.atLock = undefined;
   const used = p.allocated + p.carved;
   const records: HistoryRecord[] = [];
   for (const t of p.thresholds) {

@@ -19,6 +19,20 @@ export interface Sql {
   all<T = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<T[]>;
   get<T = Record<string, unknown>>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined>;
   run(sql: string, params?: readonly SqlValue[]): Promise<RunResult>;
+  /**
+   * A write whose outcome the caller does not read. A store whose statements cost a round trip
+   * (PostgreSQL) holds it and sends it with the next statement or the commit, so a change's writes
+   * travel together and its locks are held for fewer round trips. The next statement in the
+   * transaction sees it; a failure shows there or at the commit, failing the transaction either way.
+   */
+  queue(sql: string, params?: readonly SqlValue[]): Promise<void>;
+  /**
+   * Takes the row locks of `lock` (a SELECT ending in {@link lock}) and then runs `read`, which sees
+   * every change committed before the locks were granted. A single statement that locked and read at
+   * once would read from before any wait for the lock; this is still one round trip on PostgreSQL
+   * (and on stores whose transactions are already serial, just the read).
+   */
+  lockAndRead<T = Record<string, unknown>>(lock: string, lockParams: readonly SqlValue[], read: string, readParams: readonly SqlValue[]): Promise<T[]>;
 }
 
 /** Rows per multi-row INSERT: per-statement overhead, not the rows, dominates bulk writes on both stores. */
@@ -33,7 +47,7 @@ export async function insertRows(sql: Sql, table: string, columns: readonly stri
   const tuple = `(${columns.map(() => "?").join(", ")})`;
   for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
     const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-    await sql.run(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${chunk.map(() => tuple).join(", ")}`, chunk.flat());
+    await sql.queue(`INSERT INTO ${table} (${columns.join(", ")}) VALUES ${chunk.map(() => tuple).join(", ")}`, chunk.flat());
   }
 }
 
@@ -44,9 +58,10 @@ export interface Store {
   readonly location: string;
   /**
    * Runs `fn` in one serialisable unit: every statement commits together or none does.
-   * A uniqueness or overlap violation inside surfaces as {@link ConstraintError}.
+   * A uniqueness or overlap violation inside surfaces as {@link ConstraintError}. `key` names what
+   * the change locks (its pool): changes with the same key may share a transaction and its commit.
    */
-  transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (sql: Sql) => Promise<T>, key?: string): Promise<T>;
   /** Runs read-only queries against a consistent view. */
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
   /**

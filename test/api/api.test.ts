@@ -121,9 +121,21 @@ describe("pools and allocations over HTTP", () => {
     assertProblem(await post("/v1/pools/bulk/allocations/bulk", { count: 0 }), 400, "invalid-request", /count/);
     const all = await post("/v1/pools/bulk/allocations/bulk", { count: 242 });
     assert.equal(all.statusCode, 201);
+    assert.equal(all.json().items.length, 242);
     assert.equal((await get("/v1/pools/bulk/usage")).json().free, "0");
     assert.deepEqual(await env.engine.check(), []);
     await app.inject({ method: "DELETE", url: "/v1/pools/bulk?force=true" });
+
+    // a large answer is written in slices: it is still one JSON document, each item as stored
+    await post("/v1/pools", { name: "bulk-big", cidr: "10.32.0.0/20" });
+    const big = await post("/v1/pools/bulk-big/allocations/bulk", { count: 2500 });
+    assert.equal(big.statusCode, 201, big.body.slice(0, 500));
+    assert.match(String(big.headers["content-type"]), /^application\/json/);
+    const items = big.json().items as { id: string; address: string }[];
+    assert.equal(items.length, 2500);
+    assert.equal(new Set(items.map((a) => a.address)).size, 2500);
+    for (const i of [0, 999, 1000, 2499]) assert.deepEqual((await get(`/v1/allocations/${items[i]!.id}`)).json(), items[i]);
+    await app.inject({ method: "DELETE", url: "/v1/pools/bulk-big?force=true" });
   });
 
   test("an address from a stretch of the pool: the lowest free there, or exhausted when the stretch is full", async () => {

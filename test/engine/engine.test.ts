@@ -401,7 +401,7 @@ describe("allocations", () => {
       await engine.createPool({ name: "r", cidr: "10.9.0.0/26", strategy: "random", exclusions: ["10.9.0.10-10.9.0.19"] }, ctx);
       await next(engine, "r", { address: "10.9.0.33" });
       const got = await engine.allocateMany({ pool: "r" }, { count: 51 }, ctx);
-      const addrs = got.map((a) => a.address);
+      const addrs = [...got.items()].map((a) => a.address);
       assert.equal(new Set(addrs).size, 51);
       assert.ok(!addrs.includes("10.9.0.33") && !addrs.includes("10.9.0.15") && !addrs.includes("10.9.0.0") && !addrs.includes("10.9.0.63"));
       assert.equal((await engine.usage({ pool: "r" })).free, "0");

@@ -67,3 +67,32 @@ test("a change that fails with a constraint inside a batch does not undo the oth
     await cleanup();
   }
 });
+
+test("changes to one pool that share a transaction: a queued write that fails when sent fails only its own change", async () => {
+  const { store, cleanup } = await tempEngine();
+  try {
+    await store.transaction((sql) => sql.run("CREATE TABLE gc_queued (k TEXT PRIMARY KEY, n INTEGER NOT NULL)"));
+    await store.transaction((sql) => sql.run("INSERT INTO gc_queued (k, n) VALUES ('taken', 0)"));
+    // one key, so a store that batches by key runs these in shared transactions; the failing write is
+    // queued (sent later, with another change's statements or the commit), not run where it is made
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) =>
+        store.transaction(async (sql) => {
+          await sql.queue("INSERT INTO gc_queued (k, n) VALUES (?, ?)", [i % 5 === 0 ? "taken" : `row-${i}`, i]);
+          // a read after the write sees it, in this change
+          const seen = await sql.get<{ n: number }>("SELECT n FROM gc_queued WHERE k = ?", [`row-${i}`]);
+          if (i % 5 !== 0) assert.equal(seen?.n, i);
+          return i;
+        }, "one-pool"),
+      ),
+    );
+    for (const [i, r] of results.entries()) {
+      if (i % 5 === 0) assert.ok(r.status === "rejected" && r.reason instanceof ConstraintError, `change ${i} should fail on the unique key, got ${r.status === "rejected" ? r.reason : "success"}`);
+      else assert.equal(r.status, "fulfilled", `change ${i} should succeed: ${r.status === "rejected" ? r.reason : ""}`);
+    }
+    const rows = await store.read((sql) => sql.all<{ k: string }>("SELECT k FROM gc_queued WHERE k <> 'taken' ORDER BY k"));
+    assert.deepEqual(rows.map((r) => r.k), results.flatMap((r, i) => (r.status === "fulfilled" ? [`row-${i}`] : [])).sort());
+  } finally {
+    await cleanup();
+  }
+});

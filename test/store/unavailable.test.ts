@@ -169,3 +169,16 @@ test("a database that accepts connections and never answers stops the start with
     silent.close();
   }
 });
+
+test("a transaction left open by a stopped server ends by itself, so its pool's lock is not held for ever", async () => {
+  const db = await tempPostgresDatabase();
+  const { PostgresStore } = await import("../../src/store/postgres/postgres-store.js");
+  const store = await PostgresStore.open({ url: db.url });
+  try {
+    const row = await store.read((sql) => sql.get<{ t: string }>("SELECT current_setting('idle_in_transaction_session_timeout') AS t"));
+    assert.equal(row?.t, "1min");
+  } finally {
+    await store.close();
+    await db.drop();
+  }
+});

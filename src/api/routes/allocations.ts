@@ -1,3 +1,5 @@
+import { Readable } from "node:stream";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { ALLOCATION_SORTS, type AllocateRequest, type AllocationPatch as Patch } from "../../engine/types.js";
@@ -37,11 +39,15 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
         body: BulkAllocateInput,
         response: { 201: items(Allocation), ...problems },
       },
-      // The engine builds every item; checking 100,000 of them again against the schema costs more
-      // than the whole database transaction, so this answer is written as plain JSON.
-      serializerCompiler: () => (data) => JSON.stringify(data),
     },
-    async (req, reply) => reply.status(201).send({ items: await req.engine.allocateMany(ref(req.params, req.query), req.body, req.change) }),
+    async (req, reply) => {
+      const taken = await req.engine.allocateMany(ref(req.params, req.query), req.body, req.change);
+      // streamed, a slice at a time, as the client reads it: a large answer is never built whole in
+      // memory, and writing it lets other requests through
+      // (the schema types the body; a stream of that body's text is what fastify sends as it is)
+      const body = Readable.from(jsonItems(taken.items())) as unknown as { items: never[] };
+      return reply.status(201).type("application/json; charset=utf-8").send(body);
+    },
   );
 
   app.get(
@@ -124,3 +130,23 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => req.engine.release({ id: req.params.id }, req.change),
   );
 };
+
+/** Items written per slice of a streamed answer. */
+const SLICE = 1000;
+
+/** `{"items":[…]}` in slices of JSON text, yielding to the event loop between them. */
+async function* jsonItems(items: Iterable<unknown>): AsyncGenerator<string> {
+  let slice: string[] = [];
+  let first = true;
+  yield '{"items":[';
+  for (const item of items) {
+    slice.push(JSON.stringify(item));
+    if (slice.length === SLICE) {
+      yield `${first ? "" : ","}${slice.join(",")}`;
+      first = false;
+      slice = [];
+      await nextTurn();
+    }
+  }
+  yield `${first || slice.length === 0 ? "" : ","}${slice.join(",")}]}`;
+}

@@ -14,6 +14,8 @@ export interface AllocatorInput {
   maxClass: number;
   /** Uniform random bigint in [0, n). */
   randomBelow: (n: bigint) => bigint;
+  /** The pool's lowest free run, when it was read already (with the pool's lock). */
+  lowest?: Interval | null;
 }
 
 /** Where a new allocation starts, with the free run holding it when the strategy already read it (saves a seek). */

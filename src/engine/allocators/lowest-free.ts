@@ -4,9 +4,9 @@ import type { Allocator } from "./allocator.js";
 /** The lowest free address, or the lowest-addressed free run that holds a block (first fit). */
 export const lowestFree: Allocator = {
   name: "lowest-free",
-  async propose({ sql, poolId, size, maxClass }) {
+  async propose({ sql, poolId, size, maxClass, lowest }) {
     if (size === 1n) {
-      const run = await lowestRun(sql, poolId);
+      const run = lowest !== undefined ? lowest : await lowestRun(sql, poolId);
       return run ? { first: run.first, run } : null;
     }
     const first = await findFit(sql, poolId, size, false, maxClass);

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { GroupCommit, type TxSession } from "../group-commit.js";
 import { ConstraintError, InvalidValueError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
 
@@ -24,6 +25,52 @@ function toPg(q: string): { name: string; text: string } {
   }
   return out;
 }
+
+/** Queued writes are sent once they add up to this much text. */
+const QUEUED_CHARS_SENT = 1 << 20;
+/** A statement with more values than this (a bulk insert) is sent on its own, with parameters. */
+const INLINE_MAX_VALUES = 64;
+
+/** A transaction on one connection, for group commit; `broken` once the connection is no longer usable. */
+interface PgSession extends TxSession {
+  readonly broken: boolean;
+}
+
+/**
+ * The statement as SQL that runs it with its values written in as literals, for a multi-statement query
+ * (which cannot carry parameters). It runs as a prepared statement of the connection's (planned once,
+ * not on every call: `prepare` collects what the connection still has to prepare), and every value is
+ * quoted, so the database types it exactly as it types a parameter; bytes go as hex.
+ */
+function inlineOn(client: pg.PoolClient, text: string, params: readonly SqlValue[], prepare: Map<string, string>): string {
+  const { name, text: pgText } = toPg(text);
+  const count = (pgText.match(/\$\d+/g) ?? []).length;
+  if (count !== params.length) throw new Error(`statement has ${count} placeholders but ${params.length} values: ${text}`);
+  const args = params.map(literal);
+  // only these can be prepared (a CREATE, say, cannot): anything else is sent as written
+  if (!/^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b/i.test(text)) {
+    let i = 0;
+    return text.replace(/\?/g, () => args[i++]!);
+  }
+  const statement = `${name}_x`;
+  if (!preparedOn.get(client)?.has(statement)) prepare.set(statement, `PREPARE ${statement} AS ${pgText}`);
+  return `EXECUTE ${statement}${args.length ? `(${args.join(", ")})` : ""}`;
+}
+
+function literal(v: SqlValue): string {
+  if (v === null || v === undefined) return "NULL";
+  if (Buffer.isBuffer(v)) return `decode('${v.toString("hex")}', 'hex')`;
+  const s = String(v);
+  // the message that carries a query ends at its first NUL: refuse it here, as the database refuses one in a parameter
+  if (s.includes("\0")) throw new InvalidValueError(`invalid byte sequence for encoding "UTF8": 0x00 (text may not contain NUL characters)`);
+  return pg.escapeLiteral(s);
+}
+
+/**
+ * The SQL-level prepared statements each connection has (a name prefix of their own, apart from the
+ * driver's protocol-level ones, which share the namespace). Forgotten with the connection.
+ */
+const preparedOn = new WeakMap<pg.PoolClient, Set<string>>();
 
 // bigint columns (history.seq, allocations.expires_at) hold values far below 2^53: read them as numbers,
 // exactly as better-sqlite3 returns SQLite integers.
@@ -58,12 +105,31 @@ export class PostgresStore implements Store {
   private readonly pool: pg.Pool;
   /** The last write's failure for lack of disk or resources, until a write succeeds or it is old. */
   private failure: { reason: string; at: number } | null = null;
+  private readonly commits: GroupCommit;
 
   private constructor(options: PostgresStoreOptions) {
     this.location = redact(options.url);
     // A database that drops packets silently (a failed-over host, a partition) would hold a request
     // for as long as TCP retries: connecting gives up after 10 s, and keepalives find a dead peer.
-    this.pool = new pg.Pool({ connectionString: options.url, max: options.maxConnections ?? 10, types, connectionTimeoutMillis: 10_000, keepAlive: true });
+    const connections = options.maxConnections ?? 10;
+    // A server that stops between two statements of a transaction (frozen, partitioned) would hold its
+    // pool's lock against every other server: the database ends such a transaction after a minute.
+    this.pool = new pg.Pool({
+      connectionString: options.url,
+      max: connections,
+      types,
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      idle_in_transaction_session_timeout: 60_000,
+    });
+    this.commits = new GroupCommit({
+      withSession: (work) => this.withConnection("BEGIN", work),
+      runners: connections,
+      // a busy pool's changes share its lock and one commit; a few dozen keep each batch's wait short
+      maxBatch: 32,
+      keyed: true,
+      isUnavailable: (err) => err instanceof StoreUnavailableError,
+    });
     // A connection that breaks (restart, failover, pg_terminate_backend) emits "error" on its client. The
     // pool listens only while the client is idle; one that breaks while a request holds it, between two
     // statements, would emit with no listener and end the process. Every client keeps a listener for
@@ -115,53 +181,133 @@ export class PostgresStore implements Store {
     }
   }
 
-  private sqlOn(client: pg.PoolClient): Sql {
-    const q = async (text: string, params: readonly SqlValue[]) => {
+  /**
+   * A transaction's statements on one connection. Its BEGIN, its savepoints and the writes given to
+   * {@link Sql.queue} wait and travel with the next statement (as one multi-statement query, values
+   * written in), so a typical change is two round trips: its reads, then its writes with the COMMIT.
+   */
+  private session(client: pg.PoolClient, begin: string): PgSession {
+    let queued: string[] = [];
+    let queuedChars = 0;
+    let broken = false;
+    /** Statements the queued text EXECUTEs that this connection has yet to PREPARE. */
+    const toPrepare = new Map<string, string>();
+    const inline = (text: string, params: readonly SqlValue[]) => inlineOn(client, text, params, toPrepare);
+    const query = async (q: pg.QueryConfig | string) => {
       try {
-        return await client.query({ ...toPg(text), values: params as unknown[] });
+        return await client.query(q);
       } catch (err) {
-        throw mapError(err);
+        throw this.mapped(err);
       }
     };
-    return {
+    /** `texts` after whatever is queued, in one round trip: a multi-statement query runs in order, each with a fresh view, and stops at the first error. */
+    const withQueued = async (...texts: string[]): Promise<pg.QueryResult> => {
+      const batch = [...queued, ...texts].join(";\n");
+      queued = [];
+      queuedChars = 0;
+      if (toPrepare.size > 0) {
+        // once per statement and connection, on their own: a prepared statement outlives a rollback, so
+        // only this way is it known which ones the connection has
+        try {
+          await query([...toPrepare.values()].join(";\n"));
+        } catch (err) {
+          broken = true; // some may have been made: the connection's list can no longer be trusted
+          throw err;
+        }
+        let made = preparedOn.get(client);
+        if (made === undefined) preparedOn.set(client, (made = new Set()));
+        for (const name of toPrepare.keys()) made.add(name);
+        toPrepare.clear();
+      }
+      const results = (await query(batch)) as unknown as pg.QueryResult | pg.QueryResult[];
+      return Array.isArray(results) ? results[results.length - 1]! : results;
+    };
+    const q = async (text: string, params: readonly SqlValue[]) => {
+      if (queued.length > 0 && params.length <= INLINE_MAX_VALUES) return withQueued(inline(text, params));
+      // many values (a bulk insert) go faster as parameters than written into the text
+      if (queued.length > 0) await withQueued();
+      return query({ ...toPg(text), values: params as unknown[] });
+    };
+    const sql: Sql = {
       lock: (alias) => ` FOR UPDATE OF ${alias}`,
       all: async <T>(text: string, params: readonly SqlValue[] = []) => (await q(text, params)).rows as T[],
       get: async <T>(text: string, params: readonly SqlValue[] = []) => (await q(text, params)).rows[0] as T | undefined,
       run: async (text: string, params: readonly SqlValue[] = []): Promise<RunResult> => ({ changes: (await q(text, params)).rowCount ?? 0 }),
+      queue: async (text: string, params: readonly SqlValue[] = []) => {
+        if (params.length > INLINE_MAX_VALUES) {
+          await q(text, params);
+          return;
+        }
+        const statement = inline(text, params);
+        queued.push(statement);
+        queuedChars += statement.length;
+        if (queuedChars >= QUEUED_CHARS_SENT) await withQueued();
+      },
+      lockAndRead: async <T>(lock: string, lockParams: readonly SqlValue[], read: string, readParams: readonly SqlValue[]) =>
+        (await withQueued(inline(lock, lockParams), inline(read, readParams))).rows as T[],
+    };
+    return {
+      sql,
+      get broken() {
+        return broken;
+      },
+      begin: async () => {
+        queued.push(begin);
+      },
+      commit: async () => {
+        try {
+          await withQueued("COMMIT");
+        } catch (err) {
+          if (err instanceof StoreUnavailableError) {
+            // the commit may have reached the database before the connection went: say so, not "not made"
+            throw new StoreUnavailableError(`${err.message}; the connection was lost while committing, so the change may or may not have been made (retrying with the same owner is safe)`);
+          }
+          throw err;
+        }
+      },
+      rollback: async () => {
+        queued = [];
+        queuedChars = 0;
+        // a ROLLBACK outside a transaction (the BEGIN was still waiting) only warns
+        await client.query("ROLLBACK").catch(() => (broken = true));
+      },
+      savepoint: async () => {
+        queued.push("SAVEPOINT change");
+      },
+      releaseSavepoint: async () => {
+        queued.push("RELEASE change");
+      },
+      rollbackToSavepoint: async () => {
+        // what is still queued goes first: if it fails, the transaction is lost, as it should be
+        await withQueued("ROLLBACK TO change");
+      },
     };
   }
 
-  private async withClient<T>(begin: string, fn: (sql: Sql) => Promise<T>): Promise<T> {
+  /** Runs `work` with a connection of the pool's, dropping the connection if it broke. */
+  private async withConnection<T>(begin: string, work: (session: PgSession) => Promise<T>): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
       throw unavailable(err, this.location) ?? err;
     }
-    let broken = false;
-    let committing = false;
+    const session = this.session(client, begin);
     try {
-      await client.query(begin);
-      const result = await fn(this.sqlOn(client));
-      committing = true;
-      await client.query("COMMIT");
-      return result;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => (broken = true));
-      const down = unavailable(err, this.location);
-      if (down && committing) {
-        // the commit may have reached the database before the connection went: say so, not "not made"
-        throw new StoreUnavailableError(`${down.message}; the connection was lost while committing, so the change may or may not have been made (retrying with the same owner is safe)`);
-      }
-      throw down ?? mapError(err);
+      return await work(session);
     } finally {
-      client.release(broken);
+      client.release(session.broken);
     }
   }
 
-  async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  /** A database error as the store reports it: unavailable (503), a constraint, or a value it cannot take. */
+  private mapped(err: unknown): unknown {
+    return unavailable(err, this.location) ?? mapError(err);
+  }
+
+  async transaction<T>(fn: (sql: Sql) => Promise<T>, key?: string): Promise<T> {
     try {
-      const result = await this.withClient("BEGIN", fn);
+      const result = await this.commits.submit(fn, key);
       this.failure = null;
       return result;
     } catch (err) {
@@ -198,7 +344,17 @@ export class PostgresStore implements Store {
 
   read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     // one snapshot for all the statements of a read, as SQLite's serial reads see
-    return this.withClient("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", fn);
+    return this.withConnection("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", async (s) => {
+      await s.begin();
+      try {
+        const result = await fn(s.sql);
+        await s.commit();
+        return result;
+      } catch (err) {
+        await s.rollback();
+        throw err;
+      }
+    });
   }
 
   async afterImport(sql: Sql): Promise<void> {

@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import { GroupCommit, type TxSession } from "../group-commit.js";
 import { Mutex } from "../mutex.js";
@@ -47,10 +48,30 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Database.Statement>();
   private readonly sql: Sql;
   private readonly commits = new GroupCommit({
-    withSession: (work) => this.mutex.run(() => work(this.session())),
-    runners: 1,
+    withSession: async (work) => {
+      const result = await this.mutex.run(() => work(this.session()));
+      await this.flushWal();
+      return result;
+    },
+    // while one batch waits for its flush, the next one runs
+    runners: 2,
     maxBatch: 256,
+    // one connection: batches never run side by side, so any changes may share one
+    keyed: false,
+    isUnavailable: (err) => err instanceof StoreUnavailableError,
   });
+  /**
+   * With synchronous FULL asked for, the connection runs NORMAL (a commit writes the -wal file but does
+   * not flush it) and the flush SQLite would have made inside COMMIT, on the event loop, is made here
+   * instead, on libuv's thread pool: requests go on meanwhile, and a change is answered only after it.
+   */
+  private readonly flushAfterCommit: boolean;
+  private wal: FileHandle | null = null;
+  /** Commits not yet known to be on disk: a flush covers every commit before it began. */
+  private unflushed = false;
+  private flushing: Promise<void> = Promise.resolve();
+  /** A flush asked for that has not started: later commits join it. */
+  private nextFlush: Promise<void> | null = null;
 
   /** Why the last statement failed for the database's sake (full, read-only…), until a write succeeds; what /readyz reports. */
   private failure: WriteFailure | null = null;
@@ -61,12 +82,14 @@ export class SqliteStore implements Store {
 
   constructor(options: SqliteStoreOptions) {
     this.location = options.file;
+    this.flushAfterCommit = options.synchronous !== "normal";
     let db: Database.Database | undefined;
     try {
       mkdirSync(dirname(options.file), { recursive: true });
       this.db = db = new Database(options.file);
       this.db.pragma("journal_mode = WAL");
-      this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+      // FULL is kept, with the flush moved off the event loop (see flushAfterCommit)
+      this.db.pragma("synchronous = NORMAL");
       this.db.pragma("foreign_keys = ON");
       this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
       this.db.pragma("cache_size = -65536");
@@ -83,6 +106,11 @@ export class SqliteStore implements Store {
       get: async <T>(q: string, p: readonly SqlValue[] = []) => this.call(() => this.prepare(q).get(...p) as T | undefined),
       run: async (q: string, p: readonly SqlValue[] = []): Promise<RunResult> =>
         this.call(() => ({ changes: this.prepare(q).run(...p).changes })),
+      // in-process statements cost no round trip: nothing to gain by holding them
+      queue: async (q: string, p: readonly SqlValue[] = []) => {
+        this.call(() => this.prepare(q).run(...p));
+      },
+      lockAndRead: async <T>(_lock: string, _lp: readonly SqlValue[], q: string, p: readonly SqlValue[]) => this.call(() => this.prepare(q).all(...p) as T[]),
     };
     this.checkpointer = setInterval(() => void this.checkpoint(), options.checkpointEveryMs ?? 30_000);
     this.checkpointer.unref();
@@ -205,6 +233,31 @@ export class SqliteStore implements Store {
     return this.commits.submit(fn);
   }
 
+  /**
+   * Makes every commit so far durable: one fdatasync of the -wal file, the flush synchronous FULL makes
+   * at each commit. Calls that arrive while one runs share the next.
+   */
+  private flushWal(): Promise<void> {
+    if (!this.flushAfterCommit || !this.unflushed) return this.flushing;
+    if (this.nextFlush) return this.nextFlush;
+    const next = this.flushing.catch(() => {}).then(async () => {
+      this.nextFlush = null;
+      // commits from here on need the flush after this one
+      this.unflushed = false;
+      try {
+        this.wal ??= await open(`${this.location}-wal`, "r");
+        await this.wal.datasync();
+      } catch (err) {
+        const why = describeUnavailable(err, this.location) ?? (err as Error).message;
+        this.failed(why, err);
+        throw new StoreUnavailableError(`the change was written but could not be flushed to disk, so it may be lost if the machine stops: ${why}`);
+      }
+    });
+    this.nextFlush = next;
+    this.flushing = next;
+    return next;
+  }
+
   /** The one connection's statements for a group-commit batch; BEGIN and COMMIT can fail too (another process holds the lock; a full disk shows at COMMIT). */
   private session(): TxSession {
     // prepared once and cached like every statement: a batch runs two savepoint statements per change
@@ -225,6 +278,7 @@ export class SqliteStore implements Store {
         if (wrote) {
           this.failure = null;
           this.unCheckpointed = true;
+          this.unflushed = true;
         }
       },
       rollback: async () => {
@@ -245,7 +299,7 @@ export class SqliteStore implements Store {
 
   async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     // a deferred transaction is a snapshot in WAL mode, even against writers in other processes
-    return this.mutex.run(async () => {
+    const result = await this.mutex.run(async () => {
       this.call(() => this.db.exec("BEGIN"));
       try {
         return await fn(this.sql);
@@ -253,13 +307,19 @@ export class SqliteStore implements Store {
         if (this.db.inTransaction) this.db.exec("COMMIT");
       }
     });
+    // show nothing that a power cut could still take back: wait for the flush of what this read saw
+    await this.flushing.catch(() => {});
+    return result;
   }
 
   async close(): Promise<void> {
     clearInterval(this.checkpointer);
+    await this.flushing.catch(() => {});
     await this.mutex.run(async () => {
       if (this.db.open) this.db.close();
     });
+    await this.wal?.close();
+    this.wal = null;
   }
 }
 
