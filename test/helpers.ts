@@ -54,18 +54,24 @@ export async function tempEngine(options: EngineOptions & { synchronous?: "full"
   const dir = mkdtempSync(join(tmpdir(), "allot-test-"));
   let store: Store;
   let drop = async () => {};
+  let openAgain: () => Promise<Store>;
   if (STORE === "postgres") {
     const db = await tempPostgresDatabase();
     store = await PostgresStore.open({ url: db.url });
     drop = db.drop;
+    openAgain = () => PostgresStore.open({ url: db.url });
   } else {
-    store = new SqliteStore({ file: join(dir, "allot.db"), synchronous: options.synchronous ?? "normal" });
+    const file = join(dir, "allot.db");
+    store = new SqliteStore({ file, synchronous: options.synchronous ?? "normal" });
+    openAgain = async () => new SqliteStore({ file, synchronous: options.synchronous ?? "normal" });
   }
   const engine = await Engine.open(store, { secrets: new SecretBox(Buffer.from(TEST_SECRET_KEY, "hex")), ...options });
   return {
     engine,
     store,
     dir,
+    /** The same database opened again, as a second server opens it (the caller closes it). */
+    openAgain,
     async cleanup() {
       await engine.close();
       await drop();

@@ -8,7 +8,7 @@ import { applyManifest } from "../integrations/kubernetes/manifests.js";
 import { exportNamespace, importNamespace } from "../integrations/kubernetes/namespace-bundle.js";
 import type { z } from "zod";
 import { type AgentReport, assignmentsOf, changeMark, forgetAgent, listAgents, recordAgent, schedule } from "../dhcp/agents.js";
-import { type DhcpNetworkInput, checkMacFree, createNetwork, deleteNetwork, listNetworks, networkConfig, readNetwork, updateNetwork } from "../dhcp/networks.js";
+import { type DhcpNetworkInput, createNetwork, deleteNetwork, listNetworks, networkConfig, readNetwork, updateNetwork } from "../dhcp/networks.js";
 import type { Engine, HistoryQuery, ReleaseTarget } from "../engine/engine.js";
 import type { BulkRequest } from "../engine/bulk.js";
 import { AllotError } from "../engine/errors.js";
@@ -129,7 +129,6 @@ export class ScopedEngine {
 
   async allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext) {
     await this.poolSpace(ref);
-    if (req.mac) await checkMacFree(this.engine, () => this.engine.getPool(ref), req.mac);
     return this.engine.allocate(ref, req, ctx);
   }
   async allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext) {
@@ -143,7 +142,6 @@ export class ScopedEngine {
   }
   async updateAllocation(id: string, patch: AllocationPatch, ctx: ChangeContext) {
     await this.allocationSpace(id);
-    if (patch.mac) await checkMacFree(this.engine, async () => this.engine.getPool({ pool: (await this.engine.getAllocation(id)).poolId }), patch.mac, id);
     return this.engine.updateAllocation(id, patch, ctx);
   }
   async getAllocation(id: string) {

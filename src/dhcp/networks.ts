@@ -195,25 +195,3 @@ export async function networkConfig(engine: Engine, name: string): Promise<Netwo
   }
   return { network: name, options: n.options, subnets: [...subnets.values()], reservations, problems };
 }
-
-/**
- * Refuses a MAC that already holds an address on a DHCP network the pool belongs to (one MAC, one
- * address per network), naming where. `except` is the allocation being changed, if any. The pool is
- * read only when there are DHCP networks at all, so allocations elsewhere pay one small read.
- */
-export async function checkMacFree(engine: Engine, pool: () => Promise<Pool>, mac: string, except?: string): Promise<void> {
-  const networks = await listNetworks(engine);
-  if (networks.length === 0) return;
-  const target = await pool();
-  if (target.family !== 4) return;
-  const normal = normalizeMac(mac);
-  for (const n of networks) {
-    if (n.space !== target.space) continue;
-    const served = await poolsOf(engine, n, []);
-    if (!served.some((p) => p.id === target.id)) continue;
-    for (const p of served) {
-      const held = (await engine.listAllocations({ pool: p.id }, { mac: normal, limit: 2 })).items.find((a) => a.id !== except);
-      if (held) throw new AllotError("conflict", `MAC ${normal} is already reserved on DHCP network ${n.name} (${held.address} in pool ${p.name}); one MAC gets one address per network: release that one first`);
-    }
-  }
-}

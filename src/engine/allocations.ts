@@ -10,6 +10,7 @@ import { fmtSpan, address } from "./pool-plan.js";
 import { type PoolState, key, rangeOf, saveCounters } from "./pool-repo.js";
 import type { Allocation, AllocateRequest, AllocationPatch, ChangeContext } from "./types.js";
 import { normalizeMac } from "./mac.js";
+import { checkMacFree } from "./mac-rule.js";
 import type { SecretBox } from "./secrets.js";
 import { type Interval, sizeClass, within } from "./intervals.js";
 
@@ -81,6 +82,8 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
       return { allocation: toAllocation(pool, held), created: false };
     }
   }
+
+  if (mac !== null) await checkMacFree(env.sql, pool, mac, env.now);
 
   const n = BigInt(size);
   let first: bigint;
@@ -276,6 +279,7 @@ export async function expirePool(env: TxEnv, pool: PoolState): Promise<number> {
 /** Updates an allocation's MAC, hostname, labels or time-to-live; its addresses never change. */
 export async function updateAllocation(env: TxEnv, pool: PoolState, row: AllocationRow, patch: AllocationPatch): Promise<Allocation> {
   checkTtl(patch.ttl);
+  if (patch.mac) await checkMacFree(env.sql, pool, normalizeMac(patch.mac), env.now, row.id);
   const before = toAllocation(pool, row);
   const next: AllocationRow = {
     ...row,
