@@ -7,7 +7,7 @@
 import { applyManifest } from "../integrations/kubernetes/manifests.js";
 import { exportNamespace, importNamespace } from "../integrations/kubernetes/namespace-bundle.js";
 import type { z } from "zod";
-import { type AgentReport, assignmentsOf, changeMark, forgetAgent, listAgents, recordAgent, schedule } from "../dhcp/agents.js";
+import { type AgentReport, assignmentsOf, changeMark, forgetAgent, holdSync, listAgents, recordAgent, schedule } from "../dhcp/agents.js";
 import { type DhcpNetworkInput, createNetwork, deleteNetwork, listNetworks, networkConfig, readNetwork, updateNetwork } from "../dhcp/networks.js";
 import type { Engine, HistoryQuery, ReleaseTarget } from "../engine/engine.js";
 import type { BulkRequest } from "../engine/bulk.js";
@@ -300,8 +300,13 @@ export class ScopedEngine {
   async dhcpAssignments(name: string) {
     return assignmentsOf(this.engine, name, this.token);
   }
-  async dhcpSchedule() {
-    await schedule(this.engine);
+  /** Keeps assignments in line while a sync is held open (see holdSync). */
+  dhcpHold(onError: (err: unknown) => void) {
+    return holdSync(this.engine, onError);
+  }
+  /** Every committed change, for requests that wait for one. */
+  get changes() {
+    return this.engine.changes;
   }
   async dhcpChangeMark() {
     return changeMark(this.engine);

@@ -117,6 +117,40 @@ export async function schedule(engine: Engine, now = Date.now()): Promise<boolea
   });
 }
 
+/**
+ * While any agent's sync is held open on this server, one timer brings assignments in line every
+ * second (an agent may have gone quiet): a change it makes wakes the held syncs through the change
+ * feed. Returns what ends the hold.
+ */
+export function holdSync(engine: Engine, onError: (err: unknown) => void): () => void {
+  let h = holds.get(engine);
+  if (!h) {
+    const state = { count: 0, timer: null as NodeJS.Timeout | null, busy: false };
+    holds.set(engine, (h = state));
+  }
+  const state = h;
+  if (state.count++ === 0) {
+    state.timer = setInterval(() => {
+      if (state.busy) return;
+      state.busy = true;
+      schedule(engine)
+        .catch(onError)
+        .finally(() => (state.busy = false));
+    }, 1000);
+    state.timer.unref();
+  }
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    if (--state.count === 0 && state.timer) {
+      clearInterval(state.timer);
+      state.timer = null;
+    }
+  };
+}
+const holds = new WeakMap<Engine, { count: number; timer: NodeJS.Timeout | null; busy: boolean }>();
+
 /** Network configurations by the change mark they were read at: waiting agents share one read per change. */
 const configs = new Map<string, { mark: string; config: Promise<NetworkConfig> }>();
 async function cachedConfig(engine: Engine, network: string): Promise<NetworkConfig> {

@@ -4,6 +4,7 @@ import { toKey } from "../addr/index.js";
 import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
+import { ChangeFeed } from "./change-feed.js";
 import { type BulkAllocation, type BulkRequest, allocateMany } from "./bulk.js";
 import { allRuns } from "./free-space.js";
 import { type Problem, checkPools } from "./check.js";
@@ -96,12 +97,15 @@ export class Engine {
   private readonly maps = new Map<string, MapSnapshot>();
   private readonly randomBelow: (n: bigint) => bigint;
   private readonly secrets: SecretBox | null;
+  /** Committed changes, by this server or any other on the store: what followers wait on. */
+  readonly changes: ChangeFeed;
 
   private constructor(
     readonly store: Store,
     options: EngineOptions,
   ) {
     this.clock = options.clock ?? Date.now;
+    this.changes = new ChangeFeed(store);
     this.randomBelow = options.randomBelow ?? cryptoRandomBelow;
     this.secrets = options.secrets ?? null;
   }
@@ -562,8 +566,9 @@ export class Engine {
     return this.read(checkPools);
   }
 
-  close(): Promise<void> {
-    return this.store.close();
+  async close(): Promise<void> {
+    await this.changes.stop();
+    await this.store.close();
   }
 }
 

@@ -61,16 +61,22 @@ export async function deliverDue(engine: Engine, log: FastifyBaseLogger): Promis
   }
 }
 
-/** Runs deliverDue every `everyMs` until stopped. */
-export function startWebhookLoop(engine: Engine, log: FastifyBaseLogger, everyMs = 1000): () => void {
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    deliverDue(engine, log)
-      .catch((err: unknown) => log.error({ err }, "webhook delivery loop failed"))
-      .finally(() => (running = false));
-  }, everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+/**
+ * Runs deliverDue whenever a change is committed (by any server: the change feed), and every
+ * `retryMs` besides, for deliveries that wait out a failed one's backoff. Returns what stops it.
+ */
+export function startWebhookLoop(engine: Engine, log: FastifyBaseLogger, retryMs = 1000): () => void {
+  const stop = new AbortController();
+  void (async () => {
+    let seen = engine.changes.version;
+    while (!stop.signal.aborted) {
+      try {
+        await deliverDue(engine, log);
+      } catch (err) {
+        log.error({ err }, "webhook delivery loop failed");
+      }
+      seen = await engine.changes.wait(seen, retryMs, stop.signal);
+    }
+  })();
+  return () => stop.abort();
 }

@@ -267,6 +267,13 @@ export const TABLES_V7 = `
  * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
  * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
  */
+/**
+ * The tables whose changes something follows (see ChangeFeed): history (every engine change), DHCP
+ * networks and assignments, Kubernetes and Neutron objects. Not dhcp_agents, which each agent's sync
+ * rewrites every few seconds and which no follower reads.
+ */
+export const FOLLOWED_TABLES = ["history", "dhcp_networks", "dhcp_assignments", "kube_objects", "neutron_objects"] as const;
+
 export const OVERLAP = {
   /** Top-level pools in one space never overlap; children live inside a carve of their parent. */
   poolRange: {

@@ -51,6 +51,7 @@ export async function insertRows(sql: Sql, table: string, columns: readonly stri
   }
 }
 
+/** @see FOLLOWED_TABLES in schema.ts */
 export interface Store {
   /** "sqlite" or "postgres"; informational only: the engine never branches on it. */
   readonly kind: string;
@@ -69,6 +70,12 @@ export interface Store {
    * read-only, unreachable). Cheap enough to answer every readiness probe.
    */
   writable(): Promise<string | null>;
+  /**
+   * Calls `changed` soon after a change to a followed table ({@link FOLLOWED_TABLES}) commits: at once
+   * for this process's own commits, and for other processes' as soon as the database can tell (PostgreSQL
+   * notifies every listener; SQLite is checked every second). Returns what stops it.
+   */
+  follow(changed: () => void): () => Promise<void>;
   /** Called inside an import's transaction after rows were loaded with their own keys (to move sequences on). */
   afterImport?(sql: Sql): Promise<void>;
   close(): Promise<void>;

@@ -90,28 +90,32 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req, reply) => {
       const { known, waitSeconds, ...report } = req.body;
       const differs = (as: Assignment[]) => as.length !== Object.keys(known).length || as.some((a) => known[a.network] !== a.hash);
-      // the mark first: a change landing while the assignments are read then shows as a new mark
+      // the feed's version, then the mark, then the assignments: a change landing while they are read
+      // then shows as a newer version and a new mark
+      const feed = req.engine.changes;
+      let seen = feed.version;
       let mark = await req.engine.dhcpChangeMark();
       let assignments = await req.engine.dhcpAgentSync(req.params.name, report);
       // held open: answered as soon as the assignments or their reservations change (a push)
-      let gone = false;
-      reply.raw.once("close", () => (gone = true));
+      const gone = new AbortController();
+      reply.raw.once("close", () => gone.abort());
       // held for less than half the time after which an agent counts as lost: a live agent is back
       // with a new sync well before then, and one that hangs (its connection still open) is found out
       const deadline = Date.now() + Math.min(waitSeconds * 1000, AGENT_TIMEOUT_MS / 2);
-      let scheduled = Date.now();
-      while (!differs(assignments) && !gone && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 200));
-        // now and then, bring assignments in line (another agent may have gone quiet)
-        if (Date.now() - scheduled >= 1000) {
-          await req.engine.dhcpSchedule();
-          scheduled = Date.now();
+      if (differs(assignments) || Date.now() >= deadline) return { assignments: assignments as unknown as Record<string, unknown>[] };
+      // woken by the change feed, not by polling: the mark is read again only when something committed
+      const release = req.engine.dhcpHold((err) => req.log.error({ err }, "DHCP scheduling failed"));
+      try {
+        while (!differs(assignments) && !gone.signal.aborted && Date.now() < deadline) {
+          seen = await feed.wait(seen, deadline - Date.now(), gone.signal);
+          const now = await req.engine.dhcpChangeMark();
+          if (now !== mark) {
+            mark = now;
+            assignments = await req.engine.dhcpAssignments(req.params.name);
+          }
         }
-        const now = await req.engine.dhcpChangeMark();
-        if (now !== mark) {
-          mark = now;
-          assignments = await req.engine.dhcpAssignments(req.params.name);
-        }
+      } finally {
+        release();
       }
       return { assignments: assignments as unknown as Record<string, unknown>[] };
     },

@@ -277,6 +277,8 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
   async function watch(req: FastifyRequest, reply: FastifyReply, t: ResourceType, ns: string | undefined, q: Record<string, string | undefined>) {
     const p = req.params as { g: string; v: string };
     const token = kubeToken(req);
+    // the feed's version before the first read: a change committed during it wakes the loop again
+    let seen = engine.changes.version;
     let since = q.resourceVersion && /^\d+$/.test(q.resourceVersion) ? Number(q.resourceVersion) : await store.read(currentRv);
     const table = wantsTable(req);
     const deadline = q.timeoutSeconds ? Date.now() + Number(q.timeoutSeconds) * 1000 : Infinity;
@@ -284,7 +286,11 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
     const res = reply.raw;
     res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked", "cache-control": "no-cache" });
     let open = true;
-    req.raw.on("close", () => (open = false));
+    const gone = new AbortController();
+    req.raw.on("close", () => {
+      open = false;
+      gone.abort();
+    });
     const bookmarks = q.allowWatchBookmarks === "true" || q.allowWatchBookmarks === "1";
     let lastWrite = Date.now();
     // the reply is ours now: whatever happens, the stream is ended (an error cannot be sent any more)
@@ -308,7 +314,8 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
           const object = table ? tableRow(t, o) : o;
           res.write(`${JSON.stringify({ type: c.type, object })}\n`);
         }
-        await new Promise((r) => setTimeout(r, 250));
+        // until the next committed change (or the next bookmark, or the deadline)
+        seen = await engine.changes.wait(seen, Math.min(BOOKMARK_EVERY_MS, deadline - Date.now()), gone.signal);
       }
     } catch (err) {
       req.log.error({ err }, "watch ended by an error");

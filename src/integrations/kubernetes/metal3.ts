@@ -612,28 +612,30 @@ export async function pendingNamespaces(store: Store): Promise<string[]> {
 }
 
 /**
- * Reconciles waiting namespaces every few seconds, so a claim that found its pool full gets an address
- * once one is released by any means (the /v1 API, the CLI, an expiry), not only on the next kube write.
- * Every such release is a history entry, so a pass runs only when the history has moved.
+ * Reconciles waiting namespaces whenever a change is committed (the change feed; at the latest every
+ * `everyMs`), so a claim that found its pool full gets an address once one is released by any means
+ * (the /v1 API, the CLI, an expiry, another server), not only on the next kube write. Every such
+ * release is a history entry, so a pass runs only when the history has moved.
  */
 export function startResync(deps: Metal3Deps, everyMs = 5000): () => void {
-  let busy = false;
-  /** The newest history entry when the last pass began: with nothing new since, a pass would change nothing. */
-  let seen: number | null = null;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    deps.store
-      .read((sql) => sql.get<{ s: number | string | null }>("SELECT MAX(seq) AS s FROM history"))
-      .then(async (row) => {
+  const stop = new AbortController();
+  void (async () => {
+    /** The newest history entry when the last pass began: with nothing new since, a pass would change nothing. */
+    let seen: number | null = null;
+    let version = deps.engine.changes.version;
+    while (!stop.signal.aborted) {
+      try {
+        const row = await deps.store.read((sql) => sql.get<{ s: number | string | null }>("SELECT MAX(seq) AS s FROM history"));
         const mark = Number(row?.s ?? 0);
-        if (mark === seen) return;
-        for (const ns of await pendingNamespaces(deps.store)) await reconcile(deps, ns);
-        seen = mark;
-      })
-      .catch((err: unknown) => deps.log?.(err))
-      .finally(() => (busy = false));
-  }, everyMs);
-  timer.unref();
-  return () => clearInterval(timer);
+        if (mark !== seen) {
+          for (const ns of await pendingNamespaces(deps.store)) await reconcile(deps, ns);
+          seen = mark;
+        }
+      } catch (err) {
+        deps.log?.(err);
+      }
+      version = await deps.engine.changes.wait(version, everyMs, stop.signal);
+    }
+  })();
+  return () => stop.abort();
 }

@@ -107,8 +107,11 @@ export class PostgresStore implements Store {
   private failure: { reason: string; at: number } | null = null;
   private readonly commits: GroupCommit;
 
+  private readonly url: string;
+
   private constructor(options: PostgresStoreOptions) {
     this.location = redact(options.url);
+    this.url = options.url;
     // A database that drops packets silently (a failed-over host, a partition) would hold a request
     // for as long as TCP retries: connecting gives up after 10 s, and keepalives find a dead peer.
     const connections = options.maxConnections ?? 10;
@@ -355,6 +358,45 @@ export class PostgresStore implements Store {
         throw err;
       }
     });
+  }
+
+  /**
+   * One connection of its own LISTENs for the notification the followed tables' triggers send at each
+   * commit, by any server. Lost, it is made again a second later, and followers are woken then, since
+   * changes may have passed unheard meanwhile.
+   */
+  follow(changed: () => void): () => Promise<void> {
+    let stopped = false;
+    let client: pg.Client | null = null;
+    let retry: NodeJS.Timeout | undefined;
+    const listen = async (): Promise<void> => {
+      if (stopped) return;
+      const c = (client = new pg.Client({ connectionString: this.url, keepAlive: true, connectionTimeoutMillis: 10_000 }));
+      const again = () => {
+        if (stopped || client !== c) return;
+        client = null;
+        void c.end().catch(() => {});
+        retry = setTimeout(() => void listen(), 1000);
+        retry.unref();
+      };
+      c.on("notification", () => changed());
+      c.on("error", again);
+      c.on("end", again);
+      try {
+        await c.connect();
+        await c.query("LISTEN allot_changes");
+        changed();
+      } catch {
+        again();
+      }
+    };
+    void listen();
+    return async () => {
+      stopped = true;
+      clearTimeout(retry);
+      await client?.end().catch(() => {});
+      client = null;
+    };
   }
 
   async afterImport(sql: Sql): Promise<void> {

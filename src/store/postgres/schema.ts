@@ -1,4 +1,4 @@
-import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4 } from "../schema.js";
+import { FOLLOWED_TABLES, OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -38,4 +38,13 @@ export const migrations: readonly string[] = [
   TABLES_V5,
   TABLES_V6,
   TABLES_V7,
+  // every server learns of a followed change at its commit (LISTEN allot_changes): one notification per
+  // transaction, however many rows or statements (PostgreSQL folds identical ones together)
+  `CREATE FUNCTION allot_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('allot_changes', '');
+    RETURN NULL;
+  END $$;
+  ${FOLLOWED_TABLES.map((t) => `CREATE TRIGGER ${t}_notify AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION allot_notify_change();`).join("\n  ")}
+  `,
 ];

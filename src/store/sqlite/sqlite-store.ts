@@ -6,6 +6,7 @@ import { GroupCommit, type TxSession } from "../group-commit.js";
 import { Mutex } from "../mutex.js";
 import { ConstraintError, type RunResult, type Sql, type SqlValue, type Store, StoreUnavailableError } from "../store.js";
 import { migrations } from "./schema.js";
+import { FOLLOWED_TABLES } from "../schema.js";
 import { BUSY_TIMEOUT_MS, describeUnavailable, freeBytes } from "./unavailable.js";
 import { whyNotWritable } from "./why-not-writable.js";
 
@@ -70,6 +71,9 @@ export class SqliteStore implements Store {
   /** Commits not yet known to be on disk: a flush covers every commit before it began. */
   private unflushed = false;
   private flushing: Promise<void> = Promise.resolve();
+  /** A followed table changed in the transaction under way (set by this connection's TEMP triggers). */
+  private followedChange = false;
+  private readonly followers = new Set<() => void>();
   /** A flush asked for that has not started: later commits join it. */
   private nextFlush: Promise<void> | null = null;
 
@@ -96,6 +100,7 @@ export class SqliteStore implements Store {
       this.db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
       this.db.defaultSafeIntegers(false);
       this.migrate();
+      this.markFollowedChanges();
     } catch (err) {
       db?.close();
       throw describeOpenError(err, options.file);
@@ -114,6 +119,42 @@ export class SqliteStore implements Store {
     };
     this.checkpointer = setInterval(() => void this.checkpoint(), options.checkpointEveryMs ?? 30_000);
     this.checkpointer.unref();
+  }
+
+  /**
+   * This connection's own triggers (TEMP: not in the file, so other programs opening it need nothing)
+   * note that a followed table changed; the commit then tells the followers.
+   */
+  private markFollowedChanges(): void {
+    this.db.function("allot_followed_change", { deterministic: false, varargs: false }, () => {
+      this.followedChange = true;
+      return null;
+    });
+    for (const t of FOLLOWED_TABLES) {
+      for (const op of ["INSERT", "UPDATE", "DELETE"]) {
+        this.db.exec(`CREATE TEMP TRIGGER ${t}_${op.toLowerCase()}_followed AFTER ${op} ON main.${t} BEGIN SELECT allot_followed_change(); END`);
+      }
+    }
+  }
+
+  follow(changed: () => void): () => Promise<void> {
+    this.followers.add(changed);
+    // another process's commits (a second server, the CLI on the same file) show as a new data_version
+    let seen = this.dataVersion();
+    const timer = setInterval(() => {
+      const now = this.dataVersion();
+      if (now !== seen) changed();
+      seen = now;
+    }, 1000);
+    timer.unref();
+    return async () => {
+      clearInterval(timer);
+      this.followers.delete(changed);
+    };
+  }
+
+  private dataVersion(): number {
+    return this.db.open ? (this.db.pragma("data_version", { simple: true }) as number) : 0;
   }
 
   /** The schema version this database is at. */
@@ -280,8 +321,15 @@ export class SqliteStore implements Store {
           this.unCheckpointed = true;
           this.unflushed = true;
         }
+        if (this.followedChange) {
+          this.followedChange = false;
+          // once the change is durable: followers then show nothing a power cut could take back
+          const followers = [...this.followers];
+          if (followers.length > 0) void this.flushing.then(() => followers.forEach((f) => f()), () => {});
+        }
       },
       rollback: async () => {
+        this.followedChange = false;
         try {
           if (this.db.inTransaction) this.db.exec("ROLLBACK");
         } catch {
