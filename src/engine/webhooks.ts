@@ -167,7 +167,8 @@ async function historyBySeq(sql: Sql, seqs: number[]): Promise<HistoryEntry[]> {
 /** Records a delivery's outcome: on success its events leave the outbox; on failure the next attempt backs off. */
 export async function settleDelivery(sql: Sql, d: DueDelivery, now: number, outcome: { ok: true } | { ok: false; error: string }): Promise<void> {
   if (outcome.ok) {
-    await sql.run(`DELETE FROM webhook_outbox WHERE webhook_id = ? AND seq IN (${d.seqs.map(() => "?").join(", ")})`, [d.hook.id, ...d.seqs]);
+    // (none when another server delivered them between this lease's two reads: only the lease ends)
+    if (d.seqs.length > 0) await sql.run(`DELETE FROM webhook_outbox WHERE webhook_id = ? AND seq IN (${d.seqs.map(() => "?").join(", ")})`, [d.hook.id, ...d.seqs]);
     await sql.run("UPDATE webhooks SET delivered = delivered + ?, failures = 0, next_attempt_at = 0, last_error = NULL WHERE id = ? AND next_attempt_at = ?", [d.events.length, d.hook.id, d.lease]);
     return;
   }
