@@ -50,8 +50,11 @@ export class SqliteStore implements Store {
   private readonly sql: Sql;
   private readonly commits = new GroupCommit({
     withSession: async (work) => {
-      const result = await this.mutex.run(() => work(this.session()));
+      const session = this.session();
+      const result = await this.mutex.run(() => work(session));
       await this.flushWal();
+      // followers hear of a change once it is durable: they show nothing a power cut could take back
+      if (session.followed) for (const f of this.followers) f();
       return result;
     },
     // while one batch waits for its flush, the next one runs
@@ -300,13 +303,15 @@ export class SqliteStore implements Store {
   }
 
   /** The one connection's statements for a group-commit batch; BEGIN and COMMIT can fail too (another process holds the lock; a full disk shows at COMMIT). */
-  private session(): TxSession {
+  private session(): TxSession & { followed: boolean } {
     // prepared once and cached like every statement: a batch runs two savepoint statements per change
     const exec = async (statement: string): Promise<void> => {
       this.call(() => this.prepare(statement).run());
     };
     let changesBefore = 0;
-    return {
+    const session = {
+      /** The batch committed a change to a followed table. */
+      followed: false,
       sql: this.sql,
       begin: async () => {
         await exec("BEGIN IMMEDIATE");
@@ -323,9 +328,7 @@ export class SqliteStore implements Store {
         }
         if (this.followedChange) {
           this.followedChange = false;
-          // once the change is durable: followers then show nothing a power cut could take back
-          const followers = [...this.followers];
-          if (followers.length > 0) void this.flushing.then(() => followers.forEach((f) => f()), () => {});
+          session.followed = true;
         }
       },
       rollback: async () => {
@@ -343,6 +346,7 @@ export class SqliteStore implements Store {
         await exec("ROLLBACK TO change");
       },
     };
+    return session;
   }
 
   async read<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
