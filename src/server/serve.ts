@@ -1,3 +1,4 @@
+import { TOMBSTONES_KEPT_MS, pruneTombstones } from "../integrations/kubernetes/objects.js";
 import type { FastifyInstance } from "fastify";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -105,6 +106,14 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
 
   const stopWebhooks = startWebhookLoop(engine, app.log);
   const stopResync = startResync({ engine, store, ctx: { actor: "kubernetes-resync" }, log: (err) => app.log.error({ err }, "metal3 resync failed") });
+  // deleted Kubernetes objects' tombstones, once no watch can still need them
+  const tombstones = setInterval(() => {
+    store
+      .transaction((sql) => pruneTombstones(sql, Date.now() - TOMBSTONES_KEPT_MS))
+      .then((n) => n > 0 && app.log.info({ removed: n }, "pruned Kubernetes tombstones"))
+      .catch((err: unknown) => app.log.error({ err }, "pruning Kubernetes tombstones failed"));
+  }, 5 * 60_000);
+  tombstones.unref();
   const retention = config.historyRetentionDays > 0 ? setInterval(() => void prune(), 3600_000) : null;
   retention?.unref();
   const prune = async () => {
@@ -123,6 +132,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     url: address,
     async stop() {
       clearInterval(timer);
+      clearInterval(tombstones);
       if (retention) clearInterval(retention);
       stopWebhooks();
       stopResync();

@@ -264,16 +264,28 @@ export const TABLES_V7 = `
 `;
 
 /**
- * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
- * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
- */
-/**
  * The tables whose changes something follows (see ChangeFeed): history (every engine change), DHCP
  * networks and assignments, Kubernetes and Neutron objects. Not dhcp_agents, which each agent's sync
  * rewrites every few seconds and which no follower reads.
  */
 export const FOLLOWED_TABLES = ["history", "dhcp_networks", "dhcp_assignments", "kube_objects", "neutron_objects"] as const;
 
+/**
+ * Version 8: a deleted Kubernetes object's tombstone records when it was deleted, so tombstones can be
+ * pruned after a while; kube_rv.compacted is the newest resourceVersion pruned, below which a watch
+ * can no longer be resumed (410 Gone, as a compacted etcd answers).
+ */
+export function tablesV8(d: Dialect): string {
+  return `
+  ALTER TABLE kube_objects ADD COLUMN deleted_at ${d.bigint};
+  ALTER TABLE kube_rv ADD COLUMN compacted ${d.bigint} NOT NULL DEFAULT 0;
+`;
+}
+
+/**
+ * What the overlap triggers refuse, as conditions on NEW (the row being inserted). Each looks only at
+ * the nearest run below NEW.last, an O(log n) seek, which suffices because runs never overlap.
+ */
 export const OVERLAP = {
   /** Top-level pools in one space never overlap; children live inside a carve of their parent. */
   poolRange: {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { startResync } from "../../src/integrations/kubernetes/metal3.js";
+import { pruneTombstones } from "../../src/integrations/kubernetes/objects.js";
 import { ctx, tempApp } from "../helpers.js";
 
 /**
@@ -266,4 +267,25 @@ test("a remake never drops child pools carved through /v1; patches are held to t
   const badName = await env.inject({ method: "POST", url: "/v1/kubernetes/namespaces/Bad_NS/import", payload: { ...empty, namespace: "Bad_NS" } });
   assert.equal(badName.statusCode, 400);
   assert.match(badName.json().detail, /is not a DNS label/);
+});
+
+test("tombstones are pruned after a while; a watch from before them is told to list again (410 Expired)", async () => {
+  const url = `/apis/${M3}/namespaces/prune/ippools`;
+  assert.equal((await env.inject({ method: "POST", url, payload: pool("short-lived", { pools: [{ start: "10.95.0.10", end: "10.95.0.20" }], prefix: 24 }) })).statusCode, 201);
+  const listed = (await env.inject({ method: "GET", url })).json().metadata.resourceVersion as string;
+  assert.equal((await env.inject({ method: "DELETE", url: `${url}/short-lived` })).statusCode, 200);
+  // while its tombstone is kept, a watch from before the deletion sees it go
+  const before = await env.inject({ method: "GET", url: `${url}?watch=true&resourceVersion=${listed}&timeoutSeconds=1` });
+  assert.equal(before.statusCode, 200);
+  assert.deepEqual(before.body.trim().split("\n").map((l) => JSON.parse(l).type), ["DELETED"]);
+
+  const removed = await env.store.transaction((sql) => pruneTombstones(sql, Date.now() + 1));
+  assert.ok(removed >= 1);
+  const expired = await env.inject({ method: "GET", url: `${url}?watch=true&resourceVersion=${listed}&timeoutSeconds=1` });
+  assert.equal(expired.statusCode, 410, expired.body);
+  assert.equal(expired.json().reason, "Expired");
+  assert.match(expired.json().message, /too old resource version/);
+  // listing again gives a version to watch from
+  const again = (await env.inject({ method: "GET", url })).json().metadata.resourceVersion as string;
+  assert.equal((await env.inject({ method: "GET", url: `${url}?watch=true&resourceVersion=${again}&timeoutSeconds=1` })).statusCode, 200);
 });

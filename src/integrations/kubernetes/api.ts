@@ -14,7 +14,7 @@ import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { TokenCache } from "../../api/auth.js";
-import { changesSince, currentRv, getObject, listObjects, putObject, removeObject } from "./objects.js";
+import { changesSince, compactedRv, currentRv, getObject, listObjects, putObject, removeObject } from "./objects.js";
 import { KubeError, admit, checkBody, ensureNamespace } from "./admission.js";
 import { InvalidObject, reconcile } from "./metal3.js";
 import { type KubeObject, RESOURCES, type ResourceType, age, findResource } from "./resources.js";
@@ -280,6 +280,10 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
     // the feed's version before the first read: a change committed during it wakes the loop again
     let seen = engine.changes.version;
     let since = q.resourceVersion && /^\d+$/.test(q.resourceVersion) ? Number(q.resourceVersion) : await store.read(currentRv);
+    // deletions before the newest pruned tombstone are gone: a watch from there must list again
+    const tooOld = (compacted: number) => new KubeError(410, "Expired", `too old resource version: ${since} (${compacted})`);
+    const compacted = await store.read(compactedRv);
+    if (since < compacted) throw tooOld(compacted);
     const table = wantsTable(req);
     const deadline = q.timeoutSeconds ? Date.now() + Number(q.timeoutSeconds) * 1000 : Infinity;
     reply.hijack();
@@ -298,7 +302,17 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
       while (open && !closing && Date.now() < deadline) {
         const due = bookmarks && Date.now() - lastWrite > BOOKMARK_EVERY_MS;
         // (the version is read with the changes, so none between them is skipped)
-        const { changes, rv } = await store.read(async (sql) => ({ changes: await changesSince(sql, t, since, ns), rv: due ? await currentRv(sql) : since }));
+        const { changes, rv, compacted } = await store.read(async (sql) => ({
+          changes: await changesSince(sql, t, since, ns),
+          rv: due ? await currentRv(sql) : since,
+          compacted: await compactedRv(sql),
+        }));
+        // fell behind a pruning of tombstones: say so (as a compacted etcd does) and end, so the client lists again
+        if (since < compacted) {
+          const e = tooOld(compacted);
+          res.write(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: e.message, reason: e.reason, code: e.code } })}\n`);
+          break;
+        }
         // a quiet watch still learns how far it has read, so a restart resumes from there (BOOKMARK)
         if (due && changes.length === 0) {
           since = Math.max(since, rv);

@@ -1,7 +1,8 @@
 /**
  * Kubernetes-style objects kept in Allot's database: one JSON document per object, a resourceVersion
  * from one counter that grows with every write, and a tombstone row after deletion, so a watch can
- * ask "what changed after version N" and see deletions too.
+ * ask "what changed after version N" and see deletions too. Tombstones are pruned after a while; a
+ * watch from before the newest pruned one is told to start over (410 Gone).
  */
 import { randomUUID } from "node:crypto";
 import type { Sql } from "../../store/store.js";
@@ -73,14 +74,38 @@ export async function putObject(sql: Sql, t: ResourceType, o: KubeObject, now = 
   return object;
 }
 
-/** Removes an object, leaving a tombstone (with a new resourceVersion) for watchers. */
-export async function removeObject(sql: Sql, t: ResourceType, o: KubeObject): Promise<KubeObject> {
+/** Removes an object, leaving a tombstone (with a new resourceVersion) for watchers, until it is pruned. */
+export async function removeObject(sql: Sql, t: ResourceType, o: KubeObject, now = Date.now()): Promise<KubeObject> {
   const rv = await nextRv(sql);
   const gone: KubeObject = { ...o, metadata: { ...o.metadata, resourceVersion: String(rv) } };
-  await sql.run("UPDATE kube_objects SET rv = ?, deleted = 1, body = ? WHERE grp = ? AND resource = ? AND namespace = ? AND name = ?", [
-    rv, JSON.stringify(gone), t.group, t.resource, o.metadata.namespace, o.metadata.name,
+  await sql.run("UPDATE kube_objects SET rv = ?, deleted = 1, deleted_at = ?, body = ? WHERE grp = ? AND resource = ? AND namespace = ? AND name = ?", [
+    rv, now, JSON.stringify(gone), t.group, t.resource, o.metadata.namespace, o.metadata.name,
   ]);
   return gone;
+}
+
+/** How long a deleted object's tombstone is kept: a watch may resume from any version this recent. */
+export const TOMBSTONES_KEPT_MS = 15 * 60_000;
+
+/**
+ * Removes tombstones deleted before `before` (ms; those from before deletion times were recorded, too)
+ * and records the newest version removed: a watch asking to resume from below it is told to start
+ * over (410), since deletions it would need are gone. Answers how many were removed.
+ */
+export async function pruneTombstones(sql: Sql, before: number): Promise<number> {
+  const row = await sql.get<{ n: number; top: number | null }>(
+    "SELECT COUNT(*) AS n, MAX(rv) AS top FROM kube_objects WHERE deleted = 1 AND (deleted_at IS NULL OR deleted_at < ?)",
+    [before],
+  );
+  if (!row || Number(row.n) === 0) return 0;
+  await sql.run("DELETE FROM kube_objects WHERE deleted = 1 AND rv <= ? AND (deleted_at IS NULL OR deleted_at < ?)", [row.top, before]);
+  await sql.run("UPDATE kube_rv SET compacted = ? WHERE id = 1 AND compacted < ?", [row.top, row.top]);
+  return Number(row.n);
+}
+
+/** The newest resourceVersion whose tombstones may have been pruned: watches resume only above it. */
+export async function compactedRv(sql: Sql): Promise<number> {
+  return Number((await sql.get<{ c: number }>("SELECT compacted AS c FROM kube_rv WHERE id = 1"))!.c);
 }
 
 /** Everything of a type that changed after `since`, oldest first: ADDED, MODIFIED or DELETED. */

@@ -1,4 +1,4 @@
-import { FOLLOWED_TABLES, OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4 } from "../schema.js";
+import { FOLLOWED_TABLES, OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4, tablesV8 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -47,4 +47,5 @@ export const migrations: readonly string[] = [
   END $$;
   ${FOLLOWED_TABLES.map((t) => `CREATE TRIGGER ${t}_notify AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION allot_notify_change();`).join("\n  ")}
   `,
+  tablesV8({ bytes: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY" }),
 ];

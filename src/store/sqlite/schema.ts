@@ -1,4 +1,4 @@
-import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4 } from "../schema.js";
+import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4, tablesV8 } from "../schema.js";
 
 const refuse = (name: string, on: string, c: { message: string; when: string }) =>
   `CREATE TRIGGER ${name} BEFORE INSERT ON ${on} WHEN ${c.when}
@@ -25,4 +25,5 @@ export const migrations: readonly string[] = [
   TABLES_V5,
   TABLES_V6,
   TABLES_V7,
+  tablesV8({ bytes: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" }),
 ];
