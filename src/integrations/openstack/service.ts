@@ -135,10 +135,14 @@ export class NeutronService {
     });
   }
 
-  /** Stores a change made from `prev`; refused (changing nothing) if another change or a delete came first. */
-  private async update(kind: Kind, prev: Doc, next: Doc, mac: string | null = null): Promise<void> {
+  /**
+   * Stores a change made from `prev` (its next revision, stamped now) and answers it as stored; refused
+   * (changing nothing) if another change or a delete came first.
+   */
+  private async update<T extends Doc>(kind: Kind, prev: Doc, changed: T, mac: string | null = null): Promise<T> {
+    const next = { ...changed, updated_at: now(), revision_number: Number(prev.revision_number ?? 0) + 1 };
     const ok = await this.store.transaction((sql) => replaceDoc(sql, next, Number(prev.revision_number ?? 0), mac));
-    if (ok) return;
+    if (ok) return next;
     const gone = !(await this.store.read((sql) => getDoc(sql, kind, prev.id)));
     if (gone) throw notFound(kind, prev.id);
     throw new NeutronError(409, "Conflict", `${kind} ${prev.id} was changed by another request meanwhile; read it again and retry`);
@@ -182,12 +186,8 @@ export class NeutronService {
     if (body.admin_state_up !== undefined) next.admin_state_up = bool(body.admin_state_up, "admin_state_up");
     if (body.mtu !== undefined) next.mtu = int(body.mtu, "mtu");
     if (body.port_security_enabled !== undefined) next.port_security_enabled = bool(body.port_security_enabled, "port_security_enabled");
-    await this.update("network", doc, this.touched(next));
+    await this.update("network", doc, next);
     return this.show(c, "network", id);
-  }
-
-  private touched(d: Doc): Doc {
-    return { ...d, updated_at: now(), revision_number: Number(d.revision_number ?? 0) + 1 };
   }
 
   async deleteNetwork(c: Caller, id: string): Promise<void> {
@@ -263,9 +263,7 @@ export class NeutronService {
     }
     for (const k of ["min_prefixlen", "max_prefixlen", "default_prefixlen"] as const) if (body[k] !== undefined) next[k] = int(body[k], k);
     checkBounds(next.min_prefixlen, next.default_prefixlen, next.max_prefixlen, doc.ip_version === 4 ? 32 : 128);
-    const saved = this.touched(next) as SubnetPool;
-    await this.update("subnetpool", doc, saved);
-    return saved;
+    return this.update("subnetpool", doc, next);
   }
 
   async deleteSubnetPool(c: Caller, id: string): Promise<void> {
@@ -407,9 +405,7 @@ export class NeutronService {
       Object.assign(next, { gateway_ip: fields.gateway_ip, allocation_pools: fields.allocation_pools, dns_nameservers: fields.dns_nameservers });
       await this.engine.updatePool({ pool: s._pool }, { attributes: { "neutron.subnet": s.id, "neutron.gateway": next.gateway_ip, "neutron.dns": next.dns_nameservers } }, c.ctx);
     }
-    const saved = this.touched(next) as Subnet;
-    await this.update("subnet", s, saved);
-    return saved;
+    return this.update("subnet", s, next);
   }
 
   async deleteSubnet(c: Caller, id: string): Promise<void> {
@@ -526,9 +522,9 @@ export class NeutronService {
       next._held = [...keep, ...added];
       next.fixed_ips = next._held.map(({ subnet_id, ip_address }) => ({ subnet_id, ip_address }));
     }
-    const saved = this.touched(next) as Port;
+    let saved: Port;
     try {
-      await this.update("port", port, saved, saved.mac_address);
+      saved = await this.update("port", port, next, next.mac_address);
     } catch (err) {
       // nothing of this update stays: what it took goes back
       await this.release(c, added);
