@@ -77,7 +77,8 @@ interface MapCell {
   total: string;
   free: string;
 }
-interface History {
+/** One history entry (named apart from the DOM's History, which an interface of that name would merge with). */
+interface HistoryEntry {
   seq: number;
   at: string;
   actor: string;
@@ -433,7 +434,7 @@ async function poolPage(id: string): Promise<void> {
     }
   };
   const loadHistory = async () => {
-    const res = await api<{ items: History[] }>("GET", `/v1/pools/${id}/history?limit=15`);
+    const res = await api<{ items: HistoryEntry[] }>("GET", `/v1/pools/${id}/history?limit=15`);
     history.replaceChildren(historyTable(res.items));
   };
 
@@ -455,7 +456,7 @@ async function poolPage(id: string): Promise<void> {
   refreshAll();
 }
 
-function historyTable(items: History[]): HTMLElement {
+function historyTable(items: HistoryEntry[]): HTMLElement {
   return h(
     "table",
     {},
@@ -464,7 +465,7 @@ function historyTable(items: History[]): HTMLElement {
   );
 }
 
-function describe(e: History): string {
+function describe(e: HistoryEntry): string {
   const v = (e.after ?? e.before ?? {}) as { address?: string; name?: string; owner?: string | null };
   return `${e.action} ${e.entity}${v.address ? ` ${v.address}` : v.name ? ` ${v.name}` : ""}${v.owner ? ` (${v.owner})` : ""}`;
 }
@@ -530,7 +531,7 @@ async function searchPage(q: string): Promise<void> {
 async function addressPage(space: string, address: string): Promise<void> {
   const [found, history] = await Promise.all([
     api<{ items: { pool: string; poolId: string; state: string; allocation: Allocation | null }[] }>("GET", `/v1/lookup?address=${encodeURIComponent(address)}&space=${encodeURIComponent(space)}`),
-    api<{ items: History[] }>("GET", `/v1/history?address=${encodeURIComponent(address)}&space=${encodeURIComponent(space)}&limit=100`),
+    api<{ items: HistoryEntry[] }>("GET", `/v1/history?address=${encodeURIComponent(address)}&space=${encodeURIComponent(space)}&limit=100`),
   ]);
   const r = found.items[0];
   const a = r?.allocation;
