@@ -17,6 +17,8 @@ export class ChangeFeed {
   private waiters = new Set<() => void>();
   private stopFollowing: (() => Promise<void>) | null = null;
   private fallback: NodeJS.Timeout | null = null;
+  /** Stopped with its engine: a late follower then waits out its timeout rather than following a closed store. */
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
@@ -57,13 +59,14 @@ export class ChangeFeed {
 
   /** Begins following the store; done on the first use, so engines nobody follows hold no connection. */
   private start(): void {
-    if (this.stopFollowing || this.fallback) return;
+    if (this.stopped || this.stopFollowing || this.fallback) return;
     this.stopFollowing = this.store.follow((): void => this.changed());
     this.fallback = setInterval(() => this.changed(), this.fallbackMs);
     this.fallback.unref();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.fallback) clearInterval(this.fallback);
     this.fallback = null;
     const stop = this.stopFollowing;
