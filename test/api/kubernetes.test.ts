@@ -289,3 +289,21 @@ test("tombstones are pruned after a while; a watch from before them is told to l
   const again = (await env.inject({ method: "GET", url })).json().metadata.resourceVersion as string;
   assert.equal((await env.inject({ method: "GET", url: `${url}?watch=true&resourceVersion=${again}&timeoutSeconds=1` })).statusCode, 200);
 });
+
+test("a quiet watch is not ended by the pruning of other objects' tombstones, and resourceVersion 0 is never too old", async () => {
+  const url = `/apis/${M3}/namespaces/quiet/ippools`;
+  const other = `/apis/${M3}/namespaces/busy/ippools`;
+  const listed = (await env.inject({ method: "GET", url })).json().metadata.resourceVersion as string;
+  const watching = env.inject({ method: "GET", url: `${url}?watch=true&resourceVersion=${listed}&timeoutSeconds=3` });
+  await new Promise((r) => setTimeout(r, 300));
+  // elsewhere: an object made and deleted, its tombstone pruned, while the watch above sees nothing of its own
+  assert.equal((await env.inject({ method: "POST", url: other, payload: pool("elsewhere", { pools: [{ start: "10.96.0.10", end: "10.96.0.20" }], prefix: 24 }) })).statusCode, 201);
+  assert.equal((await env.inject({ method: "DELETE", url: `${other}/elsewhere` })).statusCode, 200);
+  await new Promise((r) => setTimeout(r, 500));
+  await env.store.transaction((sql) => pruneTombstones(sql, Date.now() + 1));
+  const quiet = await watching;
+  assert.equal(quiet.statusCode, 200);
+  assert.doesNotMatch(quiet.body, /Expired/, "the quiet watch was told to start over");
+  const zero = await env.inject({ method: "GET", url: `${url}?watch=true&resourceVersion=0&timeoutSeconds=1` });
+  assert.equal(zero.statusCode, 200, zero.body);
+});

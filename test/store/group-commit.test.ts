@@ -96,3 +96,31 @@ test("changes to one pool that share a transaction: a queued write that fails wh
     await cleanup();
   }
 });
+
+test("a change whose queued write fails only when the next change is sent: it fails, and the next one does not", async () => {
+  const { store, cleanup } = await tempEngine();
+  try {
+    await store.transaction((sql) => sql.run("CREATE TABLE gc_later (k TEXT PRIMARY KEY)"));
+    await store.transaction((sql) => sql.run("INSERT INTO gc_later (k) VALUES ('taken')"));
+    // each change only queues its write and returns: a failure shows when the batch's next statement
+    // (another change's) or its commit is sent
+    const results = await Promise.allSettled(
+      Array.from({ length: 24 }, (_, i) =>
+        store.transaction(async (sql) => {
+          await sql.queue("INSERT INTO gc_later (k) VALUES (?)", [i % 6 === 0 ? "taken" : `row-${i}`]);
+          if (i % 2 === 1) await sql.get("SELECT COUNT(*) AS n FROM gc_later");
+          return i;
+        }, "one-pool"),
+      ),
+    );
+    for (const [i, r] of results.entries()) {
+      if (i % 6 === 0) assert.ok(r.status === "rejected" && r.reason instanceof ConstraintError, `change ${i} should fail on the unique key, got ${r.status === "rejected" ? r.reason : "success"}`);
+      else assert.equal(r.status, "fulfilled", `change ${i} should succeed: ${r.status === "rejected" ? r.reason : ""}`);
+    }
+    // what was answered as done is stored, every one of them
+    const rows = await store.read((sql) => sql.all<{ k: string }>("SELECT k FROM gc_later WHERE k <> 'taken' ORDER BY k"));
+    assert.deepEqual(rows.map((r) => r.k), results.flatMap((r, i) => (r.status === "fulfilled" ? [`row-${i}`] : [])).sort());
+  } finally {
+    await cleanup();
+  }
+});

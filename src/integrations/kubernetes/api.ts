@@ -282,8 +282,10 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
     let since = q.resourceVersion && /^\d+$/.test(q.resourceVersion) ? Number(q.resourceVersion) : await store.read(currentRv);
     // deletions before the newest pruned tombstone are gone: a watch from there must list again
     const tooOld = (compacted: number) => new KubeError(410, "Expired", `too old resource version: ${since} (${compacted})`);
+    // ("0" asks for any version: it is never too old)
+    const anyVersion = q.resourceVersion === undefined || q.resourceVersion === "0";
     const compacted = await store.read(compactedRv);
-    if (since < compacted) throw tooOld(compacted);
+    if (!anyVersion && since < compacted) throw tooOld(compacted);
     const table = wantsTable(req);
     const deadline = q.timeoutSeconds ? Date.now() + Number(q.timeoutSeconds) * 1000 : Infinity;
     reply.hijack();
@@ -304,11 +306,11 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
         // (the version is read with the changes, so none between them is skipped)
         const { changes, rv, compacted } = await store.read(async (sql) => ({
           changes: await changesSince(sql, t, since, ns),
-          rv: due ? await currentRv(sql) : since,
+          rv: await currentRv(sql),
           compacted: await compactedRv(sql),
         }));
         // fell behind a pruning of tombstones: say so (as a compacted etcd does) and end, so the client lists again
-        if (since < compacted) {
+        if (since < compacted && !(anyVersion && since === 0)) {
           const e = tooOld(compacted);
           res.write(`${JSON.stringify({ type: "ERROR", object: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message: e.message, reason: e.reason, code: e.code } })}\n`);
           break;
@@ -328,6 +330,9 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
           const object = table ? tableRow(t, o) : o;
           res.write(`${JSON.stringify({ type: c.type, object })}\n`);
         }
+        // everything up to the version read with these changes has been seen, for this type too: a quiet
+        // watch so never falls behind a pruning of other types' tombstones
+        since = Math.max(since, rv);
         // until the next committed change (or the next bookmark, or the deadline)
         seen = await engine.changes.wait(seen, Math.min(BOOKMARK_EVERY_MS, deadline - Date.now()), gone.signal);
       }

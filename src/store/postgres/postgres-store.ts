@@ -193,6 +193,10 @@ export class PostgresStore implements Store {
     let queued: string[] = [];
     let queuedChars = 0;
     let broken = false;
+    /** The current change's SAVEPOINT has run (it may wait in `queued` with earlier changes' writes). */
+    let savepointSent = true;
+    /** A send failed while the current change's SAVEPOINT was still among what it carried. */
+    let failedBeforeSavepoint = false;
     /** Statements the queued text EXECUTEs that this connection has yet to PREPARE. */
     const toPrepare = new Map<string, string>();
     const inline = (text: string, params: readonly SqlValue[]) => inlineOn(client, text, params, toPrepare);
@@ -215,6 +219,7 @@ export class PostgresStore implements Store {
           await query([...toPrepare.values()].join(";\n"));
         } catch (err) {
           broken = true; // some may have been made: the connection's list can no longer be trusted
+          if (!savepointSent) failedBeforeSavepoint = true;
           throw err;
         }
         let made = preparedOn.get(client);
@@ -222,7 +227,14 @@ export class PostgresStore implements Store {
         for (const name of toPrepare.keys()) made.add(name);
         toPrepare.clear();
       }
-      const results = (await query(batch)) as unknown as pg.QueryResult | pg.QueryResult[];
+      let results: pg.QueryResult | pg.QueryResult[];
+      try {
+        results = (await query(batch)) as unknown as pg.QueryResult | pg.QueryResult[];
+      } catch (err) {
+        if (!savepointSent) failedBeforeSavepoint = true;
+        throw err;
+      }
+      savepointSent = true;
       return Array.isArray(results) ? results[results.length - 1]! : results;
     };
     const q = async (text: string, params: readonly SqlValue[]) => {
@@ -261,8 +273,9 @@ export class PostgresStore implements Store {
         try {
           await withQueued("COMMIT");
         } catch (err) {
-          if (err instanceof StoreUnavailableError) {
-            // the commit may have reached the database before the connection went: say so, not "not made"
+          // the commit may have reached the database before the connection went: say so, not "not made";
+          // a database that answered (disk full, read-only) refused it, and nothing was made
+          if (err instanceof StoreUnavailableError && /^the (database cannot be reached|connection to the database was lost|database did not answer|database is shutting down)/.test(err.message)) {
             throw new StoreUnavailableError(`${err.message}; the connection was lost while committing, so the change may or may not have been made (retrying with the same owner is safe)`);
           }
           throw err;
@@ -276,11 +289,17 @@ export class PostgresStore implements Store {
       },
       savepoint: async () => {
         queued.push("SAVEPOINT change");
+        savepointSent = false;
+        failedBeforeSavepoint = false;
       },
       releaseSavepoint: async () => {
         queued.push("RELEASE change");
       },
       rollbackToSavepoint: async () => {
+        // A send that failed before this change's SAVEPOINT had run may have failed on an earlier
+        // change's queued writes: rolling back to a savepoint would then undo that change, already
+        // counted as done. The batch is lost instead, and its changes are run again one by one.
+        if (failedBeforeSavepoint) throw new Error("a write queued in this batch failed before this change began");
         // what is still queued goes first: if it fails, the transaction is lost, as it should be
         await withQueued("ROLLBACK TO change");
       },

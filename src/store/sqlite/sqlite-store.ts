@@ -282,7 +282,8 @@ export class SqliteStore implements Store {
    * at each commit. Calls that arrive while one runs share the next.
    */
   private flushWal(): Promise<void> {
-    if (!this.flushAfterCommit || !this.unflushed) return this.flushing;
+    // a batch that wrote nothing waits for the flush under way, but inherits no earlier flush's failure
+    if (!this.flushAfterCommit || !this.unflushed) return this.flushing.catch(() => {});
     if (this.nextFlush) return this.nextFlush;
     const next = this.flushing.catch(() => {}).then(async () => {
       this.nextFlush = null;
