@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ConstraintError } from "../../src/store/store.js";
+import { ConstraintError, type Sql } from "../../src/store/store.js";
 import { ctx, tempEngine } from "../helpers.js";
 
 /**
@@ -68,26 +68,27 @@ test("a change that fails with a constraint inside a batch does not undo the oth
   }
 });
 
-test("changes to one pool that share a transaction: a queued write that fails when sent fails only its own change", async () => {
+/**
+ * `count` changes with one key (a store that batches by key runs them in shared transactions), change
+ * i queueing row-i, or the taken key when `bad(i)`, then doing `after`. Exactly the bad ones must fail,
+ * on the unique key, and what was answered as done must be stored, every one of them.
+ */
+async function queuedWritesOnOnePool(count: number, bad: (i: number) => boolean, after: (sql: Sql, i: number) => Promise<void>): Promise<void> {
   const { store, cleanup } = await tempEngine();
   try {
-    await store.transaction((sql) => sql.run("CREATE TABLE gc_queued (k TEXT PRIMARY KEY, n INTEGER NOT NULL)"));
-    await store.transaction((sql) => sql.run("INSERT INTO gc_queued (k, n) VALUES ('taken', 0)"));
-    // one key, so a store that batches by key runs these in shared transactions; the failing write is
-    // queued (sent later, with another change's statements or the commit), not run where it is made
+    await store.transaction((sql) => sql.run("CREATE TABLE gc_queued (k TEXT PRIMARY KEY)"));
+    await store.transaction((sql) => sql.run("INSERT INTO gc_queued (k) VALUES ('taken')"));
     const results = await Promise.allSettled(
-      Array.from({ length: 30 }, (_, i) =>
+      Array.from({ length: count }, (_, i) =>
         store.transaction(async (sql) => {
-          await sql.queue("INSERT INTO gc_queued (k, n) VALUES (?, ?)", [i % 5 === 0 ? "taken" : `row-${i}`, i]);
-          // a read after the write sees it, in this change
-          const seen = await sql.get<{ n: number }>("SELECT n FROM gc_queued WHERE k = ?", [`row-${i}`]);
-          if (i % 5 !== 0) assert.equal(seen?.n, i);
+          await sql.queue("INSERT INTO gc_queued (k) VALUES (?)", [bad(i) ? "taken" : `row-${i}`]);
+          await after(sql, i);
           return i;
         }, "one-pool"),
       ),
     );
     for (const [i, r] of results.entries()) {
-      if (i % 5 === 0) assert.ok(r.status === "rejected" && r.reason instanceof ConstraintError, `change ${i} should fail on the unique key, got ${r.status === "rejected" ? r.reason : "success"}`);
+      if (bad(i)) assert.ok(r.status === "rejected" && r.reason instanceof ConstraintError, `change ${i} should fail on the unique key, got ${r.status === "rejected" ? r.reason : "success"}`);
       else assert.equal(r.status, "fulfilled", `change ${i} should succeed: ${r.status === "rejected" ? r.reason : ""}`);
     }
     const rows = await store.read((sql) => sql.all<{ k: string }>("SELECT k FROM gc_queued WHERE k <> 'taken' ORDER BY k"));
@@ -95,32 +96,21 @@ test("changes to one pool that share a transaction: a queued write that fails wh
   } finally {
     await cleanup();
   }
+}
+
+test("changes to one pool that share a transaction: a queued write that fails when sent fails only its own change", async () => {
+  // the failing write is queued (sent later, with another change's statements or the commit); a read
+  // after the write, in the same change, sees it
+  await queuedWritesOnOnePool(30, (i) => i % 5 === 0, async (sql, i) => {
+    const seen = await sql.get<{ k: string }>("SELECT k FROM gc_queued WHERE k = ?", [`row-${i}`]);
+    if (i % 5 !== 0) assert.equal(seen?.k, `row-${i}`);
+  });
 });
 
 test("a change whose queued write fails only when the next change is sent: it fails, and the next one does not", async () => {
-  const { store, cleanup } = await tempEngine();
-  try {
-    await store.transaction((sql) => sql.run("CREATE TABLE gc_later (k TEXT PRIMARY KEY)"));
-    await store.transaction((sql) => sql.run("INSERT INTO gc_later (k) VALUES ('taken')"));
-    // each change only queues its write and returns: a failure shows when the batch's next statement
-    // (another change's) or its commit is sent
-    const results = await Promise.allSettled(
-      Array.from({ length: 24 }, (_, i) =>
-        store.transaction(async (sql) => {
-          await sql.queue("INSERT INTO gc_later (k) VALUES (?)", [i % 6 === 0 ? "taken" : `row-${i}`]);
-          if (i % 2 === 1) await sql.get("SELECT COUNT(*) AS n FROM gc_later");
-          return i;
-        }, "one-pool"),
-      ),
-    );
-    for (const [i, r] of results.entries()) {
-      if (i % 6 === 0) assert.ok(r.status === "rejected" && r.reason instanceof ConstraintError, `change ${i} should fail on the unique key, got ${r.status === "rejected" ? r.reason : "success"}`);
-      else assert.equal(r.status, "fulfilled", `change ${i} should succeed: ${r.status === "rejected" ? r.reason : ""}`);
-    }
-    // what was answered as done is stored, every one of them
-    const rows = await store.read((sql) => sql.all<{ k: string }>("SELECT k FROM gc_later WHERE k <> 'taken' ORDER BY k"));
-    assert.deepEqual(rows.map((r) => r.k), results.flatMap((r, i) => (r.status === "fulfilled" ? [`row-${i}`] : [])).sort());
-  } finally {
-    await cleanup();
-  }
+  // half the changes only queue their write and return: their failure shows when the batch's next
+  // statement (another change's) or its commit is sent
+  await queuedWritesOnOnePool(24, (i) => i % 6 === 0, async (sql, i) => {
+    if (i % 2 === 1) await sql.get("SELECT COUNT(*) AS n FROM gc_queued");
+  });
 });
