@@ -238,7 +238,7 @@ export class Engine {
    * address-outside-pool, owner-conflict.
    */
   allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext): Promise<AllocateResult> {
-    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, true), req), ref);
+    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, "to-allocate"), req), ref);
   }
 
   /**

@@ -95,6 +95,8 @@ const AT_LOCK = `,
   (SELECT r.last FROM free_runs r WHERE r.pool_id = p.id ORDER BY r.first LIMIT 1) AS lowest_last,
   (SELECT MIN(a.expires_at) FROM allocations a WHERE a.pool_id = p.id AND a.expires_at IS NOT NULL) AS next_expiry`;
 
+const POOL_SELECT_TO_ALLOCATE = POOL_SELECT.replace(" FROM pools p", `${AT_LOCK}\n  FROM pools p`);
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type RangeRow = { seq: number; first: Buffer; last: Buffer; prefix_length: number; gateway: string | null; dns: string | null };
@@ -171,9 +173,10 @@ async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
 /**
  * Finds a pool by id, or by name within a space (the `default` space unless one is named). With
  * `lock`, the pool row stays locked until commit: every change to a pool's allocations, free runs and
- * counters holds it, so changes to one pool queue while other pools proceed.
+ * counters holds it, so changes to one pool queue while other pools proceed. "to-allocate" locks it
+ * and reads, with the pool, what an allocation would ask next (see AtLock).
  */
-export async function loadPool(sql: Sql, ref: PoolRef, lock = false): Promise<PoolState> {
+export async function loadPool(sql: Sql, ref: PoolRef, lock: boolean | "to-allocate" = false): Promise<PoolState> {
   const space = ref.space ?? "default";
   const [where, params] = UUID.test(ref.pool) ? ["p.id = ?", [ref.pool.toLowerCase()]] : ["s.name = ? AND p.name = ?", [space, ref.pool]];
   const row = lock
@@ -181,7 +184,7 @@ export async function loadPool(sql: Sql, ref: PoolRef, lock = false): Promise<Po
         await sql.lockAndRead<PoolRow>(
           `SELECT p.id FROM pools p JOIN spaces s ON s.id = p.space_id WHERE ${where}${sql.lock("p")}`,
           params,
-          `${POOL_SELECT.replace(" FROM pools p", `${AT_LOCK}\n  FROM pools p`)} WHERE ${where}`,
+          `${lock === "to-allocate" ? POOL_SELECT_TO_ALLOCATE : POOL_SELECT} WHERE ${where}`,
           params,
         )
       )[0]
