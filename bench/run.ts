@@ -307,7 +307,7 @@ function httpTarget(r: LoadRow & { ratioToPlain: number }): string {
   const verdict = (ok: boolean, what: string) => `${ok ? "met" : "MISSED"} (${what})`;
   if (r.store === "sqlite" && r.concurrency === 1) {
     const fsync = results.limits.fsync?.opsPerSec ?? 0;
-    return verdict(fsync > 0 && r.opsPerSec / fsync >= 0.5, `${pct0(r.opsPerSec / fsync)} of fsync/s, >= 50%`);
+    return verdict(fsync > 0 && r.opsPerSec / fsync >= 0.5, `${pct(r.opsPerSec / fsync)} of fsync/s, >= 50%`);
   }
   if (r.store === "sqlite" && r.concurrency > 1 && r.pools === 1) return verdict(r.ratioToPlain >= 0.6, ">= 60% of plain");
   if (r.store === "postgres" && r.replicas === 1 && r.concurrency > 1 && r.pools === 1) return verdict(r.ratioToPlain >= 0.5, ">= 50% of plain");
@@ -319,7 +319,7 @@ function httpTarget(r: LoadRow & { ratioToPlain: number }): string {
   return "-";
 }
 
-const pct0 = (x: number) => `${Math.round(x * 100)}%`;
+const pct = (x: number) => `${round(x * 100, 0)}%`;
 
 function plainRate(store: "sqlite" | "postgres", concurrency: number): number {
   const row = results.limits.plainInsert.find((r) => r.store === store && r.concurrency === concurrency);
@@ -480,7 +480,6 @@ function report(): string {
   out.push(`4. Child pool carve (/24, first free aligned) from ${c.parent} holding ${fmtNum(c.childrenCarved - c.childrenDeleted)} children (${fmtNum(c.childrenDeleted)} /24 holes)`);
   out.push(opTable(c.rows));
   out.push("");
-  const pct = (x: number) => `${round(x * 100, 0)}%`;
   out.push(`5. Durable allocations through the HTTP API: POST /v1/pools/<pool>/allocations (next free, one pool), keep-alive clients in a worker thread,`);
   out.push(`   \`allot serve\` processes (PostgreSQL: several on one database, clients spread over them); for ${CONFIG.httpDurationMs / 1000} s after ${CONFIG.httpWarmupMs / 1000} s warm-up.`);
   out.push(`   "of plain": allocations/s as a share of the same store's plain INSERT transactions/s at the same concurrency;`);
