@@ -1,3 +1,4 @@
+import { SERVER } from "../engine/access.js";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import fastifyStatic from "@fastify/static";
@@ -18,7 +19,7 @@ import { kubernetesRoutes } from "./routes/kubernetes.js";
 import { dhcpRoutes } from "./routes/dhcp.js";
 import { registerOpenStack } from "../integrations/openstack/api.js";
 import { errorHandler, sendProblem } from "./problem.js";
-import type { ScopedEngine } from "./scoped-engine.js";
+import type { Token } from "../engine/tokens.js";
 import { adminRoutes } from "./routes/admin.js";
 import { allocationRoutes } from "./routes/allocations.js";
 import { lookupRoutes } from "./routes/lookup.js";
@@ -27,9 +28,11 @@ import { spaceRoutes } from "./routes/spaces.js";
 
 declare module "fastify" {
   interface FastifyRequest {
-    /** The engine as this request's token sees it (set by the auth hook on /v1 routes). */
-    engine: ScopedEngine;
-    /** Actor and request id recorded with every change this request makes. */
+    /** The engine; every call passes `change`, whose access the engine checks (set by the auth hook on /v1 routes). */
+    engine: Engine;
+    /** The request's token (set by the auth hook on /v1 routes). */
+    token: Token;
+    /** Actor and request id recorded with every change this request makes, and the token's spaces. */
     change: ChangeContext;
   }
 }
@@ -77,7 +80,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const engine = options.engine;
   const tokens = new TokenCache(engine, options.tokenCacheMs ?? 10_000);
-  app.decorateRequest("engine", null as unknown as ScopedEngine);
+  app.decorateRequest("engine", null as unknown as Engine);
+  app.decorateRequest("token", null as unknown as Token);
   app.decorateRequest("change", null as unknown as ChangeContext);
   registerAuth(app, engine, tokens);
   registerMetrics(app, engine);
@@ -173,7 +177,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       const store = engine.store.kind;
       let reason: string | null;
       try {
-        await engine.listSpaces();
+        await engine.listSpaces(SERVER);
         // a database that reads but cannot write (full, read-only, a standby) is not ready either
         reason = await engine.store.writable();
       } catch (err) {

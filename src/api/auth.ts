@@ -2,13 +2,12 @@
  * Bearer-token authentication for /v1. Each request's token is checked against the database through a
  * short cache (a token revoked on another server stops working within `cacheMs`; on this server, at
  * once). The route's scope (config.scope, else read for GET and write for the rest) must be within
- * the token's, and the request then works through a {@link ScopedEngine} limited to the token's spaces.
+ * the token's; the request's change context carries the token's spaces, which the engine checks.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Engine } from "../engine/engine.js";
 import { type Scope, type Token, hashToken } from "../engine/tokens.js";
 import { sendProblem } from "./problem.js";
-import { ScopedEngine } from "./scoped-engine.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -67,7 +66,8 @@ export function registerAuth(app: FastifyInstance, engine: Engine, cache: TokenC
     if (RANK[token.scope] < RANK[need]) {
       return sendProblem(reply, req, "forbidden", `${req.method} ${req.routeOptions.url} needs a token with ${need} scope; token ${token.name} has ${token.scope}`);
     }
-    req.engine = new ScopedEngine(engine, token);
-    req.change = { actor: `token:${token.name}`, requestId: req.id };
+    req.engine = engine;
+    req.token = token;
+    req.change = { actor: `token:${token.name}`, requestId: req.id, access: { name: token.name, spaces: token.spaces } };
   });
 }

@@ -5,6 +5,7 @@
  * IPv6 /0 (2^128) without overflow, and utilisation is computed as a float ratio so a barely used
  * IPv6 pool shows its small fraction rather than 0 or a capped value.
  */
+import { SERVER } from "../engine/access.js";
 import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { Engine } from "../engine/engine.js";
@@ -74,7 +75,7 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     addresses.reset();
     utilization.reset();
     exceeded.reset();
-    for (const p of await engine.listPools()) {
+    for (const p of await engine.listPools({}, SERVER)) {
       const labels = { space: p.space, pool: p.name };
       const total = BigInt(p.usage.total);
       const used = BigInt(p.usage.allocated) + BigInt(p.usage.inChildPools);

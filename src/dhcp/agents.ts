@@ -6,9 +6,10 @@
  */
 import { createHash } from "node:crypto";
 import type { Engine } from "../engine/engine.js";
+import { type Caller, SERVER, checkEverySpace, mayUse } from "../engine/access.js";
 import { AllotError } from "../engine/errors.js";
 import type { Token } from "../engine/tokens.js";
-import { type NetworkConfig, listNetworks, networkConfig } from "./networks.js";
+import { type DhcpNetwork, type NetworkConfig, listNetworks, networkConfig, readNetwork } from "./networks.js";
 
 /** An agent unheard from for this long has lost its networks. */
 export const AGENT_TIMEOUT_MS = Number(process.env.ALLOT_DHCP_AGENT_TIMEOUT_MS ?? 6000);
@@ -74,7 +75,7 @@ export async function recordAgent(engine: Engine, name: string, report: AgentRep
  * the least busy first. Answers whether anything changed.
  */
 export async function schedule(engine: Engine, now = Date.now()): Promise<boolean> {
-  const networks = await listNetworks(engine);
+  const networks = await listNetworks(engine, SERVER);
   return engine.store.transaction(async (sql) => {
     const agents = (await sql.all<{ name: string; body: string; last_seen: number }>("SELECT name, body, last_seen FROM dhcp_agents ORDER BY name")).map((a) => ({
       name: a.name,
@@ -157,7 +158,7 @@ async function cachedConfig(engine: Engine, network: string): Promise<NetworkCon
   const mark = await changeMark(engine);
   const hit = configs.get(network);
   if (hit && hit.mark === mark) return hit.config;
-  const config = networkConfig(engine, network);
+  const config = networkConfig(engine, network, SERVER); // the agent's token was checked
   if (configs.size > 1000) configs.clear();
   configs.set(network, { mark, config });
   return config;
@@ -168,13 +169,13 @@ export async function assignmentsOf(engine: Engine, name: string, token: Token):
   const row = await engine.store.read((sql) => sql.get<{ body: string }>("SELECT body FROM dhcp_agents WHERE name = ?", [name]));
   if (!row) return [];
   const report = JSON.parse(row.body) as AgentReport;
-  const networks = await listNetworks(engine);
+  const networks = await listNetworks(engine, SERVER);
   const assigned = await engine.store.read((sql) => sql.all<{ network: string }>("SELECT network FROM dhcp_assignments WHERE agent = ? ORDER BY network", [name]));
   const out: Assignment[] = [];
   for (const { network } of assigned) {
     const n = networks.find((x) => x.name === network);
     // a space-limited token's agent serves only networks of its spaces
-    if (!n || (token.spaces !== null && !token.spaces.includes(n.space))) continue;
+    if (!n || !mayUse({ access: token }, n.space)) continue;
     const reach = report.networks.find((r) => r.network === network);
     if (!reach) continue;
     const config = await cachedConfig(engine, network);
@@ -197,7 +198,8 @@ export async function listAgents(engine: Engine, now = Date.now()): Promise<Agen
   }));
 }
 
-export async function forgetAgent(engine: Engine, name: string): Promise<void> {
+export async function forgetAgent(engine: Engine, name: string, caller: Caller): Promise<void> {
+  checkEverySpace(caller, "removing an agent");
   await engine.store.transaction(async (sql) => {
     const n = await sql.run("DELETE FROM dhcp_agents WHERE name = ?", [name]);
     if (n.changes === 0) throw new AllotError("not-found", `no DHCP agent is named ${name}`);
@@ -214,4 +216,46 @@ export async function changeMark(engine: Engine): Promise<string> {
     const n = createHash("sha256").update(JSON.stringify(nets)).digest("hex").slice(0, 12);
     return `${h?.s ?? 0}/${a?.n ?? 0}/${a?.s ?? 0}/${n}`;
   });
+}
+
+/** Agents as a caller sees them: only what concerns the networks of its spaces. */
+export async function agentsSeenBy(engine: Engine, caller: Caller): Promise<Agent[]> {
+  const visible = new Set((await listNetworks(engine, caller)).map((n) => n.name));
+  return (await listAgents(engine)).map((a) => ({
+    ...a,
+    networks: a.networks.filter((r) => visible.has(r.network)),
+    assignments: a.assignments.filter((n) => visible.has(n)),
+    health: Object.fromEntries(Object.entries(a.health).filter(([n]) => visible.has(n))),
+  }));
+}
+
+/** A network with its reservation count, its problems, and the agents serving it with their health. */
+export async function networkStatus(engine: Engine, name: string, caller: Caller): Promise<DhcpNetwork & { reservations: number; problems: string[]; agents: unknown[] }> {
+  const n = await readNetwork(engine, name, caller);
+  const agents = await listAgents(engine);
+  const config = await networkConfig(engine, name, caller);
+  const serving = agents.filter((a) => a.assignments.includes(name));
+  const healthy = serving.filter((a) => a.alive && a.health[name]?.state === "serving").length;
+  const problems = [...config.problems];
+  if (healthy < n.servers) {
+    const reach = agents.filter((a) => a.alive && a.networks.some((r) => r.network === name)).length;
+    problems.unshift(`${healthy} of ${n.servers} wanted agents are serving it (${reach} live agents reach it)`);
+  }
+  return {
+    ...n,
+    reservations: config.reservations.length,
+    problems,
+    // a lost agent's last report says nothing about now
+    agents: serving.map((a) => ({ name: a.name, alive: a.alive, lastSeen: a.lastSeen, health: a.alive ? (a.health[name] ?? null) : { state: "lost", since: a.lastSeen } })),
+  };
+}
+
+/** An agent's report, and what it is to serve: a space-limited token's agent reaches and serves only its spaces' networks. */
+export async function syncAgent(engine: Engine, name: string, report: AgentReport, token: Token): Promise<Assignment[]> {
+  const caller: Caller = { access: token };
+  const visible = new Set((await listNetworks(engine, caller)).map((n) => n.name));
+  const mine = token.spaces === null ? report : { ...report, networks: report.networks.filter((r) => visible.has(r.network)) };
+  await recordAgent(engine, name, mine, Date.now(), token.id);
+  await schedule(engine);
+  return assignmentsOf(engine, name, token);
 }

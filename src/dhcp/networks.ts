@@ -5,10 +5,12 @@
  */
 import { z } from "zod";
 import { formatAddress, formatPrefix, maskOf, parseAddress, prefixContaining } from "../addr/index.js";
+import { type Caller, SERVER, mayUse } from "../engine/access.js";
 import { AllotError } from "../engine/errors.js";
 import { normalizeMac } from "../engine/mac.js";
 import type { Engine } from "../engine/engine.js";
 import type { Pool } from "../engine/types.js";
+import type { Sql } from "../store/store.js";
 
 const ipv4 = (field: string) =>
   z.string().refine(
@@ -71,15 +73,21 @@ export interface NetworkConfig {
   problems: string[];
 }
 
-export async function readNetwork(engine: Engine, name: string): Promise<DhcpNetwork> {
-  const row = await engine.store.read((sql) => sql.get<{ body: string }>("SELECT body FROM dhcp_networks WHERE name = ?", [name]));
-  if (!row) throw new AllotError("not-found", `no DHCP network is named ${name}; see allot dhcp network list`);
-  return JSON.parse(row.body) as DhcpNetwork;
+/** A network the caller may see (one of another space answers as missing), read in the caller's read or transaction. */
+async function networkIn(sql: Sql, name: string, caller: Caller): Promise<DhcpNetwork> {
+  const row = await sql.get<{ body: string }>("SELECT body FROM dhcp_networks WHERE name = ?", [name]);
+  const n = row ? (JSON.parse(row.body) as DhcpNetwork) : null;
+  if (!n || !mayUse(caller, n.space)) throw new AllotError("not-found", `no DHCP network is named ${name}; see allot dhcp network list`);
+  return n;
 }
 
-export async function listNetworks(engine: Engine): Promise<DhcpNetwork[]> {
+export function readNetwork(engine: Engine, name: string, caller: Caller): Promise<DhcpNetwork> {
+  return engine.store.read((sql) => networkIn(sql, name, caller));
+}
+
+export async function listNetworks(engine: Engine, caller: Caller): Promise<DhcpNetwork[]> {
   const rows = await engine.store.read((sql) => sql.all<{ body: string }>("SELECT body FROM dhcp_networks ORDER BY name"));
-  return rows.map((r) => JSON.parse(r.body) as DhcpNetwork);
+  return rows.map((r) => JSON.parse(r.body) as DhcpNetwork).filter((n) => mayUse(caller, n.space));
 }
 
 /**
@@ -89,7 +97,7 @@ export async function listNetworks(engine: Engine): Promise<DhcpNetwork[]> {
  */
 async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">, problems: string[] | null = null): Promise<Pool[]> {
   // (every pool of the space, children included)
-  const all = await engine.listPools({ space: n.space });
+  const all = await engine.listPools({ space: n.space }, SERVER); // the network's space was checked
   const children = (p: Pool): Pool[] => {
     if (p.usage.inChildPools === "0") return [p];
     return all.filter((c) => c.parent === p.name).flatMap(children);
@@ -109,8 +117,8 @@ async function poolsOf(engine: Engine, n: Pick<DhcpNetwork, "space" | "pools">, 
   return roots.flatMap(children);
 }
 
-export async function createNetwork(engine: Engine, input: z.infer<typeof DhcpNetworkInput>): Promise<DhcpNetwork> {
-  await engine.getSpace(input.space);
+export async function createNetwork(engine: Engine, input: z.infer<typeof DhcpNetworkInput>, caller: Caller): Promise<DhcpNetwork> {
+  await engine.getSpace(input.space, caller);
   await poolsOf(engine, input);
   const network: DhcpNetwork = { ...input, createdAt: new Date().toISOString() };
   await engine.store.transaction(async (sql) => {
@@ -120,21 +128,31 @@ export async function createNetwork(engine: Engine, input: z.infer<typeof DhcpNe
   return network;
 }
 
-export async function updateNetwork(engine: Engine, name: string, patch: { options?: DhcpOptions; servers?: number; pools?: string[] }): Promise<DhcpNetwork> {
-  const current = await readNetwork(engine, name);
-  const next: DhcpNetwork = { ...current, ...(patch.options ? { options: patch.options } : {}), ...(patch.servers ? { servers: patch.servers } : {}), ...(patch.pools ? { pools: patch.pools } : {}) };
-  await poolsOf(engine, next);
-  await engine.store.transaction((sql) => sql.run("UPDATE dhcp_networks SET body = ? WHERE name = ?", [JSON.stringify(next), name]));
-  return next;
+type NetworkPatch = { options?: DhcpOptions; servers?: number; pools?: string[] };
+const patched = (n: DhcpNetwork, patch: NetworkPatch): DhcpNetwork => ({
+  ...n,
+  ...(patch.options ? { options: patch.options } : {}),
+  ...(patch.servers ? { servers: patch.servers } : {}),
+  ...(patch.pools ? { pools: patch.pools } : {}),
+});
+
+export async function updateNetwork(engine: Engine, name: string, patch: NetworkPatch, caller: Caller): Promise<DhcpNetwork> {
+  // the pools are checked against the network as read; the write applies the patch to it as it is then
+  await poolsOf(engine, patched(await readNetwork(engine, name, caller), patch));
+  return engine.store.transaction(async (sql) => {
+    const next = patched(await networkIn(sql, name, caller), patch);
+    await sql.run("UPDATE dhcp_networks SET body = ? WHERE name = ?", [JSON.stringify(next), name]);
+    return next;
+  });
 }
 
-export async function deleteNetwork(engine: Engine, name: string): Promise<DhcpNetwork> {
-  const current = await readNetwork(engine, name);
-  await engine.store.transaction(async (sql) => {
+export async function deleteNetwork(engine: Engine, name: string, caller: Caller): Promise<DhcpNetwork> {
+  return engine.store.transaction(async (sql) => {
+    const current = await networkIn(sql, name, caller);
     await sql.run("DELETE FROM dhcp_assignments WHERE network = ?", [name]);
     await sql.run("DELETE FROM dhcp_networks WHERE name = ?", [name]);
+    return current;
   });
-  return current;
 }
 
 /** dnsmasq reads some host names as keywords or lease times (ignore, infinite, 1h): those are not sent. */
@@ -149,8 +167,8 @@ function servableHostname(name: string | null): boolean {
 }
 
 /** The network's subnets and reservations as they stand now, and anything left out, with why. */
-export async function networkConfig(engine: Engine, name: string): Promise<NetworkConfig> {
-  const n = await readNetwork(engine, name);
+export async function networkConfig(engine: Engine, name: string, caller: Caller): Promise<NetworkConfig> {
+  const n = await readNetwork(engine, name, caller);
   const problems: string[] = [];
   const subnets = new Map<string, DhcpSubnet>();
   const reservations: Reservation[] = [];
@@ -178,7 +196,7 @@ export async function networkConfig(engine: Engine, name: string): Promise<Netwo
         dnsServers: n.options.dnsServers ?? (r.dns.length > 0 ? r.dns : p.dns.length > 0 ? p.dns : Array.isArray(attrs["neutron.dns"]) ? (attrs["neutron.dns"] as string[]) : []),
       });
     }
-    for (const a of await engine.allAllocations({ pool: p.id })) {
+    for (const a of await engine.allAllocations({ pool: p.id }, SERVER)) {
       if (!a.mac || a.size !== 1) continue;
       const hostname = servableHostname(a.hostname) ? a.hostname : null;
       if (a.hostname && !hostname) problems.push(`the host name of ${a.address} (${JSON.stringify(a.hostname)}) is not sent: DHCP servers would misread it`);

@@ -8,6 +8,7 @@ import { ChangeFeed } from "./change-feed.js";
 import { type BulkAllocation, type BulkRequest, allocateMany } from "./bulk.js";
 import { allRuns } from "./free-space.js";
 import { type Problem, checkPools } from "./check.js";
+import { type Caller, checkAllocationSeen, checkEverySpace, checkPoolRef, checkPoolSeen, checkSpace, checkWithin, mayUse, visibleSpaces, within } from "./access.js";
 import { AllotError } from "./errors.js";
 import { type HistoryEntity, type HistoryEntry, type HistoryFilter, type Holding, holderAt, listHistory } from "./history.js";
 import { type NewToken, type Token, type TokenInput, countTokens, createToken, findToken, listTokens, revokeToken, tokenBySecret } from "./tokens.js";
@@ -54,7 +55,6 @@ export interface HistoryQuery {
   /** Entries numbered below this seq (paging). */
   before?: number;
   limit?: number;
-  visibleSpaces?: string[];
 }
 
 /** An ISO 8601 time in the fixed form history stores, so comparing the text compares the times. */
@@ -64,7 +64,7 @@ function isoTime(text: string, field: string): string {
   return new Date(ms).toISOString();
 }
 
-async function spaceIds(sql: Sql, names: string[]): Promise<string[]> {
+async function spaceIds(sql: Sql, names: readonly string[]): Promise<string[]> {
   const all = await listSpaces(sql);
   return all.filter((s) => names.includes(s.name)).map((s) => s.id);
 }
@@ -82,6 +82,17 @@ async function checkSecretKey(sql: Sql, box: SecretBox, where: string): Promise<
       `the secret key (ALLOT_SECRET_KEY, or secret.key in the data directory) differs from the one the secrets in ${where} were sealed with; start every server with the same key`,
     );
   }
+}
+
+/**
+ * A pool as the caller may see it, resolved in the read or transaction that acts on it: a name in a
+ * space the caller may not use is refused before the load, a pool by id in such a space is "not found".
+ */
+async function visiblePool(sql: Sql, caller: Caller, ref: PoolRef, lock: boolean | "to-allocate" = false): Promise<PoolState> {
+  checkPoolRef(caller, ref);
+  const pool = await loadPool(sql, ref, lock);
+  checkPoolSeen(caller, ref, pool);
+  return pool;
 }
 
 /** How a release names its target. */
@@ -150,15 +161,17 @@ export class Engine {
 
   // ---- spaces
 
-  listSpaces(): Promise<Space[]> {
-    return this.read(listSpaces);
+  listSpaces(caller: Caller): Promise<Space[]> {
+    return this.read(async (sql) => (await listSpaces(sql)).filter((s) => mayUse(caller, s.name)));
   }
 
-  getSpace(name: string): Promise<Space> {
+  getSpace(name: string, caller: Caller): Promise<Space> {
+    checkSpace(caller, name);
     return this.read((sql) => findSpace(sql, name));
   }
 
   createSpace(input: { name: string; description?: string }, ctx: ChangeContext): Promise<Space> {
+    checkEverySpace(ctx, "creating a space");
     return this.write(ctx, (env) => createSpace(env, input));
   }
 
@@ -174,6 +187,7 @@ export class Engine {
   }
 
   deleteSpace(name: string, ctx: ChangeContext): Promise<Space> {
+    checkEverySpace(ctx, "deleting a space");
     return this.write(ctx, (env) => deleteSpace(env, name));
   }
 
@@ -181,24 +195,27 @@ export class Engine {
 
   /** Creates a pool. Errors: invalid-request, invalid-address, invalid-range, space-not-found, pool-exists, pool-overlap. */
   createPool(input: PoolInput, ctx: ChangeContext): Promise<Pool> {
+    checkSpace(ctx, input.space ?? DEFAULT_SPACE);
     return this.write(ctx, async (env) => createPool(env, input, await findSpace(env.sql, input.space ?? DEFAULT_SPACE, true)));
   }
 
   /** Errors: space-not-found, pool-not-found. */
-  getPool(ref: PoolRef): Promise<Pool> {
-    return this.read(async (sql) => toPool(await loadPool(sql, ref)));
+  getPool(ref: PoolRef, caller: Caller): Promise<Pool> {
+    return this.read(async (sql) => toPool(await visiblePool(sql, caller, ref)));
   }
 
-  listPools(filter: { space?: string; parent?: PoolRef } = {}): Promise<Pool[]> {
+  listPools(filter: { space?: string; parent?: PoolRef }, caller: Caller): Promise<Pool[]> {
+    if (filter.space !== undefined) checkSpace(caller, filter.space);
     return this.read(async (sql) => {
       const spaceId = filter.space ? (await findSpace(sql, filter.space)).id : undefined;
-      const parentId = filter.parent ? (await loadPool(sql, filter.parent)).id : undefined;
-      return (await listPoolStates(sql, { ...(spaceId ? { spaceId } : {}), ...(parentId ? { parentId } : {}) })).map(toPool);
+      const parentId = filter.parent ? (await visiblePool(sql, caller, filter.parent)).id : undefined;
+      const pools = await listPoolStates(sql, { ...(spaceId ? { spaceId } : {}), ...(parentId ? { parentId } : {}) });
+      return pools.filter((p) => mayUse(caller, p.space)).map(toPool);
     });
   }
 
   updatePool(ref: PoolRef, patch: PoolPatch, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => updatePool(env, await loadPool(env.sql, ref, true), patch));
+    return this.write(ctx, async (env) => updatePool(env, await visiblePool(env.sql, ctx, ref, true), patch));
   }
 
   /** Errors: pool-not-found, pool-in-use (unless force). */
@@ -206,7 +223,7 @@ export class Engine {
     return this.write(ctx, async (env) => {
       // Locks go parent before child everywhere (a forced delete goes on down to the children), so a
       // child's ancestors are locked from the top before the child itself, or two deletes could deadlock.
-      const seen = await loadPool(env.sql, ref);
+      const seen = await visiblePool(env.sql, ctx, ref);
       const ancestors: string[] = [];
       for (let p = seen.parentId; p !== null; p = (await loadPoolById(env.sql, p)).parentId) ancestors.unshift(p);
       for (const id of ancestors) await loadPoolById(env.sql, id, true);
@@ -218,13 +235,13 @@ export class Engine {
 
   /** Carves a child pool. Errors: invalid-request, invalid-address, block-unavailable, address-outside-pool, pool-exists. */
   createChildPool(parent: PoolRef, input: ChildPoolInput, ctx: ChangeContext): Promise<Pool> {
-    return this.write(ctx, async (env) => carveChild(env, await loadPool(env.sql, parent, true), input));
+    return this.write(ctx, async (env) => carveChild(env, await visiblePool(env.sql, ctx, parent, true), input));
   }
 
   /** Exact counts, as decimal strings. Allocations past their time-to-live are not counted. */
-  usage(ref: PoolRef): Promise<Usage> {
+  usage(ref: PoolRef, caller: Caller): Promise<Usage> {
     return this.write(SYSTEM, async (env) => {
-      const pool = await loadPool(env.sql, ref, true);
+      const pool = await visiblePool(env.sql, caller, ref, true);
       await expirePool(env, pool);
       return usageOf(pool);
     });
@@ -238,7 +255,7 @@ export class Engine {
    * address-outside-pool, owner-conflict.
    */
   allocate(ref: PoolRef, req: AllocateRequest, ctx: ChangeContext): Promise<AllocateResult> {
-    return this.write(ctx, async (env) => allocate(env, await loadPool(env.sql, ref, "to-allocate"), req), ref);
+    return this.write(ctx, async (env) => allocate(env, await visiblePool(env.sql, ctx, ref, "to-allocate"), req), ref);
   }
 
   /**
@@ -246,7 +263,7 @@ export class Engine {
    * Errors: invalid-request, pool-exhausted.
    */
   allocateMany(ref: PoolRef, req: BulkRequest, ctx: ChangeContext): Promise<BulkAllocation> {
-    return this.write(ctx, async (env) => allocateMany(env, await loadPool(env.sql, ref, true), req));
+    return this.write(ctx, async (env) => allocateMany(env, await visiblePool(env.sql, ctx, ref, true), req));
   }
 
   /** Releases by id, by address (any address of the run) or by owner. Errors: pool-not-found, allocation-not-found. */
@@ -258,17 +275,18 @@ export class Engine {
         const seen = await allocationById(env.sql, target.id);
         if (seen) {
           pool = await loadPoolById(env.sql, seen.pool_id, true);
+          checkAllocationSeen(ctx, target.id, pool.space);
           row = await allocationById(env.sql, target.id); // again, under the pool's lock
         }
         if (!row || row.child_pool_id || expired(row, env.now)) throw new AllotError("allocation-not-found", `no allocation has id ${target.id}`);
         pool = pool!;
       } else if ("address" in target) {
-        pool = await loadPool(env.sql, target.pool, true);
+        pool = await visiblePool(env.sql, ctx, target.pool, true);
         const a = address(target.address, "address");
         row = a.family === pool.family ? await allocationHolding(env.sql, pool.id, a.value) : undefined;
         if (!row || row.child_pool_id || expired(row, env.now)) throw new AllotError("allocation-not-found", `${target.address} is not allocated in pool ${pool.name}`);
       } else {
-        pool = await loadPool(env.sql, target.pool, true);
+        pool = await visiblePool(env.sql, ctx, target.pool, true);
         row = await allocationByOwner(env.sql, pool.id, target.owner);
         if (!row || expired(row, env.now)) throw new AllotError("allocation-not-found", `owner ${target.owner} holds nothing in pool ${pool.name}`);
       }
@@ -281,6 +299,7 @@ export class Engine {
     return this.write(ctx, async (env) => {
       const seen = await allocationById(env.sql, id);
       const pool = seen ? await loadPoolById(env.sql, seen.pool_id, true) : undefined;
+      if (pool) checkAllocationSeen(ctx, id, pool.space);
       const row = pool ? await allocationById(env.sql, id) : undefined; // again, under the pool's lock
       if (!pool || !row || row.child_pool_id || expired(row, env.now)) {
         throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
@@ -289,11 +308,13 @@ export class Engine {
     });
   }
 
-  getAllocation(id: string): Promise<Allocation> {
+  getAllocation(id: string, caller: Caller): Promise<Allocation> {
     return this.read(async (sql) => {
       const row = await allocationById(sql, id);
       if (!row || row.child_pool_id || expired(row, this.clock())) throw new AllotError("allocation-not-found", `no allocation has id ${id}`);
-      return toAllocation(await loadPoolById(sql, row.pool_id), row);
+      const pool = await loadPoolById(sql, row.pool_id);
+      checkAllocationSeen(caller, id, pool.space);
+      return toAllocation(pool, row);
     });
   }
 
@@ -301,9 +322,9 @@ export class Engine {
    * A page of a pool's allocations in address order. `next` is the cursor for the following page
    * (pass it as `after`), or null on the last page.
    */
-  listAllocations(ref: PoolRef, filter: Omit<ListFilter, "after"> & { after?: string }): Promise<{ items: Allocation[]; next: string | null }> {
+  listAllocations(ref: PoolRef, filter: Omit<ListFilter, "after"> & { after?: string }, caller: Caller): Promise<{ items: Allocation[]; next: string | null }> {
     return this.read(async (sql) => {
-      const pool = await loadPool(sql, ref);
+      const pool = await visiblePool(sql, caller, ref);
       const byAddress = (filter.sort ?? "address").endsWith("address");
       // the cursor is the last row's address in address order, its creation time and id in order of creation
       const after = filter.after === undefined ? undefined : byAddress ? toKey(address(filter.after, "after").value) : createdCursor(filter.after);
@@ -317,11 +338,11 @@ export class Engine {
   }
 
   /** Every allocation of a pool (carves excluded), a page at a time. */
-  async allAllocations(ref: PoolRef): Promise<Allocation[]> {
+  async allAllocations(ref: PoolRef, caller: Caller): Promise<Allocation[]> {
     const out: Allocation[] = [];
     let after: string | undefined;
     for (;;) {
-      const page = await this.listAllocations(ref, { limit: 1000, ...(after ? { after } : {}) });
+      const page = await this.listAllocations(ref, { limit: 1000, ...(after ? { after } : {}) }, caller);
       out.push(...page.items);
       if (!page.next) return out;
       after = page.next;
@@ -329,10 +350,11 @@ export class Engine {
   }
 
   /** Who holds an address, in one space or in every space. */
-  lookup(addressText: string, space?: string): Promise<LookupResult[]> {
+  lookup(addressText: string, space: string | undefined, caller: Caller): Promise<LookupResult[]> {
+    if (space !== undefined) checkSpace(caller, space);
     return this.read(async (sql) => {
       const a = address(addressText, "address");
-      const spaces = space ? [await findSpace(sql, space)] : await listSpaces(sql);
+      const spaces = space ? [await findSpace(sql, space)] : (await listSpaces(sql)).filter((s) => mayUse(caller, s.name));
       const out: LookupResult[] = [];
       for (const s of spaces) {
         const r = await lookupIn(sql, s.id, a);
@@ -347,14 +369,16 @@ export class Engine {
 
   /**
    * History, newest first, filtered by any of space, pool, address (in a space), owner, actor, entity
-   * and time range. `visibleSpaces` limits it to those spaces' entries (a space-limited token's view).
+   * and time range; a space-limited caller sees only its spaces' entries.
    */
-  history(query: HistoryQuery): Promise<HistoryEntry[]> {
+  history(query: HistoryQuery, caller: Caller): Promise<HistoryEntry[]> {
+    if (query.space !== undefined || query.address !== undefined) checkSpace(caller, query.space ?? DEFAULT_SPACE);
     return this.read(async (sql) => {
       const f: HistoryFilter = { limit: query.limit ?? 100 };
-      if (query.visibleSpaces) f.visibleSpaceIds = await spaceIds(sql, query.visibleSpaces);
+      const visible = visibleSpaces(caller);
+      if (visible) f.visibleSpaceIds = await spaceIds(sql, visible);
       if (query.space !== undefined || query.address !== undefined) f.spaceId = (await findSpace(sql, query.space ?? DEFAULT_SPACE)).id;
-      if (query.pool) f.poolId = (await loadPool(sql, query.pool)).id;
+      if (query.pool) f.poolId = (await visiblePool(sql, caller, query.pool)).id;
       if (query.address !== undefined) {
         const a = address(query.address, "address");
         f.address = { family: a.family, key: toKey(a.value) };
@@ -395,7 +419,8 @@ export class Engine {
   }
 
   /** Who held an address in a space at a moment: the allocation live then, or null. */
-  holderAt(addressText: string, at: string, space = DEFAULT_SPACE): Promise<Holding | null> {
+  holderAt(addressText: string, at: string, space: string, caller: Caller): Promise<Holding | null> {
+    checkSpace(caller, space);
     return this.read(async (sql) => {
       const a = address(addressText, "address");
       const s = await findSpace(sql, space);
@@ -404,9 +429,9 @@ export class Engine {
   }
 
   /** A pool's occupancy, cut into at most `cells` cells (from `start` to `end`, else the whole pool). */
-  poolMap(ref: PoolRef, o: { cells: number; start?: string; end?: string }): Promise<PoolMap> {
+  poolMap(ref: PoolRef, o: { cells: number; start?: string; end?: string }, caller: Caller): Promise<PoolMap> {
     return this.read(async (sql) => {
-      const pool = await loadPool(sql, ref);
+      const pool = await visiblePool(sql, caller, ref);
       const at = (text: string | undefined, field: string) => {
         if (text === undefined) return undefined;
         const a = address(text, field);
@@ -419,8 +444,9 @@ export class Engine {
     });
   }
 
-  /** Allocations by MAC, owner or host name (a prefix of it), in the given spaces (null: all). */
-  search(text: string, spaces: string[] | null, limit = 50): Promise<Allocation[]> {
+  /** Allocations by MAC, owner or host name (a prefix of it), in the caller's spaces. */
+  search(text: string, caller: Caller, limit = 50): Promise<Allocation[]> {
+    const spaces = visibleSpaces(caller);
     return this.read(async (sql) => {
       let mac: string | null = null;
       try {
@@ -439,9 +465,9 @@ export class Engine {
   }
 
   /** All of a pool's secrets in clear, for the server's own use (releasing a provider's block). */
-  poolSecrets(ref: PoolRef): Promise<Record<string, string>> {
+  poolSecrets(ref: PoolRef, caller: Caller): Promise<Record<string, string>> {
     return this.read(async (sql) => {
-      const pool = await loadPool(sql, ref);
+      const pool = await visiblePool(sql, caller, ref);
       const names = Object.keys(pool.secrets);
       if (names.length === 0) return {};
       if (!this.secrets) throw new AllotError("secrets-unavailable", "this server has no key to decrypt secrets with; set ALLOT_SECRET_KEY");
@@ -463,11 +489,12 @@ export class Engine {
   // ---- webhooks
 
   createWebhook(input: WebhookInput, ctx: ChangeContext): Promise<NewWebhook> {
+    checkWithin(ctx, input, "its webhooks must be limited to some of them");
     return this.write(ctx, (env) => createWebhook(env, input));
   }
 
-  listWebhooks(): Promise<Webhook[]> {
-    return this.read(listWebhooks);
+  listWebhooks(caller: Caller): Promise<Webhook[]> {
+    return this.read(async (sql) => (await listWebhooks(sql)).filter((w) => within(caller, w)));
   }
 
   deleteWebhook(idOrName: string, ctx: ChangeContext): Promise<Webhook> {
@@ -489,13 +516,15 @@ export class Engine {
   // ---- tokens
 
   createToken(input: TokenInput, ctx: ChangeContext): Promise<NewToken> {
+    checkWithin(ctx, input, "it can only create tokens limited to some of them");
     return this.write(ctx, (env) => createToken(env, input));
   }
 
-  listTokens(): Promise<Token[]> {
-    return this.read(listTokens);
+  listTokens(caller: Caller): Promise<Token[]> {
+    return this.read(async (sql) => (await listTokens(sql)).filter((t) => within(caller, t)));
   }
 
+  /** A token by id or name, for the server's own use (Keystone's token validation). */
   getToken(idOrName: string): Promise<Token> {
     return this.read((sql) => findToken(sql, idOrName));
   }
@@ -556,9 +585,7 @@ export class Engine {
 
   /** Free runs of a pool, for consistency checks. */
   freeRuns(ref: PoolRef): Promise<{ first: bigint; last: bigint }[]> {
-    return this.read(async (sql) => {
-      return allRuns(sql, (await loadPool(sql, ref)).id);
-    });
+    return this.read(async (sql) => allRuns(sql, (await loadPool(sql, ref)).id));
   }
 
   /** Verifies every pool's allocations, free-space index and counters; an empty list means consistent. */

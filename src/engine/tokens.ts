@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import type { Sql } from "../store/store.js";
 import type { TxEnv } from "./allocations.js";
+import { within } from "./access.js";
 import { AllotError } from "./errors.js";
 import { record } from "./history.js";
 import { checkName } from "./pools.js";
@@ -128,6 +129,8 @@ export async function findToken(sql: Sql, idOrName: string): Promise<Token> {
 
 export async function revokeToken(env: TxEnv, idOrName: string): Promise<Token> {
   const before = await findToken(env.sql, idOrName);
+  // a space-limited admin manages only tokens within its spaces; others answer as missing
+  if (!within(env.ctx, before)) throw new AllotError("token-not-found", `no token has the id or name ${idOrName}`);
   if (before.revokedAt !== null) return before;
   const at = new Date(env.now).toISOString();
   await env.sql.run("UPDATE tokens SET revoked_at = ? WHERE id = ?", [at, before.id]);

@@ -1,8 +1,9 @@
 import type { ProviderRecord } from "../providers/provider.js";
 import type { Family } from "../addr/index.js";
+import type { Caller } from "./access.js";
 
-/** Who made a change and under which request: recorded in history with every change. */
-export interface ChangeContext {
+/** Who made a change and under which request (recorded in history with every change), and the spaces the caller may act in. */
+export interface ChangeContext extends Caller {
   actor: string;
   requestId?: string;
 }

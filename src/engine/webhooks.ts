@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Sql } from "../store/store.js";
 import type { TxEnv } from "./allocations.js";
+import { within } from "./access.js";
 import { AllotError } from "./errors.js";
 import { type HistoryEntry, listHistory, record } from "./history.js";
 import { checkName } from "./pools.js";
@@ -111,8 +112,11 @@ export async function listWebhooks(sql: Sql): Promise<Webhook[]> {
 }
 
 export async function deleteWebhook(env: TxEnv, idOrName: string): Promise<Webhook> {
-  const row = await env.sql.get<WebhookRow>("SELECT * FROM webhooks WHERE id = ? OR name = ?", [idOrName, idOrName]);
-  if (!row) throw new AllotError("webhook-not-found", `no webhook has the id or name ${idOrName}`);
+  // by id first: a name that looks like another hook's id must not pick that one
+  const row =
+    (await env.sql.get<WebhookRow>("SELECT * FROM webhooks WHERE id = ?", [idOrName])) ?? (await env.sql.get<WebhookRow>("SELECT * FROM webhooks WHERE name = ?", [idOrName]));
+  // a space-limited admin manages only webhooks within its spaces; others answer as missing
+  if (!row || !within(env.ctx, toWebhook(row))) throw new AllotError("webhook-not-found", `no webhook has the id or name ${idOrName}`);
   await env.sql.run("DELETE FROM webhooks WHERE id = ?", [row.id]);
   const hook = toWebhook(row);
   await record(env.sql, env.ctx, new Date(env.now).toISOString(), { action: "delete", entity: "webhook", entityId: row.id, before: hook });

@@ -4,6 +4,7 @@
  * that cannot be created gives its block back.
  */
 import { AllotError } from "../engine/errors.js";
+import type { Engine } from "../engine/engine.js";
 import type { ChangeContext, Pool, PoolInput, PoolRef } from "../engine/types.js";
 import { providers } from "./index.js";
 import { ProviderError } from "./provider.js";
@@ -15,13 +16,8 @@ export interface ProviderRequest {
   [param: string]: unknown;
 }
 
-/** The engine calls this needs (the API passes its per-token view, so access rules apply). */
-export interface PoolEngine {
-  createPool(input: PoolInput, ctx: ChangeContext): Promise<Pool>;
-  getPool(ref: PoolRef): Promise<Pool>;
-  deletePool(ref: PoolRef, options: { force?: boolean }, ctx: ChangeContext): Promise<Pool>;
-  poolSecrets(ref: PoolRef): Promise<Record<string, string>>;
-}
+/** The engine calls this needs; each passes the context's access, so the caller's spaces are checked. */
+export type PoolEngine = Pick<Engine, "createPool" | "getPool" | "deletePool" | "poolSecrets">;
 
 /** A provider's failure as the API answers it: 400 when the request was wrong, 502 when the provider failed. */
 export function asAllotError(err: unknown): unknown {
@@ -40,7 +36,7 @@ export async function createProvidedPool(engine: PoolEngine, input: PoolInput, r
   const secrets = input.secrets ?? {};
   // access and a free name first: nothing is reserved upstream for a request that will be refused
   try {
-    await engine.getPool({ pool: input.name, space: input.space ?? "default" });
+    await engine.getPool({ pool: input.name, space: input.space ?? "default" }, ctx);
     throw new AllotError("pool-exists", `pool ${input.name} already exists in space ${input.space ?? "default"}`);
   } catch (err) {
     if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
@@ -73,8 +69,8 @@ export async function createProvidedPool(engine: PoolEngine, input: PoolInput, r
 
 /** Deletes a pool and, if a provider supplied it, releases its block there. */
 export async function deletePool(engine: PoolEngine, ref: PoolRef, options: { force?: boolean }, ctx: ChangeContext): Promise<Pool> {
-  const before = await engine.getPool(ref);
-  const secrets = before.provider ? await engine.poolSecrets(ref) : {};
+  const before = await engine.getPool(ref, ctx);
+  const secrets = before.provider ? await engine.poolSecrets(ref, ctx) : {};
   const deleted = await engine.deletePool(ref, options, ctx);
   const record = deleted.provider;
   if (record) {

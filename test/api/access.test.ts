@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import type { InjectOptions } from "fastify";
 import type { Scope } from "../../src/engine/tokens.js";
@@ -35,7 +36,7 @@ before(async () => {
     await env.engine.createSpace({ name: s }, ctx);
     await env.engine.createPool({ name: `p-${s}`, space: s, cidr: "10.1.0.0/24" }, ctx);
     await env.engine.allocate({ pool: `p-${s}`, space: s }, { owner: "fixture" }, ctx);
-    await createNetwork(env.engine, { name: `net-${s}`, space: s, pools: [], servers: 1, options: { leaseSeconds: 3600 } });
+    await createNetwork(env.engine, { name: `net-${s}`, space: s, pools: [], servers: 1, options: { leaseSeconds: 3600 } }, SERVER);
   }
   for (const scope of ["read", "write", "admin"] as const) {
     for (const limited of [false, true]) {
@@ -51,7 +52,7 @@ async function freshAllocation(s: string): Promise<string> {
   return (await env.engine.allocate({ pool: `p-${s}`, space: s }, {}, ctx)).allocation.id;
 }
 async function poolId(s: string): Promise<string> {
-  return (await env.engine.getPool({ pool: `p-${s}`, space: s })).id;
+  return (await env.engine.getPool({ pool: `p-${s}`, space: s }, SERVER)).id;
 }
 
 /** One request per route, aimed at space `s`. */
@@ -99,7 +100,7 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   "PATCH /v1/dhcp/networks/{network}": async (s) => ({ method: "PATCH", url: `/v1/dhcp/networks/net-${s}`, payload: { servers: 1 + (counter++ % 3) } }),
   "DELETE /v1/dhcp/networks/{network}": async (s) => {
     const n = uniq("gone");
-    await createNetwork(env.engine, { name: n, space: s, pools: [], servers: 1, options: { leaseSeconds: 3600 } });
+    await createNetwork(env.engine, { name: n, space: s, pools: [], servers: 1, options: { leaseSeconds: 3600 } }, SERVER);
     return { method: "DELETE", url: `/v1/dhcp/networks/${n}` };
   },
   "GET /v1/dhcp/networks/{network}/config": async (s) => ({ method: "GET", url: `/v1/dhcp/networks/net-${s}/config?format=kea` }),
@@ -181,7 +182,7 @@ test("space-less routes: lists show only the token's spaces; only an all-spaces 
   assert.ok(pools.length > 0 && pools.every((p: { space: string }) => p.space === "alpha"));
   const found = (await as("read-alpha", { method: "GET", url: "/v1/lookup?address=10.1.0.1" })).json().items;
   assert.deepEqual(found.map((r: { space: string }) => r.space), ["alpha"]);
-  const alphaId = (await env.engine.getSpace("alpha")).id;
+  const alphaId = (await env.engine.getSpace("alpha", SERVER)).id;
   const history = (await as("read-alpha", { method: "GET", url: "/v1/history?limit=1000" })).json().items;
   assert.ok(history.length > 0 && history.every((h: { spaceId: string }) => h.spaceId === alphaId));
   // a pool of beta by id answers exactly as a pool that does not exist
@@ -221,7 +222,7 @@ test("changes are recorded with the token's name as actor and the request id", a
     headers: { authorization: `Bearer ${secrets.get("write-alpha")}`, "x-request-id": "req-audit-1" },
   });
   assert.equal(res.statusCode, 201);
-  const [entry] = await env.engine.history({ owner: "audit-me", limit: 1 });
+  const [entry] = await env.engine.history({ owner: "audit-me", limit: 1 }, SERVER);
   assert.equal(entry?.actor, "token:write-alpha");
   assert.equal(entry?.requestId, "req-audit-1");
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { Engine } from "../../src/engine/engine.js";
 import { test } from "node:test";
 import { manualClock, tempApp } from "../helpers.js";
@@ -110,9 +111,9 @@ test("retention deletes history older than the cutoff, and only that", async () 
     await env.inject({ method: "POST", url: "/v1/pools", payload: { name: "old", cidr: "10.3.0.0/24" } });
     clock.advance(40 * 24 * HOUR);
     await env.inject({ method: "POST", url: "/v1/pools/old/allocations", payload: {} });
-    const before = await env.engine.history({ limit: 1000 });
+    const before = await env.engine.history({ limit: 1000 }, SERVER);
     const removed = await env.engine.pruneHistory("2026-10-15T00:00:00Z");
-    const after = await env.engine.history({ limit: 1000 });
+    const after = await env.engine.history({ limit: 1000 }, SERVER);
     assert.equal(removed, before.filter((h) => h.at < "2026-10-15").length);
     assert.ok(removed >= 2);
     assert.ok(after.length > 0 && after.every((h) => h.at >= "2026-10-15"));
@@ -131,9 +132,9 @@ test("retention removes only the oldest stretch: an entry stamped early by a slo
     // a second server whose clock is six weeks slow
     const slow = await Engine.open(env.engine.store, { clock: () => Date.parse("2026-10-02T00:00:00Z") });
     await slow.allocate({ pool: "old" }, { owner: "slow-clock" }, { actor: "slow" });
-    const before = await env.engine.history({ limit: 1000 });
+    const before = await env.engine.history({ limit: 1000 }, SERVER);
     const removed = await env.engine.pruneHistory("2026-10-15T00:00:00Z");
-    const after = await env.engine.history({ limit: 1000 });
+    const after = await env.engine.history({ limit: 1000 }, SERVER);
     assert.equal(removed, before.filter((h) => h.at < "2026-10-01T01").length);
     assert.ok(removed >= 1);
     const owners = after.filter((h) => h.action === "allocate").map((h) => (h.after as { owner: string }).owner);

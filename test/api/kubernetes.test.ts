@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import { startResync } from "../../src/integrations/kubernetes/metal3.js";
 import { pruneTombstones } from "../../src/integrations/kubernetes/objects.js";
@@ -108,7 +109,7 @@ test("each pool is reconciled on its own: a pool that cannot be served says why,
   await env.inject({ method: "DELETE", url: "/apis/ipam.metal3.io/v1alpha1/namespaces/iso/ipclaims/a" });
   await env.inject({ method: "DELETE", url: "/apis/ipam.metal3.io/v1alpha1/namespaces/iso/ippools/taken" });
   assert.equal((await kube(env, "iso", "ippools", "taken")).status, 404);
-  assert.equal((await env.engine.getPool({ pool: "taken", space: "iso" })).ranges[0]!.start, "10.40.0.0");
+  assert.equal((await env.engine.getPool({ pool: "taken", space: "iso" }, SERVER)).ranges[0]!.start, "10.40.0.0");
 });
 
 test("a paused pool stands still until the annotation goes; clusterName labels the pool", async () => {
@@ -167,7 +168,7 @@ test("a claim waiting on a full pool gets an address released through /v1; a cla
     await env.engine.release({ pool: { pool: "full", space: "resync" }, owner: "first" }, ctx);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await status("waiting")).errorMessage, "Exhausted IP Pools");
-    const held = (await env.engine.listAllocations({ pool: "full", space: "resync" }, { limit: 10 })).items.map((a) => `${a.address} ${a.owner}`);
+    const held = (await env.engine.listAllocations({ pool: "full", space: "resync" }, { limit: 10 }, SERVER)).items.map((a) => `${a.address} ${a.owner}`);
     assert.deepEqual(held, ["10.70.0.1 first", "10.70.0.2 by-hand"]);
     // the address taken by hand, released, goes to the waiting claim without another Kubernetes write
     await env.engine.release({ pool: { pool: "full", space: "resync" }, owner: "by-hand" }, ctx);
@@ -226,9 +227,9 @@ test("changing a pool's entries keeps every address its claims hold; shrinking p
   assert.equal(r.statusCode, 200, r.body);
   // the waiting claim gets an address of the new entry; the others keep theirs, in the Allot pool too
   assert.deepEqual(await addresses(env, "grow"), { g1: "10.80.0.1", g2: "10.80.0.2", g3: "10.80.1.1" });
-  const held = (await env.engine.listAllocations({ pool: "grow", space: "grow" }, { limit: 10 })).items.map((a) => `${a.address} ${a.owner}`);
+  const held = (await env.engine.listAllocations({ pool: "grow", space: "grow" }, { limit: 10 }, SERVER)).items.map((a) => `${a.address} ${a.owner}`);
   assert.deepEqual(held, ["10.80.0.1 g1", "10.80.0.2 g2", "10.80.1.1 g3"]);
-  assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" })).attributes["kubernetes.restoring"], undefined);
+  assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" }, SERVER)).attributes["kubernetes.restoring"], undefined);
 
   const shrink = await apply(env, [pool("grow", { pools: [{ start: "10.80.0.1", end: "10.80.0.1" }, { start: "10.80.1.1", end: "10.80.1.9" }] })], "grow");
   assert.equal(shrink.statusCode, 400);
@@ -238,7 +239,7 @@ test("changing a pool's entries keeps every address its claims hold; shrinking p
   await env.engine.allocate({ pool: "grow", space: "grow" }, { address: "10.80.1.5", owner: "by-hand" }, ctx);
   await apply(env, [entries([{ start: "10.80.1.1", end: "10.80.1.9" }, { start: "10.80.2.1", end: "10.80.2.2" }])], "grow");
   assert.match(String((await kube(env, "grow", "ippools", "grow")).body.status?.errorMessage), /10\.80\.1\.5 \(owner by-hand\) was allocated outside Kubernetes/);
-  assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" })).ranges.length, 2);
+  assert.equal((await env.engine.getPool({ pool: "grow", space: "grow" }, SERVER)).ranges.length, 2);
 });
 
 test("a remake never drops child pools carved through /v1; patches are held to the object's shape; imports say what is missing", async () => {
@@ -247,7 +248,7 @@ test("a remake never drops child pools carved through /v1; patches are held to t
   await env.engine.allocate({ pool: "vms", space: "carve" }, { owner: "vm1" }, ctx);
   await apply(env, [pool("carved", { pools: [{ start: "10.90.0.0", end: "10.90.0.255" }, { start: "10.91.0.1", end: "10.91.0.9" }] })], "carve");
   assert.match(String((await kube(env, "carve", "ippools", "carved")).body.status?.errorMessage), /child pools were carved/);
-  assert.equal((await env.engine.listAllocations({ pool: "vms", space: "carve" }, { limit: 5 })).items[0]?.owner, "vm1");
+  assert.equal((await env.engine.listAllocations({ pool: "vms", space: "carve" }, { limit: 5 }, SERVER)).items[0]?.owner, "vm1");
   // the pool still serves (and releases) as it was while the change waits
   await apply(env, [claim("k2", "carved")], "carve");
   assert.equal((await addresses(env, "carve")).k2, "10.90.0.1");

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import { TEST_ADMIN_TOKEN, ctx, tempApp } from "../helpers.js";
 
@@ -52,7 +53,7 @@ test("Keystone: a password is an Allot token, a project a space; the catalog poi
   const r = await keystone("admin", TEST_ADMIN_TOKEN, "demo");
   const body = r.json().token;
   assert.equal(body.project.name, "demo");
-  assert.equal(body.project.id, (await env.engine.getSpace("demo")).id);
+  assert.equal(body.project.id, (await env.engine.getSpace("demo", SERVER)).id);
   assert.ok(Date.parse(body.expires_at) > Date.now() + 50 * 60_000);
   const network = body.catalog.find((s: { type: string }) => s.type === "network");
   assert.equal(network.endpoints.find((e: { interface: string }) => e.interface === "public").url, "http://localhost:80/network");
@@ -140,7 +141,7 @@ test("ports: specific, any, by subnet; EUI-64 on SLAAC; addresses kept across up
   assert.deepEqual(empty.fixed_ips, []);
 
   // the allocation carries the port's MAC and who it is for
-  const [holder] = await env.engine.lookup("172.16.0.9", "demo");
+  const [holder] = await env.engine.lookup("172.16.0.9", "demo", SERVER);
   assert.equal(holder?.allocation?.mac, specific.mac_address);
   assert.equal(holder?.allocation?.owner, `port:${String(specific.id)}`);
   assert.equal(holder?.allocation?.labels["device-owner"], "oVirt");
@@ -160,7 +161,7 @@ test("ports: specific, any, by subnet; EUI-64 on SLAAC; addresses kept across up
   const movedIps = moved.body.port!.fixed_ips as { subnet_id: string; ip_address: string }[];
   assert.deepEqual(movedIps.filter((f) => f.subnet_id === s4.id), [{ subnet_id: s4.id, ip_address: "172.16.0.12" }]);
   assert.deepEqual(movedIps.filter((f) => f.subnet_id === s6.id), (bySubnet.fixed_ips as { subnet_id: string }[]).filter((f) => f.subnet_id === s6.id));
-  assert.equal((await env.engine.lookup("172.16.0.3", "demo"))[0]?.allocation, null);
+  assert.equal((await env.engine.lookup("172.16.0.3", "demo", SERVER))[0]?.allocation, null);
   // a new MAC moves the EUI-64 address with it
   const remac = await call("PUT", `ports/${auto.id}`, { port: { mac_address: "02:00:00:00:00:01" } });
   assert.deepEqual(remac.body.port!.fixed_ips, [
@@ -200,7 +201,7 @@ test("ports: specific, any, by subnet; EUI-64 on SLAAC; addresses kept across up
   assert.equal(error(await call("DELETE", `subnets/${s4.id}`)).type, "SubnetInUse");
   assert.equal(error(await call("DELETE", `networks/${net.id}`)).type, "NetworkInUse");
   assert.equal((await call("DELETE", `ports/${specific.id}`)).status, 204);
-  assert.equal((await env.engine.lookup("172.16.0.9", "demo"))[0]?.allocation, null);
+  assert.equal((await env.engine.lookup("172.16.0.9", "demo", SERVER))[0]?.allocation, null);
   assert.equal((await call("GET", `ports/${specific.id}`)).status, 404);
 });
 
@@ -241,7 +242,7 @@ test("subnet pools: prefix-length bounds, subnets by length or exact CIDR, exhau
   assert.equal(error(await call("DELETE", `subnetpools/${sp.id}`)).type, "SubnetPoolInUse");
   for (const s of [a, b, c]) assert.equal((await call("DELETE", `subnets/${s.id}`)).status, 204);
   assert.equal((await call("DELETE", `subnetpools/${sp.id}`)).status, 204);
-  assert.deepEqual((await env.engine.listPools({ space: "demo" })).filter((p) => p.name.includes(String(sp.id))), []);
+  assert.deepEqual((await env.engine.listPools({ space: "demo" }, SERVER)).filter((p) => p.name.includes(String(sp.id))), []);
 });
 
 test("projects are spaces: a project sees only its own; read tokens cannot write; lists filter and pick fields", async () => {
@@ -251,7 +252,7 @@ test("projects are spaces: a project sees only its own; read tokens cannot write
   const mine = await call("GET", "networks");
   const theirs = await call("POST", "networks", { network: { name: "theirs" } }, otherToken);
   assert.equal(theirs.status, 201);
-  assert.equal((theirs.body.network!.project_id as string), (await env.engine.getSpace("other")).id);
+  assert.equal((theirs.body.network!.project_id as string), (await env.engine.getSpace("other", SERVER)).id);
   const listed = (await call("GET", "networks", undefined, otherToken)).body.networks as unknown as { name: string }[];
   assert.deepEqual(listed.map((n) => n.name), ["theirs"]);
   assert.equal((await call("GET", `networks/${(mine.body.networks as unknown as { id: string }[])[0]!.id}`, undefined, otherToken)).status, 404);
@@ -300,10 +301,10 @@ test("oVirt's engine, as it calls: connection test, a v2.0 token, a VLAN network
   assert.equal(moved.status, 200);
   assert.deepEqual([moved.body.port!["binding:host_id"], (moved.body.port!.fixed_ips as { ip_address: string }[])[0]!.ip_address], ["host-b", address]);
   // the reservation Allot keeps for DHCP delivery: this MAC, this address
-  const [held] = await env.engine.lookup(address, "demo");
+  const [held] = await env.engine.lookup(address, "demo", SERVER);
   assert.equal(held?.allocation?.mac, "56:6f:1a:2b:00:07");
   assert.equal((await as("DELETE", `ports/${port.body.port!.id}`)).status, 204);
-  assert.equal((await env.engine.lookup(address, "demo"))[0]?.allocation, null);
+  assert.equal((await env.engine.lookup(address, "demo", SERVER))[0]?.allocation, null);
 });
 
 test("races and edges: concurrent updates of one port, an update racing a delete, tokens of several spaces, a null cidr", async () => {
@@ -317,7 +318,7 @@ test("races and edges: concurrent updates of one port, an update racing a delete
   assert.deepEqual((same.body.port!.fixed_ips as { ip_address: string }[]).map((f) => f.ip_address).sort(), ["172.30.0.10", eui.ip_address].sort());
   const emptied = await call("PUT", `ports/${port.id}`, { port: { fixed_ips: [] } });
   assert.deepEqual(emptied.body.port!.fixed_ips, [eui]);
-  const held = async () => (await env.engine.listAllocations({ pool: `neutron-subnet-${String(s4.id)}`, space: "demo" }, { limit: 100 })).items.map((a) => a.address);
+  const held = async () => (await env.engine.listAllocations({ pool: `neutron-subnet-${String(s4.id)}`, space: "demo" }, { limit: 100 }, SERVER)).items.map((a) => a.address);
   assert.deepEqual(await held(), []);
 
   // two updates at once, each adding an address: one wins, the other is refused and takes nothing

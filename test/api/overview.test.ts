@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { ctx, tempApp } from "../helpers.js";
@@ -45,7 +46,7 @@ test("a map kept from before answers what a fresh read would, after allocations,
   const views = [{ cells: 256 }, { cells: 16, start: "10.1.3.0", end: "10.1.4.255" }];
   const same = async (after: string) => {
     const fresh = await Engine.open(env.engine.store); // a new engine keeps no maps
-    for (const v of views) assert.deepEqual(await env.engine.poolMap(ref, v), await fresh.poolMap(ref, v), `${after}, view ${JSON.stringify(v)}`);
+    for (const v of views) assert.deepEqual(await env.engine.poolMap(ref, v, SERVER), await fresh.poolMap(ref, v, SERVER), `${after}, view ${JSON.stringify(v)}`);
   };
   await same("a new pool"); // both views now kept
   await env.engine.allocateMany(ref, { count: 700 }, ctx); // into 10.1.0.0 - 10.1.2.188 in order
@@ -65,7 +66,7 @@ test("a map kept from before answers what a fresh read would, after allocations,
   // an hour on, the next write to the pool expires it
   const later = await Engine.open(env.engine.store, { clock: () => Date.now() + 3_600_000 });
   await later.allocate(ref, { address: "10.1.6.2" }, ctx);
-  assert.ok((await env.engine.history({ pool: ref, limit: 5 })).some((h) => h.action === "expire"));
+  assert.ok((await env.engine.history({ pool: ref, limit: 5 }, SERVER)).some((h) => h.action === "expire"));
   await same("its expiry");
   await env.engine.allocate(ref, { address: "10.1.7.0" }, ctx); // its history entry is pruned before anyone looks
   await env.engine.pruneHistory(new Date(Date.now() + 1000).toISOString());
@@ -73,7 +74,7 @@ test("a map kept from before answers what a fresh read would, after allocations,
   await same("history pruned, and a change after");
   for (let i = 0; i < 2100; i++) await env.engine.allocate(ref, { address: `10.1.${8 + (i >> 8)}.${i & 255}` }, ctx);
   await same("more changes than are worth replaying");
-  const view = await env.engine.poolMap(ref, views[0]!);
+  const view = await env.engine.poolMap(ref, views[0]!, SERVER);
   assert.equal(view.cells.reduce((n, c) => n + Number(c.total) - Number(c.free), 0), 700 + 3 + 2100 + 2); // (10.1.6.2, 10.1.7.0, 10.1.7.1, and the network and broadcast addresses)
 });
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { describe, test } from "node:test";
 import { formatAddress } from "../../src/addr/index.js";
 import type { Engine } from "../../src/engine/engine.js";
@@ -40,7 +41,7 @@ const runs = async (engine: Engine, ref: PoolRef) =>
 async function addresses(engine: Engine, ref: PoolRef): Promise<string[]> {
   const out: string[] = [];
   for (let after: string | undefined; ; ) {
-    const page = await engine.listAllocations(ref, { limit: 100, ...(after ? { after } : {}) });
+    const page = await engine.listAllocations(ref, { limit: 100, ...(after ? { after } : {}) }, SERVER);
     out.push(...page.items.map((a) => (a.size === 1 ? a.address : `${a.address}-${a.lastAddress}`)));
     if (page.next === null) return out;
     after = page.next;
@@ -113,7 +114,7 @@ describe("pools", () => {
         dns: ["9.9.9.9"],
       });
       // the same settings come back when the allocation is read again
-      assert.deepEqual(await engine.getAllocation(b.id), b);
+      assert.deepEqual(await engine.getAllocation(b.id, SERVER), b);
       // a block never straddles two ranges, even when they are adjacent in the free order
       await rejectsWith(engine.allocate({ pool: "lab" }, { address: "192.168.1.18", size: 4 }, ctx), "address-outside-pool");
     }));
@@ -166,12 +167,12 @@ describe("pools", () => {
       };
       const created = await engine.createPool({ name: "attrs", cidr: "10.30.0.0/24", attributes }, ctx);
       assert.deepEqual(created.attributes, attributes);
-      assert.deepEqual((await engine.getPool({ pool: "attrs" })).attributes, attributes);
-      assert.deepEqual((await engine.listPools()).find((p) => p.name === "attrs")?.attributes, attributes);
-      assert.deepEqual((await engine.getPool({ pool: created.id })).attributes, attributes);
+      assert.deepEqual((await engine.getPool({ pool: "attrs" }, SERVER)).attributes, attributes);
+      assert.deepEqual((await engine.listPools({}, SERVER)).find((p) => p.name === "attrs")?.attributes, attributes);
+      assert.deepEqual((await engine.getPool({ pool: created.id }, SERVER)).attributes, attributes);
       const replaced = { only: ["this"] };
       assert.deepEqual((await engine.updatePool({ pool: "attrs" }, { attributes: replaced }, ctx)).attributes, replaced);
-      assert.deepEqual((await engine.getPool({ pool: "attrs" })).attributes, replaced);
+      assert.deepEqual((await engine.getPool({ pool: "attrs" }, SERVER)).attributes, replaced);
     }));
 
   test("strategy random hands out distinct addresses, all inside the pool and never a kept-back one", () =>
@@ -203,7 +204,7 @@ describe("pools", () => {
         engine.createPool({ name: "e", ranges: [{ cidr: "10.60.0.0/24" }, { start: "10.50.0.255", end: "10.50.0.255", prefixLength: 24 }] }, ctx),
         "pool-overlap",
       );
-      assert.deepEqual((await engine.listPools()).map((p) => p.name), ["a"], "nothing of the refused pools was kept");
+      assert.deepEqual((await engine.listPools({}, SERVER)).map((p) => p.name), ["a"], "nothing of the refused pools was kept");
       // touching is not overlapping
       await engine.createPool({ name: "below", cidr: "10.49.255.0/24" }, ctx);
       await engine.createPool({ name: "above", cidr: "10.50.1.0/24" }, ctx);
@@ -231,7 +232,7 @@ describe("pools", () => {
       await rejectsWith(engine.createChildPool({ pool: "net" }, { name: "other", prefixLength: 28 }, ctx), "pool-exists");
       await engine.createSpace({ name: "s2" }, ctx);
       await engine.createPool({ name: "net", space: "s2", cidr: "10.71.0.0/24" }, ctx);
-      assert.deepEqual((await engine.listPools()).map((p) => `${p.space}/${p.name}`), ["default/net", "default/other", "s2/net"]);
+      assert.deepEqual((await engine.listPools({}, SERVER)).map((p) => `${p.space}/${p.name}`), ["default/net", "default/other", "s2/net"]);
     }));
 });
 
@@ -252,12 +253,12 @@ describe("child pools", () => {
       const c4 = await engine.createChildPool({ pool: "super" }, { name: "c4", cidr: "10.80.200.0/22" }, ctx);
       assert.deepEqual(c4.ranges.map((r) => r.cidr), ["10.80.200.0/22"]);
 
-      const u = (await engine.getPool({ pool: "super" })).usage;
+      const u = (await engine.getPool({ pool: "super" }, SERVER)).usage;
       assert.deepEqual(
         { total: u.total, allocated: u.allocated, inChildPools: u.inChildPools, free: u.free },
         { total: "65536", allocated: "1", inChildPools: String(256 + 128 + 512 + 1024), free: String(65536 - 1 - 256 - 128 - 512 - 1024) },
       );
-      assert.deepEqual(await engine.usage({ pool: "super" }), u);
+      assert.deepEqual(await engine.usage({ pool: "super" }, SERVER), u);
       // a parent's carved blocks are not its allocations, and it never hands them out
       assert.deepEqual(await addresses(engine, { pool: "super" }), ["10.80.0.0"]);
       await rejectsWith(engine.allocate({ pool: "super" }, { address: "10.80.1.7" }, ctx), "address-unavailable", /child pool/);
@@ -284,7 +285,7 @@ describe("child pools", () => {
       await rejectsWith(engine.createChildPool({ pool: "p" }, { name: "x", prefixLength: 33 }, ctx), "invalid-request");
       await rejectsWith(engine.createChildPool({ pool: "p" }, { name: "x" }, ctx), "invalid-request");
       await rejectsWith(engine.createChildPool({ pool: "p" }, { name: "x", prefixLength: 24, cidr: "10.90.1.0/24" }, ctx), "invalid-request");
-      assert.deepEqual((await engine.listPools({ parent: { pool: "p" } })).map((c) => c.name), ["c"]);
+      assert.deepEqual((await engine.listPools({ parent: { pool: "p" } }, SERVER)).map((c) => c.name), ["c"]);
       assert.deepEqual(await engine.check(), []);
     }));
 
@@ -296,7 +297,7 @@ describe("child pools", () => {
       const b = await engine.createChildPool({ pool: "rir" }, { name: "site-b", prefixLength: 48, allocateReserved: true }, ctx);
       const z = await engine.createChildPool({ pool: "rir" }, { name: "site-z", cidr: "2001:db8:ffff::/48" }, ctx);
       assert.deepEqual([a, b, z].map((c) => c.ranges[0]!.cidr), ["2001:db8::/48", "2001:db8:1::/48", "2001:db8:ffff::/48"]);
-      const u = await engine.usage({ pool: "rir" });
+      const u = await engine.usage({ pool: "rir" }, SERVER);
       assert.equal(u.total, String(2n ** 96n));
       assert.equal(u.inChildPools, String(3n * 2n ** 80n));
       assert.equal(u.free, String(2n ** 96n - 3n * 2n ** 80n));
@@ -311,7 +312,7 @@ describe("child pools", () => {
         prefixLength: 64,
         gateway: "2001:db8:1::1",
       });
-      const [found] = await engine.lookup("2001:db8:1::2");
+      const [found] = await engine.lookup("2001:db8:1::2", undefined, SERVER);
       assert.equal(found?.pool, "lan");
       assert.equal(found?.state, "allocated");
     }));
@@ -324,19 +325,19 @@ describe("child pools", () => {
       assert.equal(first.ranges[0]!.cidr, "10.0.0.0/24", "the first /24, though it holds the parent's network and gateway");
       const last = await engine.createChildPool({ pool: "region" }, { name: "net-z", cidr: "10.0.255.0/24" }, ctx);
       assert.equal(last.ranges[0]!.cidr, "10.0.255.0/24", "the last /24, though it holds the parent's broadcast");
-      const region = await engine.getPool({ pool: "region" });
+      const region = await engine.getPool({ pool: "region" }, SERVER);
       // 65536 - network - broadcast - gateway allocatable; the two /24s take 254 and 255 of them
       assert.equal(region.usage.total, "65533");
       assert.equal(region.usage.inChildPools, String(254 + 255));
       assert.equal(region.usage.free, String(65533 - 509));
-      assert.equal((await engine.lookup("10.0.0.1", "default"))[0]!.pool, "net-a");
+      assert.equal((await engine.lookup("10.0.0.1", "default", SERVER))[0]!.pool, "net-a");
       assert.equal((await next(engine, "net-a")).address, "10.0.0.2", "the child keeps its own network and gateway back");
       assert.deepEqual(await engine.check(), []);
 
       await engine.deletePool({ pool: "net-a" }, { force: true }, ctx);
       await engine.deletePool({ pool: "net-z" }, {}, ctx);
       assert.deepEqual(await runs(engine, { pool: "region" }), before, "reserved addresses did not become free");
-      assert.equal((await engine.getPool({ pool: "region" })).usage.free, "65533");
+      assert.equal((await engine.getPool({ pool: "region" }, SERVER)).usage.free, "65533");
       assert.deepEqual(await engine.check(), []);
     }));
 
@@ -355,22 +356,22 @@ describe("child pools", () => {
       // deleting the grandchild returns its /26 to the child, which is whole again
       await rejectsWith(engine.deletePool({ pool: "grandkid" }, {}, ctx), "pool-in-use"); // it holds an allocation
       await engine.deletePool({ pool: "grandkid" }, { force: true }, ctx);
-      const kid = await engine.getPool({ pool: "kid" });
+      const kid = await engine.getPool({ pool: "kid" }, SERVER);
       assert.equal(kid.usage.inChildPools, "0");
       assert.deepEqual(await runs(engine, { pool: "kid" }), ["10.100.0.1-10.100.0.254"]);
 
       // the child goes back into the parent: same free runs as before, and the same block can be carved again
       await engine.deletePool({ pool: "kid" }, {}, ctx);
       assert.deepEqual(await runs(engine, { pool: "parent" }), before);
-      assert.equal((await engine.getPool({ pool: "parent" })).usage.inChildPools, "0");
+      assert.equal((await engine.getPool({ pool: "parent" }, SERVER)).usage.inChildPools, "0");
       await engine.createChildPool({ pool: "parent" }, { name: "kid2", cidr: "10.100.0.0/24" }, ctx);
 
       // force takes the children (and theirs) along
       await engine.createChildPool({ pool: "kid2" }, { name: "kid2a", prefixLength: 28 }, ctx);
       await engine.deletePool({ pool: "parent" }, { force: true }, ctx);
-      assert.deepEqual(await engine.listPools(), []);
-      for (const name of ["parent", "kid2", "kid2a"]) await rejectsWith(engine.getPool({ pool: name }), "pool-not-found");
-      assert.deepEqual(await engine.lookup("10.100.0.5"), []);
+      assert.deepEqual(await engine.listPools({}, SERVER), []);
+      for (const name of ["parent", "kid2", "kid2a"]) await rejectsWith(engine.getPool({ pool: name }, SERVER), "pool-not-found");
+      assert.deepEqual(await engine.lookup("10.100.0.5", undefined, SERVER), []);
       assert.deepEqual(await engine.check(), []);
     }));
 });
@@ -404,7 +405,7 @@ describe("allocations", () => {
       const addrs = [...got.items()].map((a) => a.address);
       assert.equal(new Set(addrs).size, 51);
       assert.ok(!addrs.includes("10.9.0.33") && !addrs.includes("10.9.0.15") && !addrs.includes("10.9.0.0") && !addrs.includes("10.9.0.63"));
-      assert.equal((await engine.usage({ pool: "r" })).free, "0");
+      assert.equal((await engine.usage({ pool: "r" }, SERVER)).free, "0");
       await rejectsWith(engine.allocateMany({ pool: "r" }, { count: 1 }, ctx), "pool-exhausted");
       assert.deepEqual(await engine.check(), []);
     }));
@@ -434,13 +435,13 @@ describe("allocations", () => {
       await engine.createPool({ name: "o", cidr: "10.130.0.0/24" }, ctx);
       const first = await engine.allocate({ pool: "o" }, { owner: "claim-1" }, ctx);
       assert.equal(first.created, true);
-      const historyBefore = (await engine.history({ limit: 1000 })).length;
+      const historyBefore = (await engine.history({ limit: 1000 }, SERVER)).length;
       for (const req of [{ owner: "claim-1" }, { owner: "claim-1", address: first.allocation.address }, { owner: "claim-1", size: 1 }]) {
         const again = await engine.allocate({ pool: "o" }, req, ctx);
         assert.equal(again.created, false);
         assert.deepEqual(again.allocation, first.allocation);
       }
-      assert.equal((await engine.history({ limit: 1000 })).length, historyBefore, "a retry records nothing");
+      assert.equal((await engine.history({ limit: 1000 }, SERVER)).length, historyBefore, "a retry records nothing");
       assert.deepEqual(await addresses(engine, { pool: "o" }), ["10.130.0.1"]);
 
       const c1 = await rejectsWith(engine.allocate({ pool: "o" }, { owner: "claim-1", address: "10.130.0.9" }, ctx), "owner-conflict", /claim-1/);
@@ -469,13 +470,13 @@ describe("allocations", () => {
       assert.equal((await engine.release({ pool: { pool: "r" }, address: b.lastAddress }, ctx)).id, b.id);
       assert.equal((await engine.release({ pool: { pool: "r" }, owner: "nic-7" }, ctx)).id, c.id);
       await rejectsWith(engine.release({ id: a.id }, ctx), "allocation-not-found");
-      await rejectsWith(engine.getAllocation(a.id), "allocation-not-found");
+      await rejectsWith(engine.getAllocation(a.id, SERVER), "allocation-not-found");
       await rejectsWith(engine.release({ pool: { pool: "r" }, address: b.address }, ctx), "allocation-not-found");
       await rejectsWith(engine.release({ pool: { pool: "r" }, owner: "nic-7" }, ctx), "allocation-not-found");
       await rejectsWith(engine.release({ pool: { pool: "nope" }, owner: "nic-7" }, ctx), "pool-not-found");
       assert.deepEqual(await addresses(engine, { pool: "r" }), []);
-      assert.equal((await engine.usage({ pool: "r" })).allocated, "0");
-      const actions = (await engine.history({ pool: { pool: "r" } })).map((h) => h.action);
+      assert.equal((await engine.usage({ pool: "r" }, SERVER)).allocated, "0");
+      const actions = (await engine.history({ pool: { pool: "r" } }, SERVER)).map((h) => h.action);
       assert.deepEqual(actions.slice(0, 3), ["release", "release", "release"]);
     }));
 
@@ -489,24 +490,24 @@ describe("allocations", () => {
       clock.advance(59_999);
       assert.deepEqual(await addresses(engine, { pool: "t" }), ["10.150.0.1", "10.150.0.2"]);
       assert.equal(await engine.expire(), 0);
-      assert.equal((await engine.getAllocation(lease.id)).id, lease.id);
+      assert.equal((await engine.getAllocation(lease.id, SERVER)).id, lease.id);
 
       clock.advance(1);
       // already gone for readers, before anything sweeps it out
       assert.deepEqual(await addresses(engine, { pool: "t" }), ["10.150.0.2"]);
-      assert.equal((await engine.lookup("10.150.0.1"))[0]?.state, "free");
-      await rejectsWith(engine.getAllocation(lease.id), "allocation-not-found");
+      assert.equal((await engine.lookup("10.150.0.1", undefined, SERVER))[0]?.state, "free");
+      await rejectsWith(engine.getAllocation(lease.id, SERVER), "allocation-not-found");
       await rejectsWith(engine.release({ id: lease.id }, ctx), "allocation-not-found");
       await rejectsWith(engine.release({ pool: { pool: "t" }, owner: "dhcp-1" }, ctx), "allocation-not-found");
       await rejectsWith(engine.release({ pool: { pool: "t" }, address: "10.150.0.1" }, ctx), "allocation-not-found");
 
       assert.equal(await engine.expire(), 1);
       assert.equal(await engine.expire(), 0);
-      const [last] = await engine.history({ pool: { pool: "t" }, limit: 1 });
+      const [last] = await engine.history({ pool: { pool: "t" }, limit: 1 }, SERVER);
       assert.deepEqual([last?.action, last?.actor, last?.entityId], ["expire", "system:expiry", lease.id]);
-      const u = await engine.usage({ pool: "t" });
+      const u = await engine.usage({ pool: "t" }, SERVER);
       assert.equal(u.allocated, "1");
-      assert.deepEqual(await engine.getAllocation(keep.id), keep);
+      assert.deepEqual(await engine.getAllocation(keep.id, SERVER), keep);
       // the address is free again, and the owner may ask anew
       const again = await engine.allocate({ pool: "t" }, { owner: "dhcp-1" }, ctx);
       assert.equal(again.created, true);
@@ -522,7 +523,7 @@ describe("allocations", () => {
       await rejectsWith(engine.allocate({ pool: "tiny" }, {}, ctx), "pool-exhausted");
       clock.advance(5_000);
       assert.equal((await next(engine, "tiny")).address, "10.160.0.1");
-      assert.equal((await engine.usage({ pool: "tiny" })).free, "0");
+      assert.equal((await engine.usage({ pool: "tiny" }, SERVER)).free, "0");
     }));
 
   test("lookup says allocated, free, excluded or reserved, and follows an address into child pools", () =>
@@ -532,7 +533,7 @@ describe("allocations", () => {
       await engine.createChildPool({ pool: "l" }, { name: "l-kid", cidr: "10.170.4.0/24" }, ctx);
       const inKid = await next(engine, "l-kid", { owner: "kid-host" });
       const state = async (a: string) => {
-        const [r] = await engine.lookup(a);
+        const [r] = await engine.lookup(a, undefined, SERVER);
         return r ? `${r.pool}:${r.state}${r.allocation ? `:${r.allocation.owner}` : ""}` : "none";
       };
       assert.equal(await state(held.address), "l:allocated:web-1");
@@ -546,14 +547,14 @@ describe("allocations", () => {
       assert.equal(await state("10.170.4.9"), "l-kid:free");
       assert.equal(await state("10.170.4.0"), "l-kid:reserved");
       assert.equal(await state("10.171.0.1"), "none");
-      const [r] = await engine.lookup(held.address);
+      const [r] = await engine.lookup(held.address, undefined, SERVER);
       assert.equal(r?.allocation?.id, held.id);
       // every space answers for itself
       await engine.createSpace({ name: "lab" }, ctx);
       await engine.createPool({ name: "l", space: "lab", cidr: "10.170.0.0/24" }, ctx);
-      assert.deepEqual((await engine.lookup("10.170.0.3")).map((x) => `${x.space}/${x.pool}:${x.state}`).sort(), ["default/l:free", "lab/l:free"]);
-      assert.deepEqual((await engine.lookup("10.170.0.3", "lab")).map((x) => x.space), ["lab"]);
-      await rejectsWith(engine.lookup("10.170.0.300"), "invalid-address");
+      assert.deepEqual((await engine.lookup("10.170.0.3", undefined, SERVER)).map((x) => `${x.space}/${x.pool}:${x.state}`).sort(), ["default/l:free", "lab/l:free"]);
+      assert.deepEqual((await engine.lookup("10.170.0.3", "lab", SERVER)).map((x) => x.space), ["lab"]);
+      await rejectsWith(engine.lookup("10.170.0.300", undefined, SERVER), "invalid-address");
     }));
 
   test("usage of an IPv6 /32 is exact, as decimal strings", () =>
@@ -565,7 +566,7 @@ describe("allocations", () => {
       await next(engine, "big", { size: 16 });
       await next(engine, "big", { address: "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff" });
       await engine.createChildPool({ pool: "big" }, { name: "big-kid", prefixLength: 48 }, ctx);
-      const u = await engine.usage({ pool: "big" });
+      const u = await engine.usage({ pool: "big" }, SERVER);
       assert.deepEqual(u, {
         total: total.toString(),
         allocated: "17",
@@ -573,19 +574,19 @@ describe("allocations", () => {
         free: (total - 17n - 2n ** 80n).toString(),
         utilization: 0,
       });
-      assert.equal((await engine.getPool({ pool: "big" })).usage.free, u.free);
+      assert.equal((await engine.getPool({ pool: "big" }, SERVER)).usage.free, u.free);
     }));
 });
 
 describe("bad input changes nothing", () => {
   /** Everything a change could touch: history, pools with usage, allocations and free runs. */
   async function snapshot(engine: Engine) {
-    const pools = await engine.listPools();
+    const pools = await engine.listPools({}, SERVER);
     const perPool = [];
     for (const p of pools) {
-      perPool.push({ name: p.name, usage: await engine.usage({ pool: p.id }), runs: await runs(engine, { pool: p.id }), held: await addresses(engine, { pool: p.id }) });
+      perPool.push({ name: p.name, usage: await engine.usage({ pool: p.id }, SERVER), runs: await runs(engine, { pool: p.id }), held: await addresses(engine, { pool: p.id }) });
     }
-    return { history: (await engine.history({ limit: 100_000 })).length, pools, perPool, spaces: await engine.listSpaces() };
+    return { history: (await engine.history({ limit: 100_000 }, SERVER)).length, pools, perPool, spaces: await engine.listSpaces(SERVER) };
   }
 
   test("each bad request is refused with its code and leaves history, usage and free runs as they were", () =>

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import { Engine } from "../../src/engine/engine.js";
 import { AllotError } from "../../src/engine/errors.js";
@@ -26,7 +27,7 @@ before(async () => {
     await env.engine.createPool({ name, space: "lab", cidr }, ctx);
   }
   // rack-a and rack-b on one DHCP network; rack-c on none
-  await createNetwork(env.engine, DhcpNetworkInput.parse({ name: "lan", space: "lab", pools: ["rack-a", "rack-b"] }));
+  await createNetwork(env.engine, DhcpNetworkInput.parse({ name: "lan", space: "lab", pools: ["rack-a", "rack-b"] }), SERVER);
 });
 after(async () => {
   await other.close();
@@ -61,7 +62,7 @@ test("changing an allocation's MAC to one held on the network is refused inside 
   const held = await env.engine.allocate({ pool: "rack-a", space: "lab" }, { mac: "52:54:00:aa:00:02" }, ctx);
   const free = await other.allocate({ pool: "rack-b", space: "lab" }, { mac: "52:54:00:aa:00:03" }, ctx);
   await assert.rejects(other.updateAllocation(free.allocation.id, { mac: "52-54-00-AA-00-02" }, ctx), (e) => macConflict({ status: "rejected", reason: e }));
-  assert.equal((await env.engine.getAllocation(free.allocation.id)).mac, "52:54:00:aa:00:03", "nothing changed");
+  assert.equal((await env.engine.getAllocation(free.allocation.id, SERVER)).mac, "52:54:00:aa:00:03", "nothing changed");
   // its own MAC, set again, is no conflict
   await env.engine.updateAllocation(held.allocation.id, { mac: "52:54:00:aa:00:02", hostname: "h2" }, ctx);
 });
@@ -81,8 +82,8 @@ test("a Neutron port and an API allocation racing for one MAC on a DHCP network:
   assert.equal(net.statusCode, 201, net.body);
   const subnet = await neutron("POST", "subnets", { subnet: { network_id: net.json().network.id, cidr: "10.63.0.0/24", ip_version: 4 } });
   assert.equal(subnet.statusCode, 201, subnet.body);
-  const poolName = String((await env.engine.listPools({ space: "lab" })).find((p) => p.ranges[0]?.cidr === "10.63.0.0/24")!.name);
-  await createNetwork(env.engine, DhcpNetworkInput.parse({ name: "ovirt", space: "lab", pools: [poolName, "rack-c"] }));
+  const poolName = String((await env.engine.listPools({ space: "lab" }, SERVER)).find((p) => p.ranges[0]?.cidr === "10.63.0.0/24")!.name);
+  await createNetwork(env.engine, DhcpNetworkInput.parse({ name: "ovirt", space: "lab", pools: [poolName, "rack-c"] }), SERVER);
 
   const mac = "52:54:00:aa:00:04";
   const [port, api] = await Promise.allSettled([

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import fc from "fast-check";
@@ -490,7 +491,7 @@ async function runOp(h: Harness, setup: Setup, op: Op): Promise<void> {
 async function listAll(engine: Engine, ref: PoolRef): Promise<Allocation[]> {
   const out: Allocation[] = [];
   for (let after: string | undefined; ; ) {
-    const page = await engine.listAllocations(ref, { limit: 4, ...(after !== undefined ? { after } : {}) });
+    const page = await engine.listAllocations(ref, { limit: 4, ...(after !== undefined ? { after } : {}) }, SERVER);
     out.push(...page.items);
     if (page.next === null) return out;
     after = page.next;
@@ -524,11 +525,11 @@ async function checkStore(h: Harness): Promise<void> {
   // the most recent ids still held and the most recent gone (released or expired): getAllocation agrees
   const recent = (held: boolean) => h.ids.filter((id) => model.held.has(id) === held).slice(-6);
   for (const id of [...recent(true), ...recent(false)]) {
-    const got = await outcome(engine.getAllocation(id));
+    const got = await outcome(engine.getAllocation(id, SERVER));
     const m = model.held.get(id);
     assert.deepEqual("ok" in got ? got.ok.address : got.code, m ? show(h, m.first) : "allocation-not-found", `getAllocation(${id})`);
   }
-  const u = await engine.usage(ref);
+  const u = await engine.usage(ref, SERVER);
   assert.deepEqual(
     { total: u.total, allocated: u.allocated, inChildPools: u.inChildPools, free: u.free },
     { total: String(model.total), allocated: String(model.used), inChildPools: "0", free: String(model.total - model.used) },

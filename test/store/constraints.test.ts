@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import { parseAddress, toKey } from "../../src/addr/index.js";
@@ -69,7 +70,7 @@ async function refused(store: Store, what: string, write: (sql: Sql) => Promise<
 async function setup() {
   const env = await tempEngine();
   const { engine } = env;
-  const spaceId = (await engine.getSpace("default")).id;
+  const spaceId = (await engine.getSpace("default", SERVER)).id;
   const a = await engine.createPool({ name: "a", cidr: "10.0.0.0/24" }, ctx);
   const b = await engine.createPool({ name: "b", cidr: "10.0.1.0/24" }, ctx);
   const single = (await engine.allocate({ pool: "a" }, { address: "10.0.0.5", owner: "vm-1" }, ctx)).allocation;
@@ -80,7 +81,7 @@ async function setup() {
 
 async function assertIntact(engine: Engine) {
   assert.deepEqual(await engine.check(), [], "the engine's consistency check still passes");
-  const page = await engine.listAllocations({ pool: "a" }, { limit: 100 });
+  const page = await engine.listAllocations({ pool: "a" }, { limit: 100 }, SERVER);
   assert.deepEqual(
     page.items.map((x) => `${x.address}-${x.lastAddress}`),
     ["10.0.0.5-10.0.0.5", "10.0.0.16-10.0.0.23"],
@@ -171,7 +172,7 @@ test("the database refuses a pool range that overlaps another top-level pool in 
         ),
       "overlap",
     );
-    assert.deepEqual((await engine.listPools()).map((p) => p.name), ["a", "b"]);
+    assert.deepEqual((await engine.listPools({}, SERVER)).map((p) => p.name), ["a", "b"]);
     await assertIntact(engine);
 
     // next to them, or in another space, the same kind of write is accepted

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,7 +72,7 @@ test(`acknowledged allocations survive kill -9 of the server, round after round 
       const all = [];
       let after: string | undefined;
       for (;;) {
-        const page = await engine.listAllocations({ pool: "crash" }, { limit: 1000, ...(after ? { after } : {}) });
+        const page = await engine.listAllocations({ pool: "crash" }, { limit: 1000, ...(after ? { after } : {}) }, SERVER);
         all.push(...page.items);
         if (!page.next) break;
         after = page.next;

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,13 +67,13 @@ test("export and import move a whole database SQLite -> PostgreSQL -> SQLite los
     const pg = await Engine.open(await PostgresStore.open({ url: db.url }));
     try {
       assert.deepEqual(await pg.check(), []);
-      const [hit] = await pg.lookup("2001:db8::1:2:3:4");
+      const [hit] = await pg.lookup("2001:db8::1:2:3:4", undefined, SERVER);
       assert.equal(hit!.pool, "v6-a-1");
       assert.equal(hit!.allocation!.hostname, "h");
-      assert.equal((await pg.getPool({ pool: "lab" })).attributes.nested !== undefined, true);
-      const before = (await pg.history({ limit: 1 }))[0]!.seq;
+      assert.equal((await pg.getPool({ pool: "lab" }, SERVER)).attributes.nested !== undefined, true);
+      const before = (await pg.history({ limit: 1 }, SERVER))[0]!.seq;
       await pg.allocate({ pool: "lab", space: "tenant-b" }, { owner: "after-import" }, ctx);
-      assert.ok((await pg.history({ limit: 1 }))[0]!.seq > before);
+      assert.ok((await pg.history({ limit: 1 }, SERVER))[0]!.seq > before);
     } finally {
       await pg.close();
     }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { test } from "node:test";
 import { ConstraintError, type Sql } from "../../src/store/store.js";
 import { ctx, tempEngine } from "../helpers.js";
@@ -31,12 +32,12 @@ test("concurrent changes with failures among them: each succeeds or fails alone"
     assert.equal(ok.filter((r) => r.allocation.address === "10.9.0.200").length, 1);
 
     // what was answered is what is stored, and nothing else
-    const page = await engine.listAllocations({ pool: "p" }, { limit: 1000 });
+    const page = await engine.listAllocations({ pool: "p" }, { limit: 1000 }, SERVER);
     assert.deepEqual(page.items.map((a) => a.id).sort(), ok.map((r) => r.allocation.id).sort());
     assert.equal(new Set(page.items.map((a) => a.address)).size, page.items.length);
     assert.deepEqual(await engine.check(), []);
     // one history entry per kept allocation (plus the pool's), none for the refused ones
-    const history = await engine.history({ pool: { pool: "p" }, limit: 1000 });
+    const history = await engine.history({ pool: { pool: "p" }, limit: 1000 }, SERVER);
     assert.equal(history.filter((h) => h.action === "allocate").length, ok.length);
   } finally {
     await cleanup();

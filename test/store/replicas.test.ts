@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SERVER } from "../../src/engine/access.js";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -92,7 +93,7 @@ test("three servers on one PostgreSQL database never hand out an address twice",
     const stored: Allocation[] = [];
     for (const pool of POOLS) {
       for (let after: string | undefined; ; ) {
-        const page = await engine.listAllocations({ pool }, { limit: 1000, ...(after ? { after } : {}) });
+        const page = await engine.listAllocations({ pool }, { limit: 1000, ...(after ? { after } : {}) }, SERVER);
         stored.push(...page.items);
         if (!page.next) break;
         after = page.next;

@@ -2,6 +2,7 @@
 // and cannot finish at all while another process (an `allot export`, say) holds an older snapshot. Here a
 // second connection holds one while writes go on, as such a process would; once it lets go, the store's
 // idle checkpoint empties the -wal file.
+import { SERVER } from "../../src/engine/access.js";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -39,7 +40,7 @@ test("the -wal file grows while a reader holds a snapshot and is emptied once th
     const deadline = Date.now() + 5000;
     while (walBytes(file) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     assert.equal(walBytes(file), 0, "emptied by the idle checkpoint");
-    assert.equal((await engine.usage({ pool: "p" })).allocated, "20000", "and every change is in the database");
+    assert.equal((await engine.usage({ pool: "p" }, SERVER)).allocated, "20000", "and every change is in the database");
   } finally {
     reader.close();
     await engine.close();

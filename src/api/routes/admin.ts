@@ -7,7 +7,7 @@ export const adminRoutes: FastifyPluginAsyncZod = async (app) => {
   const tags = ["tokens"];
   const config = { scope: "admin" as const };
   app.get("/tokens", { config, schema: { tags, summary: "List tokens (never their secrets)", response: { 200: items(Token), ...problems } } }, async (req) => ({
-    items: await req.engine.listTokens(),
+    items: await req.engine.listTokens(req.change),
   }));
 
   app.post(
@@ -27,7 +27,7 @@ export const adminRoutes: FastifyPluginAsyncZod = async (app) => {
 
   const hooks = ["webhooks"];
   app.get("/webhooks", { config, schema: { tags: hooks, summary: "List webhooks (never their secrets)", response: { 200: items(Webhook), ...problems } } }, async (req) => ({
-    items: await req.engine.listWebhooks(),
+    items: await req.engine.listWebhooks(req.change),
   }));
 
   app.post(

@@ -81,7 +81,7 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
         ...(owner !== undefined ? { owner } : {}),
         ...(mac !== undefined ? { mac: mac.toLowerCase().replace(/-/g, ":") } : {}),
         ...(hostname !== undefined ? { hostname } : {}),
-      });
+      }, req.change);
     },
   );
 
@@ -115,7 +115,7 @@ export const allocationRoutes: FastifyPluginAsyncZod = async (app) => {
 
   const idParams = z.strictObject({ id: z.string().min(1).max(100) });
   app.get("/allocations/:id", { schema: { tags, summary: "Get an allocation", params: idParams, response: { 200: Allocation, ...problems } } }, async (req) =>
-    req.engine.getAllocation(req.params.id),
+    req.engine.getAllocation(req.params.id, req.change),
   );
 
   app.patch(

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { AGENT_TIMEOUT_MS, type Assignment } from "../../dhcp/agents.js";
-import { DhcpNetworkInput, DhcpOptions, NAME } from "../../dhcp/networks.js";
+import { AGENT_TIMEOUT_MS, type Assignment, agentsSeenBy, assignmentsOf, changeMark, forgetAgent, holdSync, networkStatus, syncAgent } from "../../dhcp/agents.js";
+import { DhcpNetworkInput, DhcpOptions, NAME, createNetwork, deleteNetwork, listNetworks, networkConfig, updateNetwork } from "../../dhcp/networks.js";
 import { render } from "../../dhcp/render.js";
 import { problems } from "../schemas.js";
 
@@ -12,17 +12,17 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
   const anything = z.record(z.string(), z.unknown());
 
   app.get("/dhcp/networks", { schema: { tags, summary: "List DHCP networks", response: { 200: z.object({ items: z.array(anything) }), ...problems } } }, async (req) => ({
-    items: await req.engine.listDhcpNetworks(),
+    items: await listNetworks(req.engine, req.change),
   }));
   app.post(
     "/dhcp/networks",
     { schema: { tags, summary: "Make a DHCP network: a space's IPv4 pools (all, or those named) served with these options", body: DhcpNetworkInput, response: { 201: anything, ...problems } } },
-    async (req, reply) => reply.status(201).send(await req.engine.createDhcpNetwork(req.body)),
+    async (req, reply) => reply.status(201).send(await createNetwork(req.engine, req.body, req.change)),
   );
   app.get(
     "/dhcp/networks/:network",
     { schema: { tags, summary: "A DHCP network, its reservation count, problems, and the agents serving it with their health", params, response: { 200: anything, ...problems } } },
-    async (req) => req.engine.getDhcpNetwork(req.params.network),
+    async (req) => networkStatus(req.engine, req.params.network, req.change),
   );
   app.patch(
     "/dhcp/networks/:network",
@@ -35,10 +35,10 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: anything, ...problems },
       },
     },
-    async (req) => req.engine.updateDhcpNetwork(req.params.network, req.body),
+    async (req) => updateNetwork(req.engine, req.params.network, req.body, req.change),
   );
   app.delete("/dhcp/networks/:network", { schema: { tags, summary: "Stop serving a DHCP network (its allocations stay)", params, response: { 200: anything, ...problems } } }, async (req) =>
-    req.engine.deleteDhcpNetwork(req.params.network),
+    deleteNetwork(req.engine, req.params.network, req.change),
   );
   app.get(
     "/dhcp/networks/:network/config",
@@ -56,18 +56,18 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
       },
     },
     async (req) => {
-      const config = await req.engine.dhcpConfig(req.params.network);
+      const config = await networkConfig(req.engine, req.params.network, req.change);
       const r = render(req.query.format, config, { interface: req.query.interface, dir: req.query.dir ?? `/var/lib/allot-dhcp/${req.params.network}`, inlineHosts: true });
       return { ...r, problems: config.problems };
     },
   );
 
   app.get("/dhcp/agents", { schema: { tags, summary: "DHCP agents: what they reach, what they serve, their health and when last heard from", response: { 200: z.object({ items: z.array(anything) }), ...problems } } }, async (req) => ({
-    items: await req.engine.listDhcpAgents(),
+    items: (await agentsSeenBy(req.engine, req.change)) as unknown as Record<string, unknown>[],
   }));
   const agent = z.strictObject({ name: z.string().regex(NAME).max(63) });
   app.delete("/dhcp/agents/:name", { config: { scope: "admin" }, schema: { tags, summary: "Forget an agent (its networks go to others)", params: agent, response: { 204: z.null(), ...problems } } }, async (req, reply) => {
-    await req.engine.forgetDhcpAgent(req.params.name);
+    await forgetAgent(req.engine, req.params.name, req.change);
     return reply.status(204).send(null);
   });
   app.post(
@@ -94,8 +94,8 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
       // then shows as a newer version and a new mark
       const feed = req.engine.changes;
       let seen = feed.version;
-      let mark = await req.engine.dhcpChangeMark();
-      let assignments = await req.engine.dhcpAgentSync(req.params.name, report);
+      let mark = await changeMark(req.engine);
+      let assignments = await syncAgent(req.engine, req.params.name, report, req.token);
       // held open: answered as soon as the assignments or their reservations change (a push)
       const gone = new AbortController();
       reply.raw.once("close", () => gone.abort());
@@ -104,14 +104,14 @@ export const dhcpRoutes: FastifyPluginAsyncZod = async (app) => {
       const deadline = Date.now() + Math.min(waitSeconds * 1000, AGENT_TIMEOUT_MS / 2);
       if (differs(assignments) || Date.now() >= deadline) return { assignments: assignments as unknown as Record<string, unknown>[] };
       // woken by the change feed, not by polling: the mark is read again only when something committed
-      const release = req.engine.dhcpHold((err) => req.log.error({ err }, "DHCP scheduling failed"));
+      const release = holdSync(req.engine, (err) => req.log.error({ err }, "DHCP scheduling failed"));
       try {
         while (!differs(assignments) && !gone.signal.aborted && Date.now() < deadline) {
           seen = await feed.wait(seen, deadline - Date.now(), gone.signal);
-          const now = await req.engine.dhcpChangeMark();
+          const now = await changeMark(req.engine);
           if (now !== mark) {
             mark = now;
-            assignments = await req.engine.dhcpAssignments(req.params.name);
+            assignments = await assignmentsOf(req.engine, req.params.name, req.token);
           }
         }
       } finally {

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { applyManifest } from "../../integrations/kubernetes/manifests.js";
+import { exportNamespace, importNamespace } from "../../integrations/kubernetes/namespace-bundle.js";
 import { problems } from "../schemas.js";
 
 /** Manifests and namespace moves for the Metal3 / Cluster API objects (the objects themselves live under /apis). */
@@ -26,7 +28,7 @@ export const kubernetesRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.object({ items: z.array(Applied) }), ...problems },
       },
     },
-    async (req) => ({ items: await req.engine.applyManifest(req.body.objects, { namespace: req.body.namespace, dryRun: req.body.dryRun }, req.change) }),
+    async (req) => ({ items: await applyManifest({ engine: req.engine, token: req.token, ctx: req.change }, req.body.objects, { namespace: req.body.namespace, dryRun: req.body.dryRun }) }),
   );
 
   const params = z.strictObject({ namespace: z.string().min(1).max(63) });
@@ -40,7 +42,7 @@ export const kubernetesRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.object({ format: z.string(), version: z.number(), namespace: z.string(), exportedAt: z.string(), objects: z.array(z.unknown()), pools: z.array(z.unknown()) }), ...problems },
       },
     },
-    async (req) => req.engine.exportNamespace(req.params.namespace),
+    async (req) => exportNamespace(req.engine, req.params.namespace, req.change),
   );
 
   app.post(
@@ -54,6 +56,6 @@ export const kubernetesRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 201: z.object({ objects: z.number(), pools: z.number(), allocations: z.number() }), ...problems },
       },
     },
-    async (req, reply) => reply.status(201).send(await req.engine.importNamespace(req.params.namespace, req.body, req.change)),
+    async (req, reply) => reply.status(201).send(await importNamespace(req.engine, req.token, req.params.namespace, req.body, req.change)),
   );
 };

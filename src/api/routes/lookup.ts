@@ -15,7 +15,7 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: items(LookupResult), ...problems },
       },
     },
-    async (req) => ({ items: await req.engine.lookup(req.query.address, req.query.space) }),
+    async (req) => ({ items: await req.engine.lookup(req.query.address, req.query.space, req.change) }),
   );
 
   app.get(
@@ -31,7 +31,7 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
     async (req) => {
       const { pool, space, ...rest } = req.query;
       const query: Query = { ...rest, ...(space !== undefined ? { space } : {}), ...(pool !== undefined ? { pool: { pool, ...(space !== undefined ? { space } : {}) } } : {}) };
-      return { items: await req.engine.history(query) };
+      return { items: await req.engine.history(query, req.change) };
     },
   );
 
@@ -51,7 +51,7 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const { address, at, space = "default" } = req.query;
-      const holder = await req.engine.holderAt(address, at, space);
+      const holder = await req.engine.holderAt(address, at, space, req.change);
       return { address, space, at: new Date(Date.parse(at)).toISOString(), holder };
     },
   );
@@ -71,12 +71,12 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
       // an address is looked up; anything else is searched for among MACs, owners and host names
       let addresses: Awaited<ReturnType<typeof req.engine.lookup>> = [];
       try {
-        addresses = await req.engine.lookup(q);
+        addresses = await req.engine.lookup(q, undefined, req.change);
       } catch (err) {
         // not an address; anything else that went wrong is still an error
         if (!(err instanceof AllotError && err.code === "invalid-address")) throw err;
       }
-      return { addresses, allocations: await req.engine.search(q, req.query.limit) };
+      return { addresses, allocations: await req.engine.search(q, req.change, req.query.limit) };
     },
   );
 
@@ -89,6 +89,9 @@ export const lookupRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: z.object({ id: z.string(), name: z.string(), scope: z.enum(["read", "write", "admin"]), spaces: z.array(z.string()).nullable(), expiresAt: z.string().nullable() }), ...problems },
       },
     },
-    async (req) => req.engine.whoami(),
+    async (req) => {
+      const { id, name, scope, spaces, expiresAt } = req.token;
+      return { id, name, scope, spaces, expiresAt };
+    },
   );
 };

@@ -25,7 +25,7 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
         items: await req.engine.listPools({
           ...(space ? { space } : {}),
           ...(parent ? { parent: { pool: parent, ...(space ? { space } : {}) } } : {}),
-        }),
+        }, req.change),
       };
     },
   );
@@ -45,7 +45,7 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/pools/:pool",
     { schema: { tags, summary: "Get a pool by id, or by name within ?space=", params: PoolParams, querystring: SpaceQuery, response: { 200: Pool, ...problems } } },
-    async (req) => req.engine.getPool(ref(req.params, req.query)),
+    async (req) => req.engine.getPool(ref(req.params, req.query), req.change),
   );
 
   app.patch(
@@ -71,7 +71,7 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/pools/:pool/children",
     { schema: { tags, summary: "List a pool's child pools", params: PoolParams, querystring: SpaceQuery, response: { 200: items(Pool), ...problems } } },
-    async (req) => ({ items: await req.engine.listPools({ parent: ref(req.params, req.query) }) }),
+    async (req) => ({ items: await req.engine.listPools({ parent: ref(req.params, req.query) }, req.change) }),
   );
 
   app.post(
@@ -92,7 +92,7 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
   app.get(
     "/pools/:pool/usage",
     { schema: { tags, summary: "Exact usage of a pool (decimal strings)", params: PoolParams, querystring: SpaceQuery, response: { 200: Usage, ...problems } } },
-    async (req) => req.engine.usage(ref(req.params, req.query)),
+    async (req) => req.engine.usage(ref(req.params, req.query), req.change),
   );
 
   app.get(
@@ -121,7 +121,7 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
     },
     async (req) => {
       const { cells, start, end } = req.query;
-      return req.engine.poolMap(ref(req.params, req.query), { cells, ...(start ? { start } : {}), ...(end ? { end } : {}) });
+      return req.engine.poolMap(ref(req.params, req.query), { cells, ...(start ? { start } : {}), ...(end ? { end } : {}) }, req.change);
     },
   );
 
@@ -136,6 +136,6 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
         response: { 200: items(HistoryEntry), ...problems },
       },
     },
-    async (req) => ({ items: await req.engine.history({ pool: ref(req.params, req.query), limit: req.query.limit ?? 100 }) }),
+    async (req) => ({ items: await req.engine.history({ pool: ref(req.params, req.query), limit: req.query.limit ?? 100 }, req.change) }),
   );
 };

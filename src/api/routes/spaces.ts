@@ -5,7 +5,7 @@ import { Space, SpaceInput, items, problems } from "../schemas.js";
 export const spaceRoutes: FastifyPluginAsyncZod = async (app) => {
   const tags = ["spaces"];
   app.get("/spaces", { schema: { tags, summary: "List spaces", response: { 200: items(Space) } } }, async (req) => ({
-    items: await req.engine.listSpaces(),
+    items: await req.engine.listSpaces(req.change),
   }));
 
   app.post(
@@ -16,7 +16,7 @@ export const spaceRoutes: FastifyPluginAsyncZod = async (app) => {
 
   const params = z.strictObject({ space: z.string().min(1).max(128) });
   app.get("/spaces/:space", { schema: { tags, summary: "Get a space", params, response: { 200: Space, ...problems } } }, async (req) =>
-    req.engine.getSpace(req.params.space),
+    req.engine.getSpace(req.params.space, req.change),
   );
 
   app.delete(

@@ -1,3 +1,4 @@
+import { SERVER } from "../../engine/access.js";
 import { Command } from "commander";
 import { Engine } from "../../engine/engine.js";
 import { existsSync } from "node:fs";
@@ -42,7 +43,7 @@ export function checkCommand(): Command {
     const engine = await Engine.open(await openStoreFrom(o, true));
     try {
       const problems = await engine.check();
-      const pools = (await engine.listPools()).length;
+      const pools = (await engine.listPools({}, SERVER)).length;
       if (format !== "table") print(format, problems, [], { consistent: problems.length === 0, pools, problems });
       else if (problems.length === 0) process.stdout.write(`consistent: ${pools} pools checked in ${engine.store.location}\n`);
       else {

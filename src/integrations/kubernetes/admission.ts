@@ -3,6 +3,7 @@
  * kube API, `allot apply`, a namespace import): the body's shape, Metal3's admission rules, and the
  * namespace (an Allot space) it lands in.
  */
+import { SERVER } from "../../engine/access.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
@@ -96,7 +97,7 @@ export async function ensureNamespace(engine: Engine, token: Token, ns: string, 
   if (!NAMESPACE.test(ns)) throw new KubeError(400, "BadRequest", `namespace "${ns}" is not a DNS label (lower case letters, digits and '-', at most 63)`);
   if (token.scope !== "admin" || token.spaces !== null || dryRun) {
     try {
-      await engine.getSpace(ns);
+      await engine.getSpace(ns, SERVER);
       return false;
     } catch {
       if (dryRun && token.scope === "admin" && token.spaces === null) return false; // it would be made

@@ -6,6 +6,7 @@
  * spaces; tokens are Allot's (a space-limited token sees only its namespaces). kubectl sends its token
  * only over HTTPS: run `allot serve --tls`.
  */
+import { SERVER } from "../../engine/access.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import jsonPatch from "fast-json-patch";
 import type { TLSSocket } from "node:tls";
@@ -215,13 +216,13 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
   // the spaces this token may use: `kubectl get namespaces`
   app.get("/api/v1/namespaces", hidden, async (req) => {
     const token = kubeToken(req);
-    const spaces = (await engine.listSpaces()).filter((s) => token.spaces === null || token.spaces.includes(s.name));
+    const spaces = await engine.listSpaces({ access: token });
     return { apiVersion: "v1", kind: "NamespaceList", metadata: { resourceVersion: "" }, items: spaces.map(namespace) };
   });
   app.get("/api/v1/namespaces/:ns", hidden, async (req) => {
     const { ns } = req.params as { ns: string };
     try {
-      return namespace(await engine.getSpace(ns));
+      return namespace(await engine.getSpace(ns, SERVER));
     } catch {
       throw new KubeError(404, "NotFound", `namespaces "${ns}" not found`, { name: ns, kind: "namespaces" });
     }

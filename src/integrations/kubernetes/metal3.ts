@@ -8,6 +8,7 @@
  * each): addresses are compared canonically, duplicate preAllocations are refused, and a claim that
  * failed because its pool was full is tried again when addresses free up.
  */
+import { SERVER } from "../../engine/access.js";
 import { type Address, type Family, MAX, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
@@ -271,7 +272,7 @@ async function heal(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<str
   const ref = { pool: pool.metadata.name, space: ns };
   let allocations: Allocation[];
   try {
-    allocations = await deps.engine.allAllocations(ref);
+    allocations = await deps.engine.allAllocations(ref, SERVER);
   } catch (err) {
     if (err instanceof AllotError && err.code === "pool-not-found") return [];
     throw err;
@@ -311,7 +312,7 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
   const uid = pool.metadata.uid;
   let existing: Pool | undefined;
   try {
-    existing = await deps.engine.getPool({ pool: name, space: ns });
+    existing = await deps.engine.getPool({ pool: name, space: ns }, SERVER);
   } catch (err) {
     if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;
   }
@@ -320,7 +321,7 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
   }
   if (!existing) {
     // a remake cut short: finish it
-    const partial = (await deps.engine.listPools({ space: ns })).find((p) => p.attributes[OWNER_ATTRIBUTE] === uid && p.attributes[RESTORING_ATTRIBUTE]);
+    const partial = (await deps.engine.listPools({ space: ns }, SERVER)).find((p) => p.attributes[OWNER_ATTRIBUTE] === uid && p.attributes[RESTORING_ATTRIBUTE]);
     if (partial) {
       await restoreHeld(deps, ns, pool, partial.id);
       return null;
@@ -332,7 +333,7 @@ async function ensureAllotPool(deps: Metal3Deps, ns: string, pool: KubeObject): 
   if (existing) {
     if (existing.usage.inChildPools !== "0") return `spec.pools changed, but child pools were carved from the Allot pool ${name} (through /v1); remove them so the pool can be remade`;
     const backed = new Set([...held.map(([claim, ip]) => `${claim} ${ip}`), ...Object.entries((spec.preAllocations ?? {}) as Record<string, string>).map(([c, ip]) => `${c} ${formatAddress(parseAddress(ip))}`)]);
-    const stray = (await deps.engine.allAllocations({ pool: existing.id })).find((a) => a.size !== 1 || !backed.has(`${a.owner} ${a.address}`));
+    const stray = (await deps.engine.allAllocations({ pool: existing.id }, SERVER)).find((a) => a.size !== 1 || !backed.has(`${a.owner} ${a.address}`));
     if (stray) return `spec.pools changed, but ${stray.address} (owner ${stray.owner ?? "none"}) was allocated outside Kubernetes; release it (allot release) so the pool can be remade`;
     const outside = held.find(([, ip]) => !entries.some((e) => inEntry(e, parseAddress(ip))));
     if (outside) return `spec.pools no longer holds ${outside[1]}, held by claim ${outside[0]}; delete that claim first`;
@@ -558,7 +559,7 @@ async function updatePoolStatus(deps: Metal3Deps, ns: string, pool: KubeObject, 
     if (Object.keys(await tx(deps, indexesOf)).length > 0) return;
     // only the pools this IPPool made go with it (a remake's unfinished one too), by id; one that had
     // child pools carved from it through /v1 is left for whoever made them
-    for (const made of (await deps.engine.listPools({ space: ns }).catch(() => [] as Pool[])).filter((p) => p.attributes[OWNER_ATTRIBUTE] === pool.metadata.uid && p.parent === null)) {
+    for (const made of (await deps.engine.listPools({ space: ns }, SERVER).catch(() => [] as Pool[])).filter((p) => p.attributes[OWNER_ATTRIBUTE] === pool.metadata.uid && p.parent === null)) {
       if (made.usage.inChildPools !== "0") continue;
       await deps.engine.deletePool({ pool: made.id }, { force: true }, deps.ctx).catch((err: unknown) => {
         if (!(err instanceof AllotError && err.code === "pool-not-found")) throw err;

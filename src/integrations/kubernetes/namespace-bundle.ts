@@ -5,6 +5,7 @@
  * An import refuses anything that would clash with what the target holds, and otherwise lands
  * whole: the pools it made are removed again if a later step fails.
  */
+import { type Caller, SERVER, checkSpace } from "../../engine/access.js";
 import { AllotError } from "../../engine/errors.js";
 import type { ChangeContext, Pool } from "../../engine/types.js";
 import type { Engine } from "../../engine/engine.js";
@@ -37,9 +38,9 @@ export interface Bundle {
   pools: BundlePool[];
 }
 
-export async function exportNamespace(engine: Engine, namespace: string): Promise<Bundle> {
+export async function exportNamespace(engine: Engine, namespace: string, caller: Caller): Promise<Bundle> {
   try {
-    await engine.getSpace(namespace);
+    await engine.getSpace(namespace, caller);
   } catch (err) {
     if (err instanceof AllotError && err.code === "space-not-found") throw new AllotError("space-not-found", `namespace ${namespace} does not exist here (namespaces are Allot spaces)`);
     throw err;
@@ -60,7 +61,7 @@ export async function exportNamespace(engine: Engine, namespace: string): Promis
 /** The Allot pools IPPools made (others in the space are not the namespace's Kubernetes state), with every allocation. */
 async function poolsOf(engine: Engine, namespace: string, uids: Set<string | undefined>): Promise<BundlePool[]> {
   const pools: BundlePool[] = [];
-  for (const pool of await engine.listPools({ space: namespace })) {
+  for (const pool of await engine.listPools({ space: namespace }, SERVER)) {
     if (!uids.has(pool.attributes[OWNER_ATTRIBUTE] as string)) continue;
     if (pool.usage.inChildPools !== "0") throw new AllotError("conflict", `pool ${pool.name} has child pools carved from it through /v1; a namespace export carries Metal3 state only: remove them first`);
     pools.push({
@@ -71,7 +72,7 @@ async function poolsOf(engine: Engine, namespace: string, uids: Set<string | und
       attributes: pool.attributes,
       thresholds: pool.thresholds,
       ranges: pool.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })),
-      allocations: (await engine.allAllocations({ pool: pool.id })).map((a) => ({ address: a.address, size: a.size, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
+      allocations: (await engine.allAllocations({ pool: pool.id }, SERVER)).map((a) => ({ address: a.address, size: a.size, owner: a.owner, mac: a.mac, hostname: a.hostname, labels: a.labels, expiresAt: a.expiresAt })),
     });
   }
   return pools;
@@ -117,6 +118,7 @@ function checkBundle(body: unknown, namespace: string): { bundle: Bundle; typed:
 }
 
 export async function importNamespace(engine: Engine, token: Token, namespace: string, body: unknown, ctx: ChangeContext): Promise<{ objects: number; pools: number; allocations: number }> {
+  checkSpace(ctx, namespace);
   const { bundle, typed } = checkBundle(body, namespace);
   // nothing of the same name may be here already: an import adds a namespace's state, it never merges
   const clashes = await engine.store.read(async (sql) => {
@@ -126,7 +128,7 @@ export async function importNamespace(engine: Engine, token: Token, namespace: s
   });
   for (const p of bundle.pools) {
     try {
-      await engine.getPool({ pool: p.name, space: namespace });
+      await engine.getPool({ pool: p.name, space: namespace }, SERVER);
       clashes.push(`Allot pool ${p.name}`);
     } catch (err) {
       if (!(err instanceof AllotError && (err.code === "pool-not-found" || err.code === "space-not-found"))) throw err;

@@ -4,6 +4,7 @@
  * bodies the openstack CLI and oVirt's external network provider expect. The catalog a token comes
  * with points the network service at this server, so OS_AUTH_URL is the only address a client needs.
  */
+import { SERVER } from "../../engine/access.js";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import type { Engine } from "../../engine/engine.js";
@@ -189,7 +190,7 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
         // must say which through Keystone
         const name = token.spaces === null ? "default" : token.spaces.length === 1 ? token.spaces[0]! : null;
         if (name === null) return unauthorized(reply, `token ${token.name} is limited to several spaces (${token.spaces!.join(", ")}); get a Keystone token for one project (/identity/v3) and send that`);
-        const space = await engine.getSpace(name).catch(() => null);
+        const space = await engine.getSpace(name, SERVER).catch(() => null);
         if (space) scoped = { token, project: space.name, projectId: space.id, expiresAt: Infinity };
       }
     }

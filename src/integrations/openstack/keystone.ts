@@ -4,6 +4,7 @@
  * may use. The token handed back is signed with the server's secret key, so every server sharing that
  * key accepts it, and it stops working when the Allot token is revoked.
  */
+import { SERVER } from "../../engine/access.js";
 import type { Engine } from "../../engine/engine.js";
 import type { Token } from "../../engine/tokens.js";
 import type { TokenCache } from "../../api/auth.js";
@@ -64,7 +65,7 @@ export async function authenticate(
   }
   // unscoped: the token's only space, else the default space
   const wanted = project ?? { name: token.spaces?.length === 1 ? token.spaces[0]! : "default" };
-  const space = wanted.id !== undefined ? (await engine.listSpaces()).find((s) => s.id === wanted.id) : await engine.getSpace(wanted.name ?? "").catch(() => undefined);
+  const space = wanted.id !== undefined ? (await engine.listSpaces(SERVER)).find((s) => s.id === wanted.id) : await engine.getSpace(wanted.name ?? "", SERVER).catch(() => undefined);
   if (!space) throw new KeystoneError(`Could not find project: ${wanted.name ?? wanted.id}. Projects are Allot spaces; make it with: allot space create ${wanted.name ?? "NAME"}`);
   if (token.spaces !== null && !token.spaces.includes(space.name)) {
     throw new KeystoneError(`Token ${token.name} is limited to spaces ${token.spaces.join(", ")}; it has no role on project ${space.name}.`);

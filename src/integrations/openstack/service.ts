@@ -6,6 +6,7 @@
  * order, lowest free first; a specific IP need only be inside the CIDR (not its network or IPv4
  * broadcast address), as in Neutron.
  */
+import { SERVER } from "../../engine/access.js";
 import { randomUUID } from "node:crypto";
 import { type Prefix, canonicalAddress, formatAddress, formatPrefix, prefixContains, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
@@ -341,7 +342,7 @@ export class NeutronService {
   /** What a refused CIDR overlaps (the engine's error names the pool), in the words of whoever made it. */
   private async overlapping(space: string, err: AllotError): Promise<string> {
     const name = err.details.pool;
-    const hit = typeof name === "string" ? await this.engine.getPool({ pool: name, space }).catch(() => null) : null;
+    const hit = typeof name === "string" ? await this.engine.getPool({ pool: name, space }, SERVER).catch(() => null) : null;
     if (!hit) return "another pool";
     const attrs = hit.attributes as Record<string, unknown>;
     if (attrs["neutron.subnet"]) return `subnet ${String(attrs["neutron.subnet"])}`;
