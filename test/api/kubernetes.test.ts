@@ -63,7 +63,7 @@ test("one bad document refuses the whole manifest, naming the document and field
   const before = await snapshot(env);
   const good = claim("fine", "p1");
   const cases: [unknown[], RegExp][] = [
-    [[good, pool("bad", { pools: [{ start: "10.30.0.9", end: "10.30.0.1" }] })], /document 2 \(IPPool "bad"\).*spec\.pools\[0\]\.end: 10\.30\.0\.1 is before the entry's start/],
+    [[good, pool("bad", { pools: [{ start: "10.30.0.9", end: "10.30.0.1" }] })], /document 2 \(IPPool "bad" in namespace apply\): spec\.pools\[0\]\.end: 10\.30\.0\.1 is before the entry's start/],
     [[good, pool("bad", { pools: [{ start: "10.30.0.1", end: "2001:db8::1" }] })], /spec\.pools\[0\]\.end.*not the same family/],
     [[good, pool("bad", { pools: [{ start: "10.30.0.1", end: "10.30.0.5" }], preAllocations: { x: "10.30.1.1" } })], /spec\.preAllocations\.x.*outside every entry/],
     [[good, pool("bad", { pools: [{ start: "10.30.0.1" }], prefix: 129 })], /spec\.prefix: Invalid prefix value, it must be between 0 and 128/],

@@ -82,7 +82,7 @@ test("bad manifests and arguments: a clear message, a non-zero exit, nothing app
   writeFileSync(withBad, `${MANIFEST.replace(/node-1/g, "node-9")}---\napiVersion: ipam.metal3.io/v1alpha1\nkind: IPPool\nmetadata: {name: wrong}\nspec: {namePrefix: w, pools: [{start: 10.0.0.9, end: 10.0.0.1}]}\n`);
   const refused = allot([...at, "apply", "-f", withBad, "-n", "lab"]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /document 5 \(IPPool "wrong"\): spec\.pools\[0\]\.end: 10\.0\.0\.1 is before the entry's start/);
+  assert.match(refused.stderr, /document 5 \(IPPool "wrong" in namespace [a-z0-9-]+\): spec\.pools\[0\]\.end: 10\.0\.0\.1 is before the entry's start/);
   assert.equal(allot([...at, "get", "ipclaim", "node-9", "-n", "lab"]).code, 1, "a document before the bad one was applied");
   const broken = join(dir, "broken.yaml");
   writeFileSync(broken, "kind: IPPool\nmetadata: {name: [unclosed\n");

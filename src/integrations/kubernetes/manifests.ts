@@ -38,7 +38,10 @@ function refuse(where: string, err: unknown): never {
   throw asAllotError(where, err);
 }
 
-/** Checks the shape of every document and resolves its type and namespace; nothing is read or written. */
+/**
+ * Reads every document as an object of a served kind and resolves its namespace; nothing is read or
+ * written. Whether its spec is acceptable is judged once against what is stored (see decide).
+ */
 function plan(docs: unknown[], defaultNamespace: string, token: Token): Planned[] {
   const seen = new Set<string>();
   return docs.map((doc, i) => {
@@ -54,17 +57,17 @@ function plan(docs: unknown[], defaultNamespace: string, token: Token): Planned[
       refuse(where, new KubeError(403, "Forbidden", `token ${token.name} is limited to namespaces ${token.spaces.join(", ")}; it cannot write to namespace ${ns}`));
     }
     const [g, v] = d.apiVersion.split("/") as [string, string];
+    where = `${where.slice(0, -1)} in namespace ${ns})`;
     let object: KubeObject;
     try {
       object = checkBody(t, { g, v, ns }, { ...d, metadata: { ...(d.metadata ?? {}), namespace: ns } });
-      admit(t, object, null);
     } catch (err) {
       refuse(where, err);
     }
     const key = `${t.group}/${t.resource}/${ns}/${object.metadata.name}`;
-    if (seen.has(key)) refuse(where, new KubeError(400, "BadRequest", `appears twice in the manifest (namespace ${ns})`));
+    if (seen.has(key)) refuse(where, new KubeError(400, "BadRequest", "appears twice in the manifest"));
     seen.add(key);
-    return { t, object, where: `${where.slice(0, -1)} in namespace ${ns})` };
+    return { t, object, where };
   });
 }
 
@@ -113,9 +116,15 @@ export interface ApplyDeps {
 export async function applyManifest(deps: ApplyDeps, docs: unknown[], options: { namespace: string; dryRun: boolean }): Promise<Applied[]> {
   const store = deps.engine.store;
   const planned = plan(docs, options.namespace, deps.token);
-  // a first look, outside any write, so that a refused manifest makes no namespace either
-  const preview = await store.read((sql) => decide(sql, planned));
-  for (const ns of new Set(planned.map((p) => p.object.metadata.namespace))) {
+  const namespaces = [...new Set(planned.map((p) => p.object.metadata.namespace))];
+  // where a namespace would be made (or nothing written), the documents are judged first, outside any
+  // write, so a refused manifest makes no namespace either; otherwise once, in the write
+  const missing = await store.read(async (sql) => {
+    for (const ns of namespaces) if (!(await sql.get("SELECT 1 AS x FROM spaces WHERE name = ?", [ns]))) return true;
+    return false;
+  });
+  const preview = missing || options.dryRun ? await store.read((sql) => decide(sql, planned)) : null;
+  for (const ns of namespaces) {
     try {
       await ensureNamespace(deps.engine, deps.token, ns, deps.ctx, options.dryRun);
     } catch (err) {
@@ -123,15 +132,15 @@ export async function applyManifest(deps: ApplyDeps, docs: unknown[], options: {
     }
   }
   const decided = options.dryRun
-    ? preview
+    ? preview!
     : await store.transaction(async (sql) => {
-        // decided again inside the write: another writer may have changed an object since the look
+        // judged inside the write: another writer may have changed an object since any look
         const d = await decide(sql, planned);
         for (const { p, next, action } of d) if (action !== "unchanged") await putObject(sql, p.t, next);
         return d;
       });
   if (!options.dryRun) {
-    for (const ns of new Set(planned.map((p) => p.object.metadata.namespace))) await reconcile({ engine: deps.engine, store, ctx: deps.ctx, log: deps.log }, ns);
+    for (const ns of namespaces) await reconcile({ engine: deps.engine, store, ctx: deps.ctx, log: deps.log }, ns);
   }
   return decided.map(({ p, action }) => ({ apiVersion: p.object.apiVersion, kind: p.t.kind, namespace: p.object.metadata.namespace, name: p.object.metadata.name, action }));
 }

@@ -195,13 +195,16 @@ async function tx<T>(deps: Metal3Deps, fn: (sql: Sql) => Promise<T>): Promise<T>
 
 /** Brings Allot's pools, allocations and the IPAddress objects of one namespace in line with its pools and claims. */
 async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> {
-  const pools = await tx(deps, (sql) => listObjects(sql, POOLS, namespace));
+  // one read of the namespace per pass: a pool's pass changes only its own claims and addresses, and
+  // what changes meanwhile wakes another pass
+  const { pools, claims, held } = await tx(deps, async (sql) => ({ pools: await listObjects(sql, POOLS, namespace), claims: await claimsIn(sql, namespace), held: await heldByPool(sql, namespace) }));
   for (const { object: pool } of pools) {
     // paused (clusterctl move does this): the pool and its claims stand still until the annotation goes
     if (pool.metadata.annotations?.[PAUSED] !== undefined) continue;
     // each pool on its own: one that cannot be served says why in its status and the others go on
+    const name = pool.metadata.name;
     try {
-      await reconcilePool(deps, namespace, pool);
+      await reconcilePool(deps, namespace, pool, held.get(name) ?? [], claims.filter(({ t, o }) => poolNameOf(o, t) === name));
     } catch (err) {
       deps.log?.(err);
       await recordPoolError(deps, namespace, pool, err instanceof AllotError || err instanceof PoolConflict ? err.message : "reconcile failed; see the server log");
@@ -209,11 +212,7 @@ async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> 
   }
   // deleted claims of a pool that is gone hold nothing any more: let them go
   const names = new Set(pools.map((p) => p.object.metadata.name));
-  const orphans = await tx(deps, async (sql) => [
-    ...(await listObjects(sql, CLAIMS, namespace)).map((s) => ({ t: CLAIMS, o: s.object })),
-    ...(await listObjects(sql, CAPI_CLAIMS, namespace)).map((s) => ({ t: CAPI_CLAIMS, o: s.object })),
-  ]);
-  for (const { t, o } of orphans) {
+  for (const { t, o } of claims) {
     if (o.metadata.deletionTimestamp && !names.has(poolNameOf(o, t))) await releaseClaim(deps, namespace, null, t, o);
   }
 }
@@ -232,7 +231,16 @@ async function recordPoolError(deps: Metal3Deps, ns: string, pool: KubeObject, m
 /** An Allot pool of the IPPool's name that this IPPool did not make: left alone, and said so. */
 class PoolConflict extends Error {}
 
-async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<void> {
+/** Both kinds of claim in a namespace. */
+async function claimsIn(sql: Sql, ns: string): Promise<{ t: ResourceType; o: KubeObject }[]> {
+  return [
+    ...(await listObjects(sql, CLAIMS, ns)).map((s) => ({ t: CLAIMS, o: s.object })),
+    ...(await listObjects(sql, CAPI_CLAIMS, ns)).map((s) => ({ t: CAPI_CLAIMS, o: s.object })),
+  ];
+}
+
+/** `held`: [claim, address] of the pool's IPAddress objects; `claims`: the pool's claims (both read at the pass's start). */
+async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject, held: [string, string][], claims: { t: ResourceType; o: KubeObject }[]): Promise<void> {
   const name = pool.metadata.name;
   const spec = (pool.spec ?? {}) as Spec;
   const ref = { pool: name, space: ns };
@@ -247,14 +255,9 @@ async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Pr
     for (const [claim, ip] of Object.entries((spec.preAllocations ?? {}) as Record<string, string>)) {
       await deps.engine.allocate(ref, { address: formatAddress(parseAddress(ip)), owner: claim }, deps.ctx).catch(() => {});
     }
-    problems.push(...(await heal(deps, ns, pool)));
+    problems.push(...(await heal(deps, ns, pool, held)));
   }
-  const claims = await tx(deps, async (sql) => [
-    ...(await listObjects(sql, CLAIMS, ns)).map((s) => ({ t: CLAIMS, o: s.object })),
-    ...(await listObjects(sql, CAPI_CLAIMS, ns)).map((s) => ({ t: CAPI_CLAIMS, o: s.object })),
-  ]);
   for (const { t, o } of claims) {
-    if (poolNameOf(o, t) !== name) continue;
     if (o.metadata.deletionTimestamp) await releaseClaim(deps, ns, pool, t, o);
     else if (!deleting) await bindClaim(deps, ns, pool, t, o);
   }
@@ -266,8 +269,7 @@ async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject): Pr
  * allocated to its claim in Allot (released through /v1, say) is taken back before any claim is served,
  * so it cannot go to a second claim. One held by someone else is reported.
  */
-async function heal(deps: Metal3Deps, ns: string, pool: KubeObject): Promise<string[]> {
-  const held = await heldByObjects(deps, ns, pool.metadata.name);
+async function heal(deps: Metal3Deps, ns: string, pool: KubeObject, held: [string, string][]): Promise<string[]> {
   if (held.length === 0) return [];
   const ref = { pool: pool.metadata.name, space: ns };
   let allocations: Allocation[];
@@ -365,16 +367,24 @@ export function addressRefs(t: ResourceType, o: KubeObject): { pool: unknown; cl
   return { pool: ((metal3 ? s.pool : s.poolRef) as Spec | undefined)?.name, claim: ((metal3 ? s.claim : s.claimRef) as Spec | undefined)?.name, address: s.address };
 }
 
-/** [claim, address] for every IPAddress object (either kind) of the pool. */
-async function heldIn(sql: Sql, ns: string, poolName: string): Promise<[string, string][]> {
-  const out: [string, string][] = [];
+/** [claim, address] for every IPAddress object (either kind) of the namespace, by pool. */
+async function heldByPool(sql: Sql, ns: string): Promise<Map<string, [string, string][]>> {
+  const out = new Map<string, [string, string][]>();
   for (const t of [ADDRESSES, CAPI_ADDRESSES]) {
     for (const { object } of await listObjects(sql, t, ns)) {
       const { pool, claim, address } = addressRefs(t, object);
-      if (pool === poolName && typeof claim === "string" && typeof address === "string") out.push([claim, formatAddress(parseAddress(address))]);
+      if (typeof pool !== "string" || typeof claim !== "string" || typeof address !== "string") continue;
+      const list = out.get(pool) ?? [];
+      list.push([claim, formatAddress(parseAddress(address))]);
+      out.set(pool, list);
     }
   }
   return out;
+}
+
+/** [claim, address] for every IPAddress object (either kind) of the pool. */
+async function heldIn(sql: Sql, ns: string, poolName: string): Promise<[string, string][]> {
+  return (await heldByPool(sql, ns)).get(poolName) ?? [];
 }
 
 const heldByObjects = (deps: Metal3Deps, ns: string, poolName: string) => tx(deps, (sql) => heldIn(sql, ns, poolName));
