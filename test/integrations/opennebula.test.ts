@@ -317,6 +317,58 @@ test("dual-stack types are leased for their IPv4 part; the types oned computes i
   }
 });
 
+test("a range without IP: Allot carves a block from the parent pool, answers the whole AR, and takes the block back on unregister", async () => {
+  const parent = await api("/v1/pools", { method: "POST", body: JSON.stringify({ name: "one-parent", cidr: "10.60.0.0/24", dns: ["10.60.0.53"] }) });
+  assert.equal(parent.status, 201, JSON.stringify(parent.body));
+  // values oned's template parser needs quoted, and an ampersand that XML needs escaped
+  const user = { IPAM_MAD: "allot", TYPE: "IP4", SIZE: "7", ALLOT_PARENT: "one-parent", NOTE: 'rack 9 & "west"', OWNER_TEAM: "net ops" };
+  const r = await run("register_address_range", request(user, SKELETON));
+  assert.equal(r.code, 0, r.message);
+  const reply = readReply(r.stdout, "AR")!;
+  for (const [k, v] of Object.entries(user)) if (k !== "SIZE") assert.equal(reply[k], v, k);
+  // SIZE 7 needs a /28 (14 addresses besides its network and broadcast); the AR is all of them
+  assert.deepEqual(
+    { IP: reply.IP, SIZE: reply.SIZE, NETWORK_ADDRESS: reply.NETWORK_ADDRESS, NETWORK_MASK: reply.NETWORK_MASK, DNS: reply.DNS },
+    { IP: "10.60.0.1", SIZE: "14", NETWORK_ADDRESS: "10.60.0.0", NETWORK_MASK: "255.255.255.240", DNS: "10.60.0.53" },
+  );
+  const child = (await api(`/v1/pools/${reply.ALLOT_POOL_ID}`)).body;
+  assert.equal(child.parent, "one-parent");
+  assert.equal((child.usage as { total: string }).total, "14");
+  // oned leases from it as from any range
+  const lease = await run("get_address", request(storedAr(reply, 0), plain([["SIZE", "1"]])));
+  assert.deepEqual(readReply(lease.stdout, "ADDRESS"), { IP: "10.60.0.1", SIZE: "1" });
+
+  // dual stack: the IPv4 part is carved, the IPv6 part stays oned's; the default parent comes from allot-ipam.yaml
+  const withParent = join(dir, "remotes-parent");
+  const installed = allot(["opennebula", "install", "--dir", withParent, "--driver-token", AUTH.authorization.slice(7), "--parent", "one-parent"], { ALLOT_URL: server.url });
+  assert.equal(installed.code, 0, installed.stderr);
+  const dual = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4_6", SIZE: "2", GLOBAL_PREFIX: "2001:db8:60::" }, SKELETON), { dir: withParent });
+  assert.equal(dual.code, 0, dual.message);
+  const dualReply = readReply(dual.stdout, "AR")!;
+  assert.deepEqual([dualReply.IP, dualReply.SIZE, dualReply.NETWORK_MASK, dualReply.GLOBAL_PREFIX], ["10.60.0.17", "2", "255.255.255.252", "2001:db8:60::"]);
+
+  // exhausted: a clear line, nothing made
+  const pools = (await api("/v1/pools")).body.items!.length;
+  const big = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", SIZE: "200" }, SKELETON), { dir: withParent });
+  assert.equal(big.code, 1);
+  assert.match(big.message, /^allot register_address_range: parent pool one-parent has no free \/24 left for SIZE 200: free some of it, or name another parent \(ALLOT_PARENT\)$/);
+  assert.equal((await api("/v1/pools")).body.items!.length, pools);
+  const none = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", SIZE: "4" }, SKELETON));
+  assert.equal(none.code, 1);
+  assert.match(none.message, /has no IP: .*a parent pool for Allot to choose a block from \(ALLOT_PARENT in the AR, or parent in allot-ipam.yaml\)/);
+
+  // unregister gives both blocks back: the parent's /24 is whole again
+  for (const ar of [reply, dualReply]) {
+    const u = await run("unregister_address_range", request(storedAr(ar, 0), SKELETON));
+    assert.equal(u.code, 0, u.message);
+  }
+  const usage = (await api("/v1/pools/one-parent/usage")).body;
+  assert.equal(usage.inChildPools, "0");
+  const again = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", SIZE: "200" }, SKELETON), { dir: withParent });
+  assert.equal(again.code, 0, again.message);
+  assert.equal(readReply(again.stdout, "AR")!.SIZE, "254");
+});
+
 test("OpenNebula 5.8 and older: the request as the first argument, nothing on stdin", async () => {
   const r = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", IP: "10.30.0.1", SIZE: "2" }, SKELETON), { legacy: true });
   assert.equal(r.code, 0, r.message);

@@ -12,14 +12,15 @@ export function opennebulaCommand(): Command {
     .requiredOption("--dir <dir>", "driver directory; its last part is the IPAM_MAD name")
     .option("--driver-token <token>", "an Allot token with write scope in the driver's space, for the config file")
     .option("-s, --space <space>", "Allot space that holds OpenNebula's ranges (default: default)")
+    .option("--parent <pool>", "pool (name or id, in the space) that ranges registered without IP get a block from")
     .option("--timeout <seconds>", `how long an action may take before it fails with the reason (default ${DEFAULT_TIMEOUT}; oned waits 90 s)`, seconds)
     .option("--force", "overwrite an existing allot-ipam.yaml")
-    .action((o: { dir: string; driverToken?: string; space?: string; timeout?: number; force?: boolean }, cmd: Command) => {
+    .action((o: { dir: string; driverToken?: string; space?: string; parent?: string; timeout?: number; force?: boolean }, cmd: Command) => {
       // the driver calls the server this CLI is pointed at (--url / ALLOT_URL)
       const { url } = cmd.optsWithGlobals() as { url: string };
       let r;
       try {
-        r = install({ dir: o.dir, url, ...(o.driverToken ? { token: o.driverToken } : {}), ...(o.space ? { space: o.space } : {}), ...(o.timeout ? { timeout: o.timeout } : {}), ...(o.force ? { force: true } : {}) });
+        r = install({ dir: o.dir, url, ...(o.driverToken ? { token: o.driverToken } : {}), ...(o.space ? { space: o.space } : {}), ...(o.parent ? { parent: o.parent } : {}), ...(o.timeout ? { timeout: o.timeout } : {}), ...(o.force ? { force: true } : {}) });
       } catch (err) {
         throw new UsageError((err as Error).message);
       }

@@ -25,6 +25,8 @@ export interface DriverConfig {
   space: string;
   /** How long an action may take, in seconds: oned runs IPAM actions one at a time and waits 90 s. */
   timeout: number;
+  /** The pool (name or id, in `space`) a range registered without IP gets its block from, unless the AR names one. */
+  parent: string | null;
 }
 
 export const DEFAULT_TIMEOUT = 20;
@@ -48,11 +50,14 @@ export function loadConfig(scriptDir: string, env: NodeJS.ProcessEnv): DriverCon
   if (typeof timeout !== "number" || !(timeout > 0 && timeout <= MAX_TIMEOUT)) {
     throw new DriverError(`timeout in ${path} must be a number of seconds above 0 and at most ${MAX_TIMEOUT} (oned waits 90 s), not ${JSON.stringify(timeout)}`);
   }
-  return { url, token, space: env.ALLOT_SPACE || (file.space as string | undefined) || "default", timeout };
+  const parent = file.parent ?? null;
+  if (parent !== null && (typeof parent !== "string" || parent === "")) throw new DriverError(`parent in ${path} must be the name or id of an Allot pool, not ${JSON.stringify(parent)}`);
+  return { url, token, space: env.ALLOT_SPACE || (file.space as string | undefined) || "default", timeout, parent };
 }
 
 interface Pool {
   id: string;
+  allocateReserved: boolean;
   ranges: { start: string; end: string; prefixLength: number; gateway: string | null; dns: string[] }[];
   gateway: string | null;
   usage: { total: string };
@@ -119,14 +124,23 @@ async function register(c: Client, cfg: DriverConfig, data: ActionData): Promise
   assertRepliable(echoed);
   const name = `one-${randomBytes(4).toString("hex")}`;
   const provider = ar.ALLOT_PROVIDER;
+  const parent = ar.ALLOT_PARENT ?? cfg.parent;
+  // Allot chooses the network (a provider's block, or a block of a parent pool) only when the AR gives no IP
+  const chosen = provider !== undefined || ar.IP === undefined;
   let pool: Pool;
   if (provider) {
     const n = size(ar.SIZE, "SIZE");
     const body = { name, space: cfg.space, ...providerRequest(provider, ar, n) };
     pool = await c.request<Pool>("POST", "v1/pools", body);
+  } else if (ar.IP === undefined) {
+    if (!parent) {
+      throw new DriverError(
+        'the address range has no IP: give its first address (IP = "10.0.0.10") and SIZE, ALLOT_PROVIDER to obtain one, or a parent pool for Allot to choose a block from (ALLOT_PARENT in the AR, or parent in allot-ipam.yaml)',
+      );
+    }
+    pool = await carve(c, cfg, parent, name, size(ar.SIZE, "SIZE"), type);
   } else {
     const ip = ar.IP;
-    if (!ip) throw new DriverError('the address range has no IP: give its first address (IP = "10.0.0.10") and SIZE, or ALLOT_PROVIDER to obtain one');
     const first = ipv4(ip, "IP");
     const n = size(ar.SIZE, "SIZE");
     const last = first + BigInt(n) - 1n;
@@ -152,18 +166,39 @@ async function register(c: Client, cfg: DriverConfig, data: ActionData): Promise
       description: `OpenNebula address range (${type})`,
     });
   }
-  // besides the user's own, only Allot's key and, where Allot chose the network (a provider's block), that network
-  return renderVector("AR", { ...echoed, ...(provider ? chosenNetwork(pool, ar) : {}), ALLOT_POOL_ID: pool.id });
+  // besides the user's own, only Allot's key and, where Allot chose the network, that network
+  return renderVector("AR", { ...echoed, ...(chosen ? chosenNetwork(pool, ar) : {}), ALLOT_POOL_ID: pool.id });
 }
 
-/** The network of a block Allot obtained, for the attributes the user left to it. */
+/**
+ * A block for the range, carved from the parent pool as a child pool of its own: the smallest aligned
+ * block whose addresses, less its network and broadcast address, hold SIZE. The range is then every
+ * one of those addresses, so SIZE may come back larger than asked (a SIZE of 7 gets a /28: 14).
+ */
+async function carve(c: Client, cfg: DriverConfig, parent: string, name: string, n: number, type: string): Promise<Pool> {
+  let bits = 2;
+  while ((1 << bits) - 2 < n) bits++;
+  if (bits > 24) throw new DriverError(`SIZE ${n} is more than a block carved for one range may hold (at most ${2 ** 24 - 2})`);
+  try {
+    return await c.request<Pool>("POST", `v1/pools/${seg(parent)}/children`, { name, prefixLength: 32 - bits, description: `OpenNebula address range (${type}), a block Allot chose` }, { space: cfg.space });
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "block-unavailable") throw new DriverError(`parent pool ${parent} has no free /${32 - bits} left for SIZE ${n}: free some of it, or name another parent (ALLOT_PARENT)`);
+    if (err instanceof ApiError && (err.code === "pool-not-found" || err.code === "space-not-found")) throw new DriverError(`parent pool ${parent} does not exist in space ${cfg.space}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** The network of a block Allot chose, for the attributes the user left to it. */
 function chosenNetwork(pool: Pool, ar: Record<string, string>): Record<string, string> {
   const range = pool.ranges[0]!;
-  const first = parseAddress(range.start);
+  const start = parseAddress(range.start);
+  const end = parseAddress(range.end);
+  // a carved subnet keeps its network and broadcast addresses back; a provider's block is leased whole
+  const inner = !pool.allocateReserved && end.value - start.value >= 3n ? 1n : 0n;
   const network: Record<string, string> = {
-    IP: range.start,
-    SIZE: String(parseAddress(range.end).value - first.value + 1n),
-    NETWORK_ADDRESS: dotted(prefixContaining(first, range.prefixLength).network),
+    IP: dotted(start.value + inner),
+    SIZE: String(end.value - start.value + 1n - 2n * inner),
+    NETWORK_ADDRESS: dotted(prefixContaining(start, range.prefixLength).network),
     NETWORK_MASK: dotted(maskOf(4, range.prefixLength)),
     ...(range.gateway ? { GATEWAY: range.gateway } : {}),
     ...(range.dns.length > 0 ? { DNS: range.dns.join(" ") } : {}),

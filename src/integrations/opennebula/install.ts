@@ -22,6 +22,8 @@ export interface InstallOptions {
   space?: string;
   /** Seconds an action may take before it fails (oned waits 90 s, one action at a time). */
   timeout?: number;
+  /** The pool that ranges registered without IP get a block from. */
+  parent?: string;
   /** Overwrite an existing config file. */
   force?: boolean;
 }
@@ -51,6 +53,7 @@ export function install(o: InstallOptions): { dir: string; files: string[]; conf
       token: o.token ?? "PUT-A-WRITE-TOKEN-HERE",
       space: o.space ?? "default",
       timeout: o.timeout ?? DEFAULT_TIMEOUT,
+      ...(o.parent ? { parent: o.parent } : {}),
     })}`, { mode: 0o600 });
     chmodSync(config, 0o600);
   }
