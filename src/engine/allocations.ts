@@ -70,16 +70,22 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
   if (req.owner !== undefined) {
     const held = await allocationByOwner(env.sql, pool.id, req.owner);
     if (held) {
-      const first = fromKey(held.first);
-      if ((specific && specific.value !== first) || (req.size !== undefined && held.size !== String(size))) {
-        const have = toAllocation(pool, held);
+      // a retry gets what the owner holds; a request for something else is refused, naming what differs
+      // (labels and ttl are not compared: a retry may carry newer ones, and PATCH changes them)
+      const have = toAllocation(pool, held);
+      const differs: string[] = [];
+      if (specific && specific.value !== fromKey(held.first)) differs.push(`address (holds ${have.address}, asked ${req.address})`);
+      if (req.size !== undefined && held.size !== String(size)) differs.push(`size (holds ${held.size}, asked ${size})`);
+      if (mac !== null && mac !== held.mac) differs.push(`mac (holds ${held.mac ?? "none"}, asked ${mac})`);
+      if (req.hostname !== undefined && req.hostname !== held.hostname) differs.push(`hostname (holds ${held.hostname ?? "none"}, asked ${req.hostname})`);
+      if (differs.length > 0) {
         throw new AllotError(
           "owner-conflict",
-          `owner ${req.owner} already holds ${have.address}${held.size !== "1" ? ` (${held.size} addresses)` : ""} in pool ${pool.name}; release it first to take a different one`,
-          { allocation: have },
+          `owner ${req.owner} already holds ${have.address}${held.size !== "1" ? ` (${held.size} addresses)` : ""} in pool ${pool.name} with a different ${differs.join(", ")}; repeat the request as first made, change the allocation with PATCH, or release it first`,
+          { allocation: have, fields: differs.map((d) => d.split(" ")[0]!) },
         );
       }
-      return { allocation: toAllocation(pool, held), created: false };
+      return { allocation: have, created: false };
     }
   }
 

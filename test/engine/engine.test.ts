@@ -430,7 +430,7 @@ describe("allocations", () => {
       await rejectsWith(engine.release({ pool: { pool: "b" }, address: "10.120.0.7" }, ctx), "allocation-not-found");
     }));
 
-  test("the same owner asking again gets the same allocation; a different address or size is a conflict", () =>
+  test("the same owner asking again gets the same allocation; a different address, size, MAC or host name is a conflict", () =>
     withEngine(async (engine) => {
       await engine.createPool({ name: "o", cidr: "10.130.0.0/24" }, ctx);
       const first = await engine.allocate({ pool: "o" }, { owner: "claim-1" }, ctx);
@@ -447,6 +447,19 @@ describe("allocations", () => {
       const c1 = await rejectsWith(engine.allocate({ pool: "o" }, { owner: "claim-1", address: "10.130.0.9" }, ctx), "owner-conflict", /claim-1/);
       assert.equal((c1.details.allocation as { id: string }).id, first.allocation.id);
       await rejectsWith(engine.allocate({ pool: "o" }, { owner: "claim-1", size: 2 }, ctx), "owner-conflict");
+      // a MAC or host name the held allocation lacks (or has another of) is another request, not a retry
+      const c2 = await rejectsWith(
+        engine.allocate({ pool: "o" }, { owner: "claim-1", mac: "AA-BB-CC-00-00-01", hostname: "web-1" }, ctx),
+        "owner-conflict",
+        /different mac \(holds none, asked aa:bb:cc:00:00:01\), hostname \(holds none, asked web-1\)/,
+      );
+      assert.deepEqual(c2.details.fields, ["mac", "hostname"]);
+      await engine.updateAllocation(first.allocation.id, { mac: "aa:bb:cc:00:00:01", hostname: "web-1" }, ctx);
+      // once held with them, the same request (any MAC spelling) is a retry again; labels never count
+      const retry = await engine.allocate({ pool: "o" }, { owner: "claim-1", mac: "AA:BB:CC:00:00:01", hostname: "web-1", labels: { x: "y" } }, ctx);
+      assert.equal(retry.created, false);
+      await rejectsWith(engine.allocate({ pool: "o" }, { owner: "claim-1", hostname: "web-2" }, ctx), "owner-conflict", /hostname \(holds web-1, asked web-2\)/);
+      assert.equal((await engine.history({ limit: 1000 }, SERVER)).length, historyBefore + 1, "refusals record nothing");
 
       // owners are per pool: the same owner in another pool is someone else's business
       await engine.createPool({ name: "o2", cidr: "10.131.0.0/24" }, ctx);
