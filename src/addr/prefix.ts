@@ -52,7 +52,13 @@ export function parsePrefix(text: string, strict = true): Prefix {
   const slash = s.indexOf("/");
   if (slash < 0) throw new AddressSyntaxError(String(text), "a CIDR prefix such as 10.0.0.0/24 or 2001:db8::/64");
   const a = parseAddress(s.slice(0, slash));
-  const length = parsePrefixLength(s.slice(slash + 1), a.family);
+  let length: number;
+  try {
+    length = parsePrefixLength(s.slice(slash + 1), a.family);
+  } catch {
+    // named as the whole prefix the user typed, not the number alone
+    throw new AddressSyntaxError(String(text), `a CIDR prefix: /${s.slice(slash + 1)} is not a prefix length for IPv${a.family} (0 to ${BITS[a.family]})`);
+  }
   const p = prefixContaining(a, length);
   if (strict && p.network !== a.value) {
     throw new AddressSyntaxError(

@@ -142,6 +142,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: "dhcp", description: "DHCP delivery: networks, rendered server configurations, agents" },
         { name: "health", description: "Liveness and readiness (no token needed)" },
       ],
+      // every /v1 route takes the token as a bearer; /docs' "Authorize" then sends it with "Try it out"
+      components: { securitySchemes: { token: { type: "http", scheme: "bearer", description: "An Allot API token (allot_…): printed at first start, or made with allot token create" } } },
+      security: [{ token: [] }],
     },
     transform: jsonSchemaTransform,
   });
@@ -156,7 +159,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
   app.get(
     "/healthz",
-    { schema: { tags: ["health"], summary: "Liveness: the server is up", response: { 200: z.object({ status: z.literal("ok"), version: z.string() }) } } },
+    { schema: { tags: ["health"], security: [], summary: "Liveness: the server is up", response: { 200: z.object({ status: z.literal("ok"), version: z.string() }) } } },
     async () => ({ status: "ok" as const, version: VERSION }),
   );
   app.get(
@@ -164,6 +167,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     {
       schema: {
         tags: ["health"],
+        security: [],
         summary: "Readiness: the database answers and would take a write",
         description:
           "503 names the cause (disk full, database read-only, database unreachable); on SQLite it is a small real write, at most one a second.",

@@ -20,15 +20,19 @@ export function sendProblem(
   return reply.status(status).header("content-type", "application/problem+json; charset=utf-8").send(JSON.stringify(body));
 }
 
+/** Where a field was sent, said as a user would: a body field by its name, the others with where they were. */
+const PLACES: Record<string, string> = { querystring: " (query parameter)", params: " (in the path)", headers: " (header)" };
+
 function describeIssues(err: FastifyError): string {
   const where = err.validationContext ?? "body";
   const parts = (err.validation ?? []).slice(0, 5).map((v) => {
     const path = String((v as { instancePath?: string }).instancePath ?? "")
       .split("/")
       .filter(Boolean)
-      .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+      .map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`))
       .join("");
-    return `${where}${path}: ${v.message ?? "is not valid"}`;
+    const field = path === "" ? (where === "body" ? "the request body" : `the ${where}`) : `${path}${PLACES[where] ?? ""}`;
+    return `${field}: ${v.message ?? "is not valid"}`;
   });
   return parts.join("; ") || err.message;
 }

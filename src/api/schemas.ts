@@ -1,11 +1,12 @@
 import { z } from "zod";
+import "./zod-messages.js";
 import { STRATEGIES } from "../engine/types.js";
 
 /**
  * Request and response shapes. They validate input (unknown fields are refused, so a typo is an error
  * rather than silently ignored) and generate the OpenAPI document.
  */
-const name = z.string().min(1).max(128).describe("Letters, digits, '.', '_', ':' or '-'");
+const name = z.string().min(1).max(128).describe("ASCII letters (a-z, A-Z), digits, '.', '_', ':' or '-', starting with a letter or digit");
 const addressText = z.string().min(1).max(100).describe("An IPv4 or IPv6 address in any valid text form");
 const cidrText = z.string().min(1).max(110).describe("A CIDR prefix such as 10.0.0.0/24 or 2001:db8::/64");
 const prefixLength = z.number().int().min(0).max(128);

@@ -7,6 +7,8 @@ export class ApiError extends Error {
     message: string,
     readonly status: number,
     readonly code: string,
+    /** The server's problem document, when it sent one. */
+    readonly problem: Record<string, unknown> | null = null,
   ) {
     super(message);
   }
@@ -89,7 +91,7 @@ export class Client {
       const p = (data ?? {}) as { detail?: string; message?: string; code?: string | number; reason?: string };
       const hint = res.status === 401 && !this.token ? "; pass --token or set ALLOT_TOKEN" : "";
       const code = typeof p.code === "string" ? p.code : (p.reason ?? String(res.status));
-      throw new ApiError(`${p.detail ?? p.message ?? `${res.status} ${res.statusText}`}${hint}`, res.status, code);
+      throw new ApiError(`${p.detail ?? p.message ?? `${res.status} ${res.statusText}`}${hint}`, res.status, code, data && typeof data === "object" ? (data as Record<string, unknown>) : null);
     }
     return { status: res.status, data: data as T };
   }

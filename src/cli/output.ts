@@ -38,3 +38,13 @@ export function printObject(format: Format, obj: Record<string, unknown>, fields
   const width = Math.max(...keys.map((k) => k.length));
   for (const k of keys) process.stdout.write(`${`${k}:`.padEnd(width + 2)}${text(obj[k])}\n`);
 }
+
+/**
+ * Prints one page of a list: rows as a table (with a "more:" line on stderr naming the flag that gets
+ * the next page), or `{ items, next }` as JSON or YAML, the same shape for every list.
+ */
+export function printList<T>(format: Format, items: T[], columns: Column<T>[], next: { cursor: string | number; flag: string } | null = null): void {
+  if (format !== "table") return print(format, items, columns, { items, next: next?.cursor ?? null });
+  print(format, items, columns);
+  if (next) process.stderr.write(`more: ${next.flag} ${next.cursor}\n`);
+}

@@ -18,7 +18,7 @@ export function checkName(kind: string, name: unknown): string {
   if (typeof name !== "string" || !NAME.test(name)) {
     throw new AllotError(
       "invalid-request",
-      `${kind} name ${JSON.stringify(name)} is not valid: use 1 to 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit`,
+      `${kind} name ${JSON.stringify(name)} is not valid: use 1 to 128 ASCII letters (a-z, A-Z), digits, '.', '_', ':' or '-', starting with a letter or digit`,
     );
   }
   return name;

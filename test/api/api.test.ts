@@ -257,3 +257,25 @@ describe("the API describes itself", () => {
     assert.ok(spaces.includes("default"));
   });
 });
+
+test("validation answers in the user's terms, and the OpenAPI document lets /docs send a token", async () => {
+  await post("/v1/pools", { name: "terms", cidr: "10.99.0.0/24" });
+  const cases: [string, unknown, RegExp][] = [
+    ["/v1/pools/terms/allocations", { size: 0 }, /^size: must be at least 1$/],
+    ["/v1/pools/terms/allocations", { size: 1.5 }, /^size: must be a whole number, not 1\.5$/],
+    ["/v1/pools/terms/allocations", { sise: 2 }, /^the request body: has a field it does not know: sise/],
+    ["/v1/pools", { name: "", cidr: "10.98.0.0/24" }, /^name: must not be empty$/],
+    ["/v1/pools", { name: "x", strategy: "fastest", cidr: "10.98.0.0/24" }, /^strategy: must be one of "lowest-free", "random"$/],
+  ];
+  for (const [url, body, detail] of cases) {
+    const r = await post(url, body);
+    assert.equal(r.statusCode, 400, JSON.stringify(body));
+    assert.match(r.json().detail, detail);
+  }
+  assert.match((await get("/v1/pools/terms/allocations?limit=0")).json().detail, /^limit \(query parameter\): must be at least 1$/);
+
+  const doc = (await app.inject({ method: "GET", url: "/openapi.json" })).json();
+  assert.deepEqual(doc.components.securitySchemes.token, { type: "http", scheme: "bearer", description: doc.components.securitySchemes.token.description });
+  assert.deepEqual(doc.security, [{ token: [] }]);
+  assert.deepEqual(doc.paths["/healthz"].get.security, [], "health needs no token");
+});

@@ -117,7 +117,7 @@ test("allot token create / list / revoke, and what each scope may do", async () 
     assert.match(outside.stderr, /limited to spaces lab/);
     assert.match(allot(["token", "list"], asCi).stderr, /needs a token with admin scope/);
 
-    const list = JSON.parse(allot(["token", "list", "-o", "json"], env).stdout) as { name: string; hint: string; spaces: string[] | null }[];
+    const list = (JSON.parse(allot(["token", "list", "-o", "json"], env).stdout) as { items: { name: string; hint: string; spaces: string[] | null }[] }).items;
     const row = list.find((t) => t.name === "ci")!;
     assert.deepEqual(row.spaces, ["lab"]);
     assert.equal(row.hint, ci.slice(-4));

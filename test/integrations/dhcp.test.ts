@@ -138,7 +138,7 @@ test("dnsmasq: a reserved MAC gets exactly its address and options; an unknown M
 
 test("two agents: stopping the serving one moves service to the other; one that comes back after being replaced stops serving", async (t) => {
   startAgent("host-b", NS.b, "eth-b", "dnsmasq");
-  await until("host-b registered", () => (json(["dhcp", "agents"]) as unknown as { name: string }[]).some((a) => a.name === "host-b"));
+  await until("host-b registered", () => (json(["dhcp", "agents"]).items as { name: string }[]).some((a) => a.name === "host-b"));
   assert.equal(servingAgent(), "host-a");
   assert.equal(dnsmasqIn(NS.b), 0, "the standby runs no DHCP server");
   const a = agents.get("host-a")!;
@@ -152,7 +152,7 @@ test("two agents: stopping the serving one moves service to the other; one that 
 
   // host-a comes back; host-b then goes quiet (paused) and host-a takes over; host-b, resumed, stops its server
   startAgent("host-a", NS.a, "eth-a", "dnsmasq");
-  await until("host-a registered again", () => (json(["dhcp", "agents"]) as unknown as { name: string; alive: boolean }[]).some((x) => x.name === "host-a" && x.alive));
+  await until("host-a registered again", () => (json(["dhcp", "agents"]).items as { name: string; alive: boolean }[]).some((x) => x.name === "host-a" && x.alive));
   const b = agents.get("host-b")!;
   b.kill("SIGSTOP");
   await until("host-a serving again", () => servingAgent() === "host-a", 20_000);
@@ -200,6 +200,6 @@ test("ISC Kea: the same network served by Kea; a missing DHCP server binary is a
   }) as ChildProcess & { log: string };
   bare.log = "";
   agents.set("no-binary", bare);
-  const reported = await until("the missing binary reported", () => (json(["dhcp", "agents"]) as unknown as { name: string; health: Record<string, { error?: string }> }[]).find((x) => x.name === "no-binary" && x.health.lan?.error));
+  const reported = await until("the missing binary reported", () => (json(["dhcp", "agents"]).items as { name: string; health: Record<string, { error?: string }> }[]).find((x) => x.name === "no-binary" && x.health.lan?.error));
   assert.match(reported.health.lan!.error!, /dnsmasq is not installed \(Debian: dnsmasq-base\)/);
 });

@@ -194,7 +194,7 @@ describe("a real neutron-server with ipam_driver = allot, driven by the openstac
     const young = cli(["neutron", "reconcile", "--neutron-url", neutron.url, "--grace", "3600", "-o", "json"]);
     assert.equal(young.code, 0, young.stderr);
     assert.deepEqual(
-      (JSON.parse(young.stdout) as { address: string; action: string }[]).map((i) => [i.address, i.action]),
+      (JSON.parse(young.stdout) as { items: { address: string; action: string }[] }).items.map((i) => [i.address, i.action]),
       [["10.62.0.2", "kept: younger than the grace period"]],
     );
     assert.deepEqual(await held(), ["10.62.0.2"]);
@@ -262,7 +262,7 @@ describe("migrating a Neutron that ran ipam_driver = internal", () => {
 
       const imported = cli(["neutron", "import", "--space", space, "--neutron-url", neutron.url, "-o", "json"]);
       assert.equal(imported.code, 0, imported.stderr);
-      const items = JSON.parse(imported.stdout) as { kind: string; result: string }[];
+      const { items } = JSON.parse(imported.stdout) as { items: { kind: string; result: string }[] };
       assert.deepEqual([...new Set(items.map((i) => i.result))], ["imported"]);
       assert.equal(items.filter((i) => i.kind === "address").length, 9, "4 ports with an IPv4 and an IPv6 address, one with an IPv4 only");
       await assertSame(neutron.url, space, "imported");
@@ -282,7 +282,7 @@ describe("migrating a Neutron that ran ipam_driver = internal", () => {
       await api(`/v1/pools/${pool.name}/allocations?space=${space}&address=10.81.0.77`, { method: "DELETE" });
       assert.equal(cli(["neutron", "import", "--space", space, "--neutron-url", neutron.url]).code, 0);
       const rerun = cli(["neutron", "import", "--space", space, "--neutron-url", neutron.url, "-o", "json"]);
-      assert.deepEqual([...new Set((JSON.parse(rerun.stdout) as { result: string }[]).map((i) => i.result))], ["unchanged"], "a second run changes nothing");
+      assert.deepEqual([...new Set((JSON.parse(rerun.stdout) as { items: { result: string }[] }).items.map((i) => i.result))], ["unchanged"], "a second run changes nothing");
 
       // the switch: same database, ipam_driver = allot
       await neutron.stop();

@@ -103,7 +103,7 @@ test("ports: a fixed IP, any address, EUI-64 from the MAC; show, list and delete
   // its address is free again: the next port asking for it gets it
   assert.equal(ips(ok(["port", "create", "--network", "n1", "--fixed-ip", "subnet=s1,ip-address=192.168.1.10", "p1b"]))[0], "192.168.1.10");
   // Allot's own API shows the same reservation with its MAC
-  const held = JSON.parse(allot(["--url", server.url, "lookup", "192.168.1.3", "--space", "lab", "-o", "json"]).stdout) as { allocation: { mac: string } }[];
+  const held = (JSON.parse(allot(["--url", server.url, "lookup", "192.168.1.3", "--space", "lab", "-o", "json"]).stdout) as { items: { allocation: { mac: string } }[] }).items;
   assert.equal(held[0]!.allocation.mac, "56:6f:1a:2b:00:01");
 });
 

@@ -3,7 +3,7 @@ import type { NewToken, Token } from "../../engine/tokens.js";
 import type { NewWebhook, Webhook } from "../../engine/webhooks.js";
 import { seg } from "../client.js";
 import { collect, compact, context } from "../context.js";
-import { type Column, print } from "../output.js";
+import { type Column, print, printList } from "../output.js";
 
 const columns: Column<Token>[] = [
   ["NAME", (t) => t.name],
@@ -36,7 +36,7 @@ export function tokenCommand(): Command {
     .action(async (_o, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: Token[] }>("GET", "v1/tokens");
-      print(format, res.items, columns, res.items);
+      printList(format, res.items, columns);
     });
   token
     .command("revoke <token>")
@@ -79,7 +79,7 @@ export function webhookCommand(): Command {
     .action(async (_o, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: Webhook[] }>("GET", "v1/webhooks");
-      print(format, res.items, hookColumns, res.items);
+      printList(format, res.items, hookColumns);
     });
   hook
     .command("delete <webhook>")

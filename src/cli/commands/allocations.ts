@@ -4,7 +4,7 @@ import type { LookupResult } from "../../engine/lookup.js";
 import { ALLOCATION_SORTS, type Allocation } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, keyValues, parseInteger } from "../context.js";
-import { type Column, print, printObject } from "../output.js";
+import { type Column, print, printObject, printList } from "../output.js";
 
 export const allocationColumns: Column<Allocation>[] = [
   ["ADDRESS", (a) => (a.size > 1 ? `${a.address}-${a.lastAddress}` : a.address)],
@@ -25,12 +25,12 @@ export function allocateCommand(): Command {
     .argument("<pool>")
     .option(...spaceOpt)
     .option("-a, --address <address>", "this address exactly")
-    .option("-n, --size <n>", "a contiguous block of n addresses", parseInteger)
+    .option("--size <n>", "a contiguous block of n addresses", parseInteger)
     .option("-c, --count <n>", "n separate addresses in one request, all or none", parseInteger)
     .option("-O, --owner <key>", "who holds it; asking again with the same owner returns the same allocation")
     .option("-m, --mac <mac>", "MAC address")
     .option("--hostname <name>", "hostname")
-    .option("-l, --label <key=value>", "label (repeatable)", collect)
+    .option("--label <key=value>", "label (repeatable)", collect)
     .option("--ttl <seconds>", "release automatically after this many seconds", parseInteger)
     .action(async (pool: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, format } = context(cmd);
@@ -41,7 +41,7 @@ export function allocateCommand(): Command {
         }
         const body = compact({ count: o.count, labels: keyValues(o.label as string[] | undefined, "--label"), ttl: o.ttl });
         const res = await client.request<{ items: Allocation[] }>("POST", `v1/pools/${seg(pool)}/allocations/bulk`, body, space);
-        print(format, res.items, allocationColumns, res.items);
+        printList(format, res.items, allocationColumns);
         return;
       }
       const body = compact({
@@ -96,8 +96,7 @@ export function allocationsCommand(): Command {
     .action(async (pool: string, o: Record<string, string | number | undefined>, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: Allocation[]; next: string | null }>("GET", `v1/pools/${seg(pool)}/allocations`, undefined, o);
-      print(format, res.items, allocationColumns, res);
-      if (format === "table" && res.next) process.stderr.write(`more: --after ${res.next}\n`);
+      printList(format, res.items, allocationColumns, res.next ? { cursor: res.next, flag: "--after" } : null);
     });
 }
 
@@ -115,7 +114,7 @@ export function allocationCommand(): Command {
     .description("change MAC, hostname, labels or time-to-live (renew) of an allocation")
     .option("-m, --mac <mac>", "MAC address")
     .option("--hostname <name>", "hostname")
-    .option("-l, --label <key=value>", "labels, replacing the old ones (repeatable)", collect)
+    .option("--label <key=value>", "labels, replacing the old ones (repeatable)", collect)
     .option("--ttl <seconds>", "release after this many seconds from now", parseInteger)
     .option("--no-ttl", "never release automatically")
     .action(async (id: string, o: { mac?: string; hostname?: string; label?: string[]; ttl?: number | false }, c: Command) => {
@@ -126,6 +125,35 @@ export function allocationCommand(): Command {
   return cmd;
 }
 
+const lookupColumns: Column<LookupResult>[] = [
+  ["ADDRESS", (r) => r.address],
+  ["SPACE", (r) => r.space],
+  ["POOL", (r) => r.pool],
+  ["STATE", (r) => r.state],
+  ["OWNER", (r) => r.allocation?.owner],
+  ["MAC", (r) => r.allocation?.mac],
+  ["SINCE", (r) => r.allocation?.createdAt],
+];
+
+export function searchCommand(): Command {
+  return new Command("search")
+    .description("find allocations by MAC, owner or host name (or its beginning) in the token's spaces; an address gives its holders")
+    .argument("<text>")
+    .option("--limit <n>", "at most n allocations (default 50, at most 200)", parseInteger)
+    .action(async (text: string, o: { limit?: number }, cmd: Command) => {
+      const { client, format } = context(cmd);
+      const res = await client.request<{ addresses: LookupResult[]; allocations: Allocation[] }>("GET", "v1/search", undefined, { q: text, limit: o.limit });
+      if (format !== "table") return print(format, res, [], res);
+      if (res.addresses.length > 0) print(format, res.addresses, lookupColumns);
+      if (res.allocations.length > 0) {
+        if (res.addresses.length > 0) process.stdout.write("\n");
+        print(format, res.allocations, allocationColumns);
+      }
+      // a released host name or owner is no longer held: its past is in history
+      if (res.addresses.length === 0 && res.allocations.length === 0) process.stdout.write(`nothing matches ${text} now; what was released is in allot history (--owner, --address)\n`);
+    });
+}
+
 export function lookupCommand(): Command {
   return new Command("lookup")
     .description("who holds an address: its pool, state and allocation")
@@ -134,20 +162,12 @@ export function lookupCommand(): Command {
     .action(async (address: string, o: { space?: string }, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: LookupResult[] }>("GET", "v1/lookup", undefined, { address, space: o.space });
-      const columns: Column<LookupResult>[] = [
-        ["ADDRESS", (r) => r.address],
-        ["SPACE", (r) => r.space],
-        ["POOL", (r) => r.pool],
-        ["STATE", (r) => r.state],
-        ["OWNER", (r) => r.allocation?.owner],
-        ["MAC", (r) => r.allocation?.mac],
-        ["SINCE", (r) => r.allocation?.createdAt],
-      ];
+      const columns = lookupColumns;
       if (format === "table" && res.items.length === 0) {
         process.stdout.write(`${address} is in no pool${o.space ? ` of space ${o.space}` : ""}\n`);
         return;
       }
-      print(format, res.items, columns, res.items);
+      printList(format, res.items, columns);
     });
 }
 
@@ -168,7 +188,7 @@ interface HistoryOptions {
 export function historyCommand(): Command {
   return new Command("history")
     .description("changes, newest first; with --address and --at, who held the address at that moment")
-    .option("-p, --pool <pool>", "only this pool's")
+    .option("--pool <pool>", "only this pool's")
     .option("-s, --space <space>", "only this space's (with --address: the space to search, default: default)")
     .option("-a, --address <address>", "only changes to allocations that held this address")
     .option("--owner <owner>", "only changes to this owner's allocations")
@@ -196,10 +216,20 @@ export function historyCommand(): Command {
       }
       const { at: _at, ...query } = o;
       const res = await client.request<{ items: HistoryEntry[] }>("GET", "v1/history", undefined, { ...query });
-      const describe = (h: HistoryEntry) => {
-        const x = (h.after ?? h.before) as Record<string, unknown> | null;
-        return x ? (x.address ?? x.name ?? "") : "";
+      // what the entry is about, as recorded: an allocation's whole run, and the pool and space it was in
+      const subject = (h: HistoryEntry) => ((h.after ?? h.before) as Record<string, unknown> | null) ?? {};
+      const what = (h: HistoryEntry) => {
+        const x = subject(h);
+        if (typeof x.address === "string") return typeof x.lastAddress === "string" && x.lastAddress !== x.address ? `${x.address}-${x.lastAddress}` : x.address;
+        return x.name ?? "";
       };
-      print(format, res.items, [["AT", (h) => h.at], ["ACTOR", (h) => h.actor], ["ACTION", (h) => h.action], ["ENTITY", (h) => h.entity], ["WHAT", describe]], res.items);
+      const named = (h: HistoryEntry, field: "pool" | "space") => subject(h)[field] ?? (h.entity === field ? subject(h).name : undefined);
+      const last = res.items[res.items.length - 1];
+      printList(
+        format,
+        res.items,
+        [["SEQ", (h) => h.seq], ["AT", (h) => h.at], ["ACTOR", (h) => h.actor], ["ACTION", (h) => h.action], ["ENTITY", (h) => h.entity], ["SPACE", (h) => named(h, "space")], ["POOL", (h) => named(h, "pool")], ["WHAT", what]],
+        last && res.items.length === (o.limit ?? 100) ? { cursor: last.seq, flag: "--before" } : null,
+      );
     });
 }

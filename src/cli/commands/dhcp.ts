@@ -7,7 +7,7 @@ import { Command, Option } from "commander";
 import { DhcpAgent, parseReach } from "../../dhcp/agent.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, parseInteger } from "../context.js";
-import { print, printObject } from "../output.js";
+import { print, printObject, printList } from "../output.js";
 
 interface NetworkRow {
   name: string;
@@ -80,7 +80,7 @@ export function dhcpCommand(): Command {
     .action(async (_o, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: NetworkRow[] }>("GET", "v1/dhcp/networks");
-      print(format, res.items, [
+      printList(format, res.items, [
         ["NAME", (n) => n.name],
         ["SPACE", (n) => n.space],
         ["POOLS", (n) => (n.pools.length ? n.pools : "all")],
@@ -123,7 +123,7 @@ export function dhcpCommand(): Command {
     .action(async (_o, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: { name: string; alive: boolean; lastSeen: string; server: string; networks: { network: string }[]; assignments: string[]; health: Record<string, { state: string; error?: string }> }[] }>("GET", "v1/dhcp/agents");
-      print(format, res.items, [
+      printList(format, res.items, [
         ["NAME", (a) => a.name],
         ["STATE", (a) => (a.alive ? "alive" : "lost")],
         ["SERVER", (a) => a.server],
@@ -131,7 +131,7 @@ export function dhcpCommand(): Command {
         ["SERVING", (a) => a.assignments.map((n) => `${n}:${a.health[n]?.state ?? "starting"}`)],
         ["ERRORS", (a) => Object.entries(a.health).filter(([, h]) => h.error).map(([n, h]) => `${n}: ${h.error}`)],
         ["LAST SEEN", (a) => a.lastSeen],
-      ], res.items);
+      ]);
     });
   dhcp
     .command("forget-agent <name>")

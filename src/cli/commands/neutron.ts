@@ -3,7 +3,7 @@ import { importNeutron } from "../../integrations/neutron-ipam/migrate.js";
 import { connectNeutron } from "../../integrations/neutron-ipam/neutron-api.js";
 import { type ReconcileItem, reconcile } from "../../integrations/neutron-ipam/reconcile.js";
 import { context, parseInteger } from "../context.js";
-import { print } from "../output.js";
+import { type Format, printList } from "../output.js";
 
 interface NeutronFlags {
   space: string;
@@ -27,7 +27,7 @@ export function neutronCommand(): Command {
   ).action(async (o: NeutronFlags, cmd: Command) => {
     const { client, format } = context(cmd);
     const items = await importNeutron(client, await connectNeutron(o), o.space);
-    print(format, items, [["KIND", (i) => i.kind], ["ID", (i) => i.id], ["WHAT", (i) => i.what], ["RESULT", (i) => i.result]]);
+    printList(format, items, [["KIND", (i) => i.kind], ["ID", (i) => i.id], ["WHAT", (i) => i.what], ["RESULT", (i) => i.result]]);
     const conflicts = items.filter((i) => i.result.startsWith("conflict")).length;
     const imported = items.filter((i) => i.result === "imported").length;
     process.stderr.write(`${imported} imported, ${items.length - imported - conflicts} already there, ${conflicts} conflicts (left as they are in Allot)\n`);
@@ -54,8 +54,8 @@ export function neutronCommand(): Command {
   return neutron;
 }
 
-function report(format: Parameters<typeof print>[0], items: ReconcileItem[]) {
-  print(format, items, [["KIND", (i) => i.kind], ["SUBNET", (i) => i.subnet], ["ADDRESS", (i) => i.address], ["PORT", (i) => i.port], ["AGE", (i) => `${i.ageSeconds}s`], ["ACTION", (i) => i.action]]);
+function report(format: Format, items: ReconcileItem[]) {
+  printList(format, items, [["KIND", (i) => i.kind], ["SUBNET", (i) => i.subnet], ["ADDRESS", (i) => i.address], ["PORT", (i) => i.port], ["AGE", (i) => `${i.ageSeconds}s`], ["ACTION", (i) => i.action]]);
   const freed = items.filter((i) => i.action === "freed").length;
   process.stderr.write(`${new Date().toISOString()} ${freed} freed, ${items.length - freed} kept or reported: Allot and Neutron ${items.length === 0 ? "agree" : "differed"}\n`);
 }

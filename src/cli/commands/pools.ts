@@ -1,9 +1,9 @@
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { parse as parseYaml } from "yaml";
 import type { Pool, RangeInput, Usage } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, keyValues, parseInteger, readInput } from "../context.js";
-import { type Column, print, printObject } from "../output.js";
+import { type Column, print, printObject, printList } from "../output.js";
 
 export const poolColumns: Column<Pool>[] = [
   ["NAME", (p) => p.name],
@@ -38,6 +38,13 @@ function showPool(format: "table" | "json" | "yaml", p: Pool): void {
   });
 }
 
+/** A repeatable utilisation percentage, checked as the flag is read. */
+function collectPercent(v: string, prev: number[] = []): number[] {
+  const n = Number(v.replace(/%$/, ""));
+  if (!/^\d+(\.\d+)?%?$/.test(v) || !(n > 0 && n <= 100)) throw new InvalidArgumentError("must be a percentage above 0 and at most 100, such as 80");
+  return [...prev, n];
+}
+
 function parseRange(text: string): RangeInput {
   const slash = text.lastIndexOf("/");
   const body = slash > 0 && !text.slice(slash + 1).includes(".") && !text.slice(slash + 1).includes(":") ? text.slice(0, slash) : text;
@@ -60,12 +67,12 @@ export function poolCommand(): Command {
   pool
     .command("list")
     .description("list pools")
-    .option(...spaceOpt)
+    .option("-s, --space <space>", "only this space's pools (default: every space the token may see); with --parent, the parent's space")
     .option("--parent <pool>", "only the children of this pool")
     .action(async (o: { space?: string; parent?: string }, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: Pool[] }>("GET", "v1/pools", undefined, o);
-      print(format, res.items, poolColumns, res.items);
+      printList(format, res.items, poolColumns);
     });
 
   pool
@@ -81,6 +88,7 @@ export function poolCommand(): Command {
     .option("--allocate-reserved", "allow network, broadcast and gateway addresses to be allocated")
     .option("--attr <key=value>", "attribute (repeatable)", collect)
     .option("--description <text>", "what the pool is for")
+    .option("--threshold <percent>", "record in history and export as a metric when utilisation crosses this (repeatable)", collectPercent)
     .option("-f, --file <file>", "the whole pool as YAML or JSON (- for stdin); flags override its fields")
     .action(async (name: string, cidrs: string[], o: Record<string, unknown>, cmd: Command) => {
       const { client, format } = context(cmd);
@@ -100,9 +108,34 @@ export function poolCommand(): Command {
           allocateReserved: o.allocateReserved === true ? true : undefined,
           attributes: keyValues(o.attr as string[] | undefined, "--attr"),
           description: o.description,
+          thresholds: o.threshold,
         }),
       };
       showPool(format, await client.request<Pool>("POST", "v1/pools", body));
+    });
+
+  pool
+    .command("update <pool>")
+    .description("change a pool's name, description, attributes, strategy or thresholds (its ranges are fixed)")
+    .option(...spaceOpt)
+    .option("--name <name>", "rename it")
+    .option("--description <text>", "what the pool is for")
+    .option("--attr <key=value>", "attributes, replacing the old ones (repeatable)", collect)
+    .option("--no-attrs", "remove every attribute")
+    .option("--strategy <name>", "lowest-free or random")
+    .option("--threshold <percent>", "utilisation thresholds, replacing the old ones (repeatable)", collectPercent)
+    .option("--no-thresholds", "remove every threshold")
+    .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
+      const { client, format } = context(cmd);
+      const body = compact({
+        name: o.name,
+        description: o.description,
+        attributes: o.attrs === false ? {} : keyValues(o.attr as string[] | undefined, "--attr"),
+        strategy: o.strategy,
+        thresholds: o.thresholds === false ? [] : o.threshold,
+      });
+      if (Object.keys(body).length === 0) throw new UsageError("nothing to change: give --name, --description, --attr, --strategy or --threshold");
+      showPool(format, await client.request<Pool>("PATCH", `v1/pools/${seg(name)}`, body, { space: o.space as string | undefined }));
     });
 
   pool
@@ -157,7 +190,7 @@ export function poolCommand(): Command {
     .action(async (name: string, o: { space?: string }, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: Pool[] }>("GET", `v1/pools/${seg(name)}/children`, undefined, o);
-      print(format, res.items, poolColumns, res.items);
+      printList(format, res.items, poolColumns);
     });
 
   return pool;

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import type { Space } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { compact, context } from "../context.js";
-import { type Column, print } from "../output.js";
+import { type Column, print, printList } from "../output.js";
 
 const columns: Column<Space>[] = [
   ["NAME", (s) => s.name],
@@ -18,7 +18,7 @@ export function spaceCommand(): Command {
     .action(async (_o, cmd: Command) => {
       const { client, format } = context(cmd);
       const res = await client.request<{ items: Space[] }>("GET", "v1/spaces");
-      print(format, res.items, columns, res.items);
+      printList(format, res.items, columns);
     });
   space
     .command("create <name>")
