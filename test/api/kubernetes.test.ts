@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { parseAddress } from "../../src/addr/index.js";
 import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import { startResync } from "../../src/integrations/kubernetes/metal3.js";
@@ -28,7 +29,7 @@ async function apply(e: Env, objects: unknown[], namespace: string, extra: Recor
 }
 async function kube(e: Env, ns: string, resource: string, name = "", group = "ipam.metal3.io/v1alpha1") {
   const r = await e.inject({ method: "GET", url: `/apis/${group}/namespaces/${ns}/${resource}${name ? `/${name}` : ""}` });
-  return { status: r.statusCode, body: r.json() as { items: { metadata: { name: string }; spec: Record<string, unknown> }[]; status?: Record<string, unknown>; metadata: Record<string, unknown> } };
+  return { status: r.statusCode, body: r.json() as { items: { metadata: { name: string }; spec: Record<string, unknown> }[]; spec: Record<string, unknown>; status?: Record<string, unknown>; metadata: Record<string, unknown> } };
 }
 async function addresses(e: Env, ns: string): Promise<Record<string, string>> {
   const list = (await kube(e, ns, "ipaddresses")).body.items;
@@ -80,7 +81,7 @@ test("one bad document refuses the whole manifest, naming the document and field
     assert.match(r.json().detail, expected);
   }
   // a new namespace named only by a refused manifest is not made either
-  const r = await apply(env, [claim("x", "p"), pool("bad", { pools: [{ end: "10.0.0.1" }] })], "brand-new");
+  const r = await apply(env, [claim("x", "p"), pool("bad", { pools: [{ start: "10.0.0.1", subnet: "" }] })], "brand-new");
   assert.equal(r.statusCode, 400);
   assert.equal(await snapshot(env), before);
 });
@@ -138,6 +139,122 @@ test("the random strategy hands out distinct addresses, exhausting entries in de
   assert.notDeepEqual(second.sort(), ["10.61.0.1", "10.61.0.2", "10.61.0.3", "10.61.0.4"]);
   const r = await apply(env, [pool("rnd", { allocationStrategy: "sequential", pools: [{ start: "10.60.0.1", end: "10.60.0.8" }, { start: "10.61.0.1", end: "10.61.0.255" }] })], "random");
   assert.match(r.json().detail, /allocationStrategy: is immutable/);
+});
+
+test("an entry that yields no addresses (only end; start outside its subnet) is accepted, and the pool's status says so", async () => {
+  const spec = { pools: [{ end: "10.100.0.9" }, { start: "10.100.1.1", end: "10.100.1.2" }, { start: "10.100.3.5", subnet: "10.100.2.0/24" }] };
+  const r = await apply(env, [pool("sparse", spec), claim("s1", "sparse"), claim("s2", "sparse"), claim("s3", "sparse")], "idle");
+  assert.equal(r.statusCode, 200, r.body);
+  // only the middle entry hands anything out; Metal3 serves nothing from the other two either
+  assert.deepEqual(await addresses(env, "idle"), { s1: "10.100.1.1", s2: "10.100.1.2" });
+  assert.equal((await kube(env, "idle", "ipclaims", "s3")).body.status?.errorMessage, "Exhausted IP Pools");
+  const stored = (await kube(env, "idle", "ippools", "sparse")).body;
+  assert.deepEqual(stored.spec.pools, spec.pools, "the entries are stored as written");
+  assert.equal(
+    stored.status?.errorMessage,
+    "spec.pools[0] yields no addresses: it has only end (give start or subnet); spec.pools[2] yields no addresses: start 10.100.3.5 is outside its subnet 10.100.2.0/24",
+  );
+  assert.deepEqual(stored.status?.indexes, { s1: "10.100.1.1", s2: "10.100.1.2" });
+  // fixing the entry clears the message and serves the waiting claim
+  await apply(env, [pool("sparse", { pools: [{ start: "10.100.0.1", end: "10.100.0.9" }, { start: "10.100.1.1", end: "10.100.1.2" }] })], "idle");
+  const fixed = (await kube(env, "idle", "ippools", "sparse")).body;
+  assert.equal(fixed.status?.errorMessage, undefined);
+  assert.equal((await addresses(env, "idle")).s3, "10.100.0.1");
+});
+
+test("an explicitly empty subnet is refused naming the field, through apply and the kube API; an absent one is not", async () => {
+  const before = await snapshot(env);
+  const bad = pool("blank", { pools: [{ start: "10.101.0.1", end: "10.101.0.9", subnet: "" }] });
+  const applied = await apply(env, [bad], "blank");
+  assert.equal(applied.statusCode, 400);
+  assert.match(applied.json().detail, /document 1 \(IPPool "blank" in namespace blank\): spec\.pools\[0\]\.subnet: is empty; give a CIDR \(such as 192\.168\.0\.0\/24\) or leave subnet out/);
+  const posted = await env.inject({ method: "POST", url: `/apis/${M3}/namespaces/blank/ippools`, payload: bad });
+  assert.equal(posted.statusCode, 422, posted.body);
+  assert.deepEqual(posted.json().details.causes.map((c: { field: string }) => c.field), ["spec.pools[0].subnet"]);
+  assert.equal(await snapshot(env), before, "a refused pool changed something");
+  const absent = await apply(env, [pool("blank", { pools: [{ start: "10.101.0.1", end: "10.101.0.9" }] })], "blank");
+  assert.equal(absent.statusCode, 200, absent.body);
+});
+
+test("the random strategy is refused for an entry it cannot index: start alone, only end, more than 2^63-1 addresses", async () => {
+  const cases: [unknown[], RegExp][] = [
+    [[{ start: "10.102.0.1", end: "10.102.0.9" }, { start: "10.103.0.1" }], /spec\.pools\[1\]: cannot be used with allocationStrategy random: start alone runs to the end of the address space \(give end or subnet, or use allocationStrategy sequential\)/],
+    [[{ end: "10.102.0.9" }], /spec\.pools\[0\]: cannot be used with allocationStrategy random: it has only end/],
+    [[{ subnet: "2001:db8::/64" }], /spec\.pools\[0\]: cannot be used with allocationStrategy random: it holds 18446744073709551615 addresses, more than random can pick among \(9223372036854775807, 2\^63-1\)/],
+    [[{ start: "2001:db8::", end: "2001:db8::8000:0:0:0" }], /it holds 9223372036854775809 addresses/],
+  ];
+  for (const [entries, expected] of cases) {
+    const r = await apply(env, [pool("rand", { allocationStrategy: "random", pools: entries })], "strategy");
+    assert.equal(r.statusCode, 400, `${JSON.stringify(entries)}: ${r.body}`);
+    assert.match(r.json().detail, expected);
+    // the same entries are fine for the sequential strategy
+    const seq = await apply(env, [pool("rand", { allocationStrategy: "sequential", pools: entries })], "strategy", { dryRun: true });
+    assert.equal(seq.statusCode, 200, `${JSON.stringify(entries)}: ${seq.body}`);
+  }
+  // a subnet alone counts from its network: a /65 holds 2^63-1 addresses to pick from, the most random takes
+  const r = await apply(env, [pool("wide", { allocationStrategy: "random", pools: [{ subnet: "2001:db8:1::/65" }] }), claim("w1", "wide")], "strategy");
+  assert.equal(r.statusCode, 200, r.body);
+  const w1 = parseAddress((await addresses(env, "strategy")).w1!).value;
+  const network = parseAddress("2001:db8:1::").value;
+  assert.ok(w1 > network && w1 < network + (1n << 63n), `${w1} is outside the /65`);
+});
+
+test("allocationStrategy defaults to sequential in what is stored and read back; the default is no change on re-apply", async () => {
+  const first = await apply(env, [pool("plain", { pools: [{ start: "10.104.0.1", end: "10.104.0.9" }] })], "defaults");
+  assert.equal(first.statusCode, 200, first.body);
+  assert.equal((await kube(env, "defaults", "ippools", "plain")).body.spec.allocationStrategy, "sequential");
+  const stored = await env.store.read((sql) => sql.get<{ body: string }>("SELECT body FROM kube_objects WHERE resource = 'ippools' AND namespace = 'defaults' AND name = 'plain'"));
+  assert.equal(JSON.parse(stored!.body).spec.allocationStrategy, "sequential");
+  const again = await apply(env, [pool("plain", { pools: [{ start: "10.104.0.1", end: "10.104.0.9" }] })], "defaults");
+  assert.equal(again.json().items[0].action, "unchanged");
+  // the kube API writes it too (an empty strategy is the default, as Metal3's defaulting webhook has it), and answers with it
+  const posted = await env.inject({ method: "POST", url: `/apis/${M3}/namespaces/defaults/ippools`, payload: pool("posted", { allocationStrategy: "", pools: [{ start: "10.104.1.1", end: "10.104.1.9" }] }) });
+  assert.equal(posted.statusCode, 201, posted.body);
+  assert.equal(posted.json().spec.allocationStrategy, "sequential");
+  // and shows it on an object stored before the default was written
+  const { allocationStrategy: _dropped, ...older } = JSON.parse(stored!.body).spec;
+  await env.store.transaction((sql) => sql.run("UPDATE kube_objects SET body = ? WHERE resource = 'ippools' AND namespace = 'defaults' AND name = 'plain'", [JSON.stringify({ ...JSON.parse(stored!.body), spec: older })]));
+  const legacy = await env.store.read((sql) => sql.get<{ body: string }>("SELECT body FROM kube_objects WHERE resource = 'ippools' AND namespace = 'defaults' AND name = 'plain'"));
+  assert.equal(JSON.parse(legacy!.body).spec.allocationStrategy, undefined);
+  assert.equal((await kube(env, "defaults", "ippools", "plain")).body.spec.allocationStrategy, "sequential");
+  assert.ok((await kube(env, "defaults", "ippools")).body.items.every((p) => p.spec.allocationStrategy === "sequential"));
+});
+
+test("a deleted claim another controller still holds keeps its address and its place in status.indexes until only the IPAM's finalizer is left", async () => {
+  const other = "metal3data.infrastructure.cluster.x-k8s.io";
+  const url = (kind: string, name = "", group = M3) => `/apis/${group}/namespaces/finalizers/${kind}${name ? `/${name}` : ""}`;
+  await apply(env, [pool("fin", { pools: [{ start: "10.105.0.1", end: "10.105.0.3" }] })], "finalizers");
+  // (made through the kube API: apply keeps the finalizers the server wrote, not a manifest's)
+  assert.equal((await env.inject({ method: "POST", url: url("ipclaims"), payload: claim("held", "fin", { finalizers: [other] }) })).statusCode, 201);
+  const capi = { apiVersion: CAPI, kind: "IPAddressClaim", metadata: { name: "held-capi", finalizers: [other] }, spec: { poolRef: { apiGroup: "ipam.metal3.io", kind: "IPPool", name: "fin" } } };
+  assert.equal((await env.inject({ method: "POST", url: url("ipaddressclaims", "", CAPI), payload: capi })).statusCode, 201);
+  assert.deepEqual(await addresses(env, "finalizers"), { held: "10.105.0.1" });
+  for (const u of [url("ipclaims", "held"), url("ipaddressclaims", "held-capi", CAPI)]) {
+    const deleted = await env.inject({ method: "DELETE", url: u });
+    assert.equal(deleted.statusCode, 200, deleted.body);
+    const live = (await env.inject({ method: "GET", url: u })).json();
+    assert.ok(live.metadata.deletionTimestamp, "the claim is gone already");
+  }
+  const indexes = async () => (await kube(env, "finalizers", "ippools", "fin")).body.status?.indexes;
+  const allocated = async () => (await env.engine.listAllocations({ pool: "fin", space: "finalizers" }, { limit: 10 }, SERVER)).items.map((a) => `${a.address} ${a.owner}`);
+  assert.deepEqual(await indexes(), { "held": "10.105.0.1", "held-capi": "10.105.0.2" });
+  assert.deepEqual(await allocated(), ["10.105.0.1 held", "10.105.0.2 held-capi"]);
+  // the next claim does not get either address, and the pool may not shrink past them
+  await apply(env, [claim("next", "fin")], "finalizers");
+  assert.equal((await addresses(env, "finalizers")).next, "10.105.0.3");
+  const shrink = await apply(env, [pool("fin", { pools: [{ start: "10.105.0.3", end: "10.105.0.3" }] })], "finalizers");
+  assert.equal(shrink.statusCode, 400);
+  assert.match(shrink.json().detail, /spec\.pools: 10\.105\.0\.1 is in use \(by claim held\) but out of bounds/);
+
+  // the other controller lets go: only the IPAM's finalizer is left, so the address goes back and the claim goes
+  const patch = (u: string, finalizers: string[]) => env.inject({ method: "PATCH", url: u, headers: { "content-type": "application/merge-patch+json" }, payload: JSON.stringify({ metadata: { finalizers } }) });
+  assert.equal((await patch(url("ipclaims", "held"), ["ipclaim.ipam.metal3.io"])).statusCode, 200);
+  assert.equal((await env.inject({ method: "GET", url: url("ipclaims", "held") })).statusCode, 404);
+  assert.deepEqual(await indexes(), { "held-capi": "10.105.0.2", "next": "10.105.0.3" });
+  assert.deepEqual(await allocated(), ["10.105.0.2 held-capi", "10.105.0.3 next"]);
+  assert.equal((await patch(url("ipaddressclaims", "held-capi", CAPI), ["ipam.metal3.io/ipaddressclaim"])).statusCode, 200);
+  assert.deepEqual(await indexes(), { next: "10.105.0.3" });
+  assert.deepEqual(await allocated(), ["10.105.0.3 next"]);
 });
 
 test("kubectl patch --type=json: operations apply together or not at all", async () => {

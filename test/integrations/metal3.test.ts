@@ -102,6 +102,8 @@ spec: {poolRef: {apiGroup: ipam.metal3.io, kind: IPPool, name: pool1}}
   const capiAddress = json(["get", "ipaddresses.ipam.cluster.x-k8s.io", "prov-10-0-1-22"]);
   assert.deepEqual(capiAddress.spec.poolRef, { name: "pool1", kind: "IPPool", apiGroup: "ipam.metal3.io" });
   const pool = json(["get", "ippool", "pool1"]);
+  // the CRD's default, written as Metal3's defaulting does
+  assert.equal(pool.spec.allocationStrategy, "sequential");
   assert.deepEqual((pool.status as { indexes: Record<string, string> }).indexes, { "capi-0": "10.0.1.22", "node-0": "10.0.0.10", "node-1": "10.0.0.11", "node-2": "10.0.1.21", "node-pre": "10.0.1.40" });
   const table = ok(["get", "ipclaims"]);
   assert.match(table, /^NAME\s+POOL\s+ADDRESS\s+ERROR\s+AGE$/m);
@@ -165,7 +167,9 @@ spec: {namePrefix: v6, pools: [{start: "2001:db8::5", end: "2001:db8::6"}], preA
     ['{namePrefix: b, pools: [{start: 10.8.0.1, end: "2001:db8::1"}]}', /spec\.pools\[0\]\.end.*not the same family/],
     ["{namePrefix: b, pools: [{start: 10.8.0.1, end: 10.8.0.5}], preAllocations: {x: 10.8.1.1}}", /spec\.preAllocations\.x.*outside every entry/],
     ["{pools: [{start: 10.8.0.1}]}", /spec\.namePrefix.*required/],
-    ["{namePrefix: b, pools: [{end: 10.8.0.1}]}", /spec\.pools\[0\].*needs start or subnet/],
+    ["{namePrefix: b, pools: [{}]}", /spec\.pools\[0\]: has none of start, end and subnet/],
+    ['{namePrefix: b, pools: [{start: 10.8.0.1, subnet: ""}]}', /spec\.pools\[0\]\.subnet: is empty; give a CIDR/],
+    ["{namePrefix: b, allocationStrategy: random, pools: [{start: 10.8.0.1}]}", /spec\.pools\[0\]: cannot be used with allocationStrategy random: start alone runs to the end of the address space/],
   ];
   for (const [spec, expected] of cases) {
     const r = bad(spec);
@@ -173,6 +177,9 @@ spec: {namePrefix: v6, pools: [{start: "2001:db8::5", end: "2001:db8::6"}], preA
     assert.match(r.stderr, expected, `${spec}: ${r.stderr}`);
   }
   assert.equal(kubectl(["get", "ippool", "bad"]).code, 1, "a refused pool was stored");
+  // an entry with only end is accepted, as Metal3 accepts it; it yields nothing, and the ERROR column says so
+  ok(["apply", "-f", "-"], "apiVersion: ipam.metal3.io/v1alpha1\nkind: IPPool\nmetadata: {name: end-only}\nspec: {namePrefix: e, pools: [{end: 10.8.0.1}]}\n");
+  assert.match(ok(["get", "ippool", "end-only"]), /^end-only\s+\S*\s*0\s+spec\.pools\[0\] yields no addresses: it has only end \(give start or subnet\)\s/m);
   const noPool = kubectl(["apply", "-f", "-"], "apiVersion: ipam.metal3.io/v1alpha1\nkind: IPClaim\nmetadata: {name: lost}\nspec: {}\n");
   assert.match(noPool.stderr, /spec\.pool\.name.*required/);
   const unknown = kubectl(["apply", "-f", "-"], "apiVersion: ipam.metal3.io/v1alpha1\nkind: IPBanana\nmetadata: {name: x}\n");

@@ -52,8 +52,22 @@ export function checkBody(t: ResourceType, p: { g: string; v: string; ns: string
   return o;
 }
 
-/** Metal3's admission rules for a new object (before = null) or a change to one. */
+/**
+ * The CRD's defaults (Metal3's `allocationStrategy: sequential`), filled in on `o`, which is returned.
+ * kube-apiserver fills them in on every write and every read, so an object stored before a default
+ * existed shows it too: admit() does it on writes, the kube API on reads.
+ */
+export function applyDefaults(t: ResourceType, o: KubeObject): KubeObject {
+  // (Metal3's defaulting webhook also turns an empty strategy into the default)
+  if (t === POOLS && o.spec && (o.spec.allocationStrategy === undefined || o.spec.allocationStrategy === null || o.spec.allocationStrategy === "")) {
+    o.spec = { ...o.spec, allocationStrategy: "sequential" };
+  }
+  return o;
+}
+
+/** Metal3's admission for a new object (before = null) or a change to one: `o` gets its defaults, then is checked. */
 export function admit(t: ResourceType, o: KubeObject, before: KubeObject | null): void {
+  applyDefaults(t, o);
   if (t === POOLS) {
     validatePool(o);
     if (before) {

@@ -16,9 +16,10 @@ import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { TokenCache } from "../../api/auth.js";
 import { changesSince, compactedRv, currentRv, getObject, listObjects, putObject, removeObject } from "./objects.js";
-import { KubeError, admit, checkBody, ensureNamespace } from "./admission.js";
+import { KubeError, admit, applyDefaults, checkBody, ensureNamespace } from "./admission.js";
 import { InvalidObject, reconcile } from "./metal3.js";
-import { type KubeObject, RESOURCES, type ResourceType, age, findResource } from "./resources.js";
+import { type KubeObject, RESOURCES, type ResourceType, age, findResource, resourceOfKind } from "./resources.js";
+import { acceptsJson, openApiV3Document, openApiV3Index } from "./openapi.js";
 
 /** What /version reports; kubectl's dispatcher picks its client minor from it. */
 export const KUBE_VERSION = { major: "1", minor: "30", gitVersion: "v1.30.0", platform: "linux/amd64" };
@@ -102,8 +103,12 @@ function table(t: ResourceType, items: KubeObject[], rv: string, includeObject: 
   };
 }
 
-/** The object as the requested version shows it (versions of a group share storage). */
-const asVersion = (o: KubeObject, group: string, version: string): KubeObject => ({ ...o, apiVersion: `${group}/${version}` });
+/** The object as the requested version shows it (versions of a group share storage), with the CRD's defaults. */
+const asVersion = (o: KubeObject, group: string, version: string): KubeObject => {
+  const shown = { ...o, apiVersion: `${group}/${version}` };
+  const t = resourceOfKind(shown.apiVersion, o.kind);
+  return t ? applyDefaults(t, shown) : shown;
+};
 
 export interface KubeApiOptions {
   engine: Engine;
@@ -255,6 +260,23 @@ export function registerKubeApi(app: FastifyInstance, { engine, tokens, proxyNam
       ? reply.header("content-type", "application/octet-stream").send(Buffer.from([0x0a, 0x03, 0x32, 0x2e, 0x30]))
       : reply.send({ swagger: "2.0", info: { title: "Allot", version: KUBE_VERSION.gitVersion }, paths: {} }),
   );
+  // OpenAPI v3 as kube-apiserver serves it (`kubectl explain` reads it): an index, then each group/version's
+  // document at a URL with its hash, which a client may cache for good
+  app.get("/openapi/v3", hidden, async () => openApiV3Index());
+  app.get("/openapi/v3/apis/:g/:v", hidden, async (req, reply) => {
+    const { g, v } = req.params as { g: string; v: string };
+    const doc = openApiV3Document(g, v);
+    if (!doc) throw new KubeError(404, "NotFound", `no OpenAPI document for ${g}/${v}`);
+    // kube-apiserver's only other answer is protobuf: a client asking for nothing else is told so
+    if (!acceptsJson(req.headers.accept)) throw new KubeError(406, "NotAcceptable", "the OpenAPI v3 documents are served only as application/json");
+    const hash = (req.query as { hash?: string }).hash;
+    // an outdated hash: where the current document is
+    if (hash !== undefined && hash !== doc.hash) return reply.status(301).header("location", doc.url).send();
+    reply.header("etag", `"${doc.hash}"`).header("vary", "Accept");
+    if (hash !== undefined) reply.header("cache-control", "public, immutable").header("expires", new Date(Date.now() + 365 * 86_400_000).toUTCString());
+    if (req.headers["if-none-match"] === `"${doc.hash}"`) return reply.status(304).send();
+    return reply.header("content-type", "application/json").send(doc.json);
+  });
 
   // ---- collections
 

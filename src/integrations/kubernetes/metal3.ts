@@ -9,7 +9,7 @@
  * failed because its pool was full is tried again when addresses free up.
  */
 import { SERVER } from "../../engine/access.js";
-import { type Address, type Family, MAX, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
+import { type Address, type Family, MAX, type Prefix, formatAddress, parseAddress, parsePrefix, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Allocation, ChangeContext, Pool } from "../../engine/types.js";
@@ -69,56 +69,80 @@ function parseIp(text: string, field: string): Address {
   }
 }
 
-/** The candidate addresses of each `spec.pools` entry, by Metal3's rules (its GetIPAddress), in declaration order. */
-export function entriesOf(spec: Spec): Entry[] {
+/** Metal3 counts an entry's addresses in a Go int: its random strategy refuses an entry with more. */
+export const RANDOM_LIMIT = (1n << 63n) - 1n;
+
+/** One `spec.pools` entry as Metal3 reads it (its GetIPAddress and GetPoolSize). */
+export interface ReadEntry {
+  field: string;
+  /** Its candidate addresses; null when it yields none. */
+  entry: Entry | null;
+  /** Why it yields no address, for the pool's status (Metal3 accepts such an entry and serves nothing from it). */
+  idle: string | null;
+  /** Why the random strategy cannot pick in it (Metal3's webhook refuses the pool then). */
+  unindexable: string | null;
+}
+
+/** Every `spec.pools` entry, in declaration order; throws naming the field of a malformed one. */
+export function readEntries(spec: Spec): ReadEntry[] {
   const entries = (Array.isArray(spec.pools) ? spec.pools : []) as Spec[];
   const topPrefix = typeof spec.prefix === "number" ? spec.prefix : 0;
   const topGateway = asString(spec.gateway) ?? null;
   const topDns = Array.isArray(spec.dnsServers) ? (spec.dnsServers as string[]) : [];
-  return entries.map((e, i) => {
+  return entries.map((e, i): ReadEntry => {
     const field = `spec.pools[${i}]`;
+    // Metal3 parses a subnet that is present, even an empty one; only an absent one is skipped
+    if (e.subnet === "") throw new InvalidObject(`${field}.subnet: is empty; give a CIDR (such as 192.168.0.0/24) or leave subnet out`, `${field}.subnet`);
     const start = asString(e.start);
     const end = asString(e.end);
     const subnet = asString(e.subnet);
-    if (!start && !subnet) throw new InvalidObject(`${field}: needs start or subnet (an entry with only end gives no addresses)`, field);
-    let first: bigint;
-    let family: Family;
-    let last: bigint;
-    let subnetLast: bigint | undefined;
+    if (!start && !end && !subnet) throw new InvalidObject(`${field}: has none of start, end and subnet; give start and end, start and subnet, or subnet`, field);
+    const a = start ? parseIp(start, `${field}.start`) : undefined;
+    const b = end ? parseIp(end, `${field}.end`) : undefined;
+    let p: Prefix | undefined;
     if (subnet) {
-      let p;
       try {
         p = parsePrefix(subnet, false);
       } catch {
         throw new InvalidObject(`${field}.subnet: "${subnet}" is not a CIDR`, `${field}.subnet`);
       }
-      subnetLast = prefixLast(p);
-      family = p.family;
     }
-    if (start) {
-      const a = parseIp(start, `${field}.start`);
-      first = a.value;
-      family = a.family;
-    } else {
-      // subnet only: the address as written in the CIDR, plus one (host bits are not masked)
-      const written = parseIp(subnet!.split("/")[0]!, `${field}.subnet`);
-      first = written.value + 1n;
-      family = written.family;
-    }
-    last = subnetLast ?? MAX[family!];
-    if (end) {
-      const b = parseIp(end, `${field}.end`);
-      if (b.family !== family!) throw new InvalidObject(`${field}.end: ${end} is not the same family as the entry's start`, `${field}.end`);
+    if (!a && !p) return { field, entry: null, idle: `${field} yields no addresses: it has only end (give start or subnet)`, unindexable: "it has only end, so there is nothing to pick from (give start or subnet)" };
+    // the first candidate: start, or (subnet alone) the address as written plus one (host bits not masked)
+    const family = a ? a.family : p!.family;
+    const first = a ? a.value : parseAddress(subnet!.split("/")[0]!).value + 1n;
+    if (b) {
+      if (b.family !== family) throw new InvalidObject(`${field}.end: ${end} is not the same family as the entry's start`, `${field}.end`);
       if (b.value < first) throw new InvalidObject(`${field}.end: ${end} is before the entry's start`, `${field}.end`);
-      last = subnetLast !== undefined && subnetLast < b.value ? subnetLast : b.value;
     }
-    if (last < first) throw new InvalidObject(`${field}: the entry holds no address`, field);
+    let last = b ? b.value : MAX[family];
+    let idle: string | null = null;
+    if (p) {
+      // Metal3 hands out from the first candidate while it is inside the subnet: one outside gives nothing
+      if (p.family !== family || first < p.network || first > prefixLast(p)) {
+        idle = a ? `${field} yields no addresses: start ${start} is outside its subnet ${subnet}` : `${field} yields no addresses: subnet ${subnet} has no address after the one written`;
+      }
+      if (prefixLast(p) < last) last = prefixLast(p);
+    }
+    // what the random strategy can index, as Metal3 counts it (its GetPoolSize: start and end win over
+    // subnet, and a subnet alone counts from its network)
+    let unindexable: string | null = null;
+    if (a && !b && !p) unindexable = "start alone runs to the end of the address space (give end or subnet, or use allocationStrategy sequential)";
+    else if (a && !b && (p!.family !== family || a.value > prefixLast(p!))) unindexable = `start ${start} is past the end of its subnet ${subnet}`;
+    else {
+      const size = a && b ? b.value - a.value + 1n : a ? prefixLast(p!) - a.value + 1n : prefixLast(p!) - p!.network;
+      if (size > RANDOM_LIMIT) unindexable = `it holds ${size} addresses, more than random can pick among (${RANDOM_LIMIT}, 2^63-1); give a smaller range, or use allocationStrategy sequential`;
+    }
+    if (idle) return { field, entry: null, idle, unindexable };
     const prefix = typeof e.prefix === "number" && e.prefix !== 0 ? e.prefix : topPrefix;
     const gateway = asString(e.gateway) ?? topGateway;
     const dns = Array.isArray(e.dnsServers) && e.dnsServers.length > 0 ? (e.dnsServers as string[]) : topDns;
-    return { first, last, family: family!, prefix, gateway, dns };
+    return { field, entry: { first, last, family, prefix, gateway, dns }, idle: null, unindexable };
   });
 }
+
+/** The entries that yield addresses, in declaration order. */
+export const entriesOf = (spec: Spec): Entry[] => readEntries(spec).flatMap((r) => (r.entry ? [r.entry] : []));
 
 /** Admission checks for an IPPool (Metal3's webhook, plus the fixes). */
 export function validatePool(o: KubeObject): void {
@@ -126,7 +150,11 @@ export function validatePool(o: KubeObject): void {
   if (!asString(spec.namePrefix)) throw new InvalidObject("spec.namePrefix: required", "spec.namePrefix");
   const strategy = spec.allocationStrategy ?? "sequential";
   if (strategy !== "sequential" && strategy !== "random") throw new InvalidObject(`spec.allocationStrategy: must be sequential or random, not ${String(strategy)}`, "spec.allocationStrategy");
-  const entries = entriesOf(spec);
+  const read = readEntries(spec);
+  // random picks an index below the entry's size, so it needs a bounded entry of at most RANDOM_LIMIT addresses
+  const unindexable = strategy === "random" ? read.find((r) => r.unindexable) : undefined;
+  if (unindexable) throw new InvalidObject(`${unindexable.field}: cannot be used with allocationStrategy random: ${unindexable.unindexable}`, unindexable.field);
+  const entries = read.flatMap((r) => (r.entry ? [r.entry] : []));
   const families = new Set(entries.map((e) => e.family));
   if (families.size > 1) throw new InvalidObject("spec.pools: entries mix IPv4 and IPv6; use one pool per family", "spec.pools");
   for (const [i, a] of entries.entries()) {
@@ -207,7 +235,7 @@ async function reconcileNow(deps: Metal3Deps, namespace: string): Promise<void> 
       await reconcilePool(deps, namespace, pool, held.get(name) ?? [], claims.filter(({ t, o }) => poolNameOf(o, t) === name));
     } catch (err) {
       deps.log?.(err);
-      await recordPoolError(deps, namespace, pool, err instanceof AllotError || err instanceof PoolConflict ? err.message : "reconcile failed; see the server log");
+      await recordPoolError(deps, namespace, pool, err instanceof AllotError || err instanceof PoolConflict || err instanceof InvalidObject ? err.message : "reconcile failed; see the server log");
     }
   }
   // deleted claims of a pool that is gone hold nothing any more: let them go
@@ -245,7 +273,8 @@ async function reconcilePool(deps: Metal3Deps, ns: string, pool: KubeObject, hel
   const spec = (pool.spec ?? {}) as Spec;
   const ref = { pool: name, space: ns };
   const deleting = !!pool.metadata.deletionTimestamp;
-  const problems: string[] = [];
+  // an entry that yields nothing is accepted (as Metal3 does) and said so, not silently ignored
+  const problems: string[] = readEntries(spec).flatMap((r) => (r.idle ? [r.idle] : []));
   if (!deleting) {
     await deps.engine.ensureSpace({ name: ns, description: `Kubernetes namespace ${ns}` }, deps.ctx);
     // a change of entries that cannot be made yet leaves the pool serving as it was, and says why
