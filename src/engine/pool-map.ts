@@ -1,12 +1,15 @@
 /**
  * A pool's occupancy as a map of cells: each cell a stretch of addresses with how many of them are in
- * the pool and how many are free, read from the free-space index so a cell costs the same at any pool
+ * the pool, free, allocated, carved into child pools, excluded or kept back (network, broadcast,
+ * gateway), read from the free-space index and the pool's shape so a cell costs the same at any pool
  * size. Maps are kept per view and brought up to date from the pool's history, so looking at a pool of
  * a million allocations after an allocate costs one short read rather than a walk over every free run.
  */
 import { type Family, formatAddress, fromKey } from "../addr/index.js";
 import type { Sql } from "../store/store.js";
+import { carvePieces, reservedOf } from "./carve.js";
 import { AllotError } from "./errors.js";
+import { type Interval, subtract } from "./intervals.js";
 import { key, type PoolState } from "./pool-repo.js";
 
 export interface MapCell {
@@ -15,6 +18,12 @@ export interface MapCell {
   last: string;
   total: string;
   free: string;
+  /** The rest of `total` by what holds it; together with `free` they add up to `total`. */
+  allocated: string;
+  inChildPools: string;
+  excluded: string;
+  /** Network, broadcast and gateway addresses the pool keeps back. */
+  reserved: string;
 }
 
 export interface PoolMap {
@@ -105,8 +114,12 @@ async function refresh(sql: Sql, pool: PoolState, snap: MapSnapshot): Promise<Ma
     }
   }
   // a count out of bounds would mean the history did not say everything: start again from the runs
-  if (free.some((f, i) => f < 0n || f > BigInt(snap.map.cells[i]!.total))) return null;
-  const cells = snap.map.cells.map((c, i) => (free[i] === BigInt(c.free) ? c : { ...c, free: free[i]!.toString() }));
+  if (free.some((f, i) => f < 0n || f - BigInt(snap.map.cells[i]!.free) > BigInt(snap.map.cells[i]!.allocated))) return null;
+  // only allocations moved: what left free is allocated, and the other way round
+  const cells = snap.map.cells.map((c, i) => {
+    const delta = free[i]! - BigInt(c.free);
+    return delta === 0n ? c : { ...c, free: free[i]!.toString(), allocated: (BigInt(c.allocated) - delta).toString() };
+  });
   return { ...snap, seq: Number(changes[changes.length - 1]!.seq), map: { ...snap.map, cells } };
 }
 
@@ -132,12 +145,25 @@ async function fullMap(sql: Sql, pool: PoolState, cells: number, from?: bigint, 
   // read before the runs, so the map is at least as new as the entry it is marked with
   const seq = await newestSeq(sql, pool.id);
   const runs = await runsMeeting(sql, pool.id, lo, hi);
-  const [total, free] =
+  const carves = await sql.all<{ first: Buffer; last: Buffer }>(
+    "SELECT a.first, a.last FROM pools c JOIN allocations a ON a.child_pool_id = c.id AND a.pool_id = c.parent_id WHERE c.parent_id = ? AND a.first <= ? AND a.last >= ?",
+    [pool.id, key(hi), key(lo)],
+  );
+  // each address counted once: excluded first, then kept back, then carved (a carve may cover kept-back ones)
+  const reserved = reservedOf(pool).flatMap((r) => subtract(r, pool.exclusions));
+  const children = carves.flatMap((c) => carvePieces(pool, { first: fromKey(c.first), last: fromKey(c.last) }));
+  const [total, free, excluded, kept, carved] =
     pool.family === 4
       ? // IPv4 fits in a double: a pool of a million allocations has ~100,000 free runs to spread,
         // which takes milliseconds with numbers and far longer with bigints
-        countV4(pool, runs, Number(lo), Number(hi), Number(size), count)
-      : countBig(pool, runs, lo, hi, size, count);
+        countV4(
+          [pool.ranges.map(v4Span), runs.map((r) => [r.first.readUInt32BE(12), r.last.readUInt32BE(12)]), pool.exclusions.map(v4Span), reserved.map(v4Span), children.map(v4Span)],
+          Number(lo),
+          Number(hi),
+          Number(size),
+          count,
+        )
+      : countBig([pool.ranges, runs.map((r) => ({ first: fromKey(r.first), last: fromKey(r.last) })), pool.exclusions, reserved, children], lo, hi, size, count);
   return {
     seq,
     lo,
@@ -147,55 +173,62 @@ async function fullMap(sql: Sql, pool: PoolState, cells: number, from?: bigint, 
       first: text(pool.family, lo),
       last: text(pool.family, hi),
       cellSize: size.toString(),
-      cells: total.map((t, i) => {
+      cells: total!.map((t, i) => {
         const cf = lo + BigInt(i) * size;
         const cl = cf + size - 1n < hi ? cf + size - 1n : hi;
-        return { first: text(pool.family, cf), last: text(pool.family, cl), total: t, free: free[i]! };
+        // whatever is in the pool and none of the others is held by an allocation
+        const allocated = BigInt(t) - BigInt(free![i]!) - BigInt(excluded![i]!) - BigInt(kept![i]!) - BigInt(carved![i]!);
+        return {
+          first: text(pool.family, cf),
+          last: text(pool.family, cl),
+          total: t,
+          free: free![i]!,
+          allocated: allocated.toString(),
+          inChildPools: carved![i]!,
+          excluded: excluded![i]!,
+          reserved: kept![i]!,
+        };
       }),
     },
   };
 }
 
-type Runs = { first: Buffer; last: Buffer }[];
+const v4Span = (i: Interval): [number, number] => [Number(i.first), Number(i.last)];
 
-/** Per cell: addresses in the pool's ranges, and free ones, as decimal text. */
-function countBig(pool: PoolState, runs: Runs, lo: bigint, hi: bigint, size: bigint, count: number): [string[], string[]] {
-  const total = new Array<bigint>(count).fill(0n);
-  const free = new Array<bigint>(count).fill(0n);
-  /** Adds the overlap of [a, b] with each cell it meets to `into`. */
-  const spread = (a: bigint, b: bigint, into: bigint[]) => {
-    const s = a > lo ? a : lo;
-    const e = b < hi ? b : hi;
-    if (e < s) return;
-    for (let i = Number((s - lo) / size); i < count; i++) {
-      const cf = lo + BigInt(i) * size;
-      const cl = cf + size - 1n;
-      if (cf > e) break;
-      const os = s > cf ? s : cf;
-      const oe = e < cl ? e : cl;
-      if (oe >= os) into[i] = into[i]! + (oe - os + 1n);
+/** Per cell, how many addresses of each list of intervals fall in it, as decimal text. */
+function countBig(lists: Interval[][], lo: bigint, hi: bigint, size: bigint, count: number): string[][] {
+  return lists.map((list) => {
+    const into = new Array<bigint>(count).fill(0n);
+    for (const { first: a, last: b } of list) {
+      const s = a > lo ? a : lo;
+      const e = b < hi ? b : hi;
+      if (e < s) continue;
+      for (let i = Number((s - lo) / size); i < count; i++) {
+        const cf = lo + BigInt(i) * size;
+        const cl = cf + size - 1n;
+        if (cf > e) break;
+        const os = s > cf ? s : cf;
+        const oe = e < cl ? e : cl;
+        if (oe >= os) into[i] = into[i]! + (oe - os + 1n);
+      }
     }
-  };
-  for (const r of pool.ranges) spread(r.first, r.last, total);
-  for (const r of runs) spread(fromKey(r.first), fromKey(r.last), free);
-  return [total.map(String), free.map(String)];
+    return into.map(String);
+  });
 }
 
-function countV4(pool: PoolState, runs: Runs, lo: number, hi: number, size: number, count: number): [string[], string[]] {
-  const total = new Float64Array(count);
-  const free = new Float64Array(count);
-  const spread = (a: number, b: number, into: Float64Array) => {
-    const s = Math.max(a, lo);
-    const e = Math.min(b, hi);
-    for (let i = Math.floor((s - lo) / size); i < count && e >= s; i++) {
-      const cf = lo + i * size;
-      if (cf > e) break;
-      const overlap = Math.min(e, cf + size - 1) - Math.max(s, cf) + 1;
-      if (overlap > 0) into[i]! += overlap;
+function countV4(lists: [number, number][][], lo: number, hi: number, size: number, count: number): string[][] {
+  return lists.map((list) => {
+    const into = new Float64Array(count);
+    for (const [a, b] of list) {
+      const s = Math.max(a, lo);
+      const e = Math.min(b, hi);
+      for (let i = Math.floor((s - lo) / size); i < count && e >= s; i++) {
+        const cf = lo + i * size;
+        if (cf > e) break;
+        const overlap = Math.min(e, cf + size - 1) - Math.max(s, cf) + 1;
+        if (overlap > 0) into[i]! += overlap;
+      }
     }
-  };
-  for (const r of pool.ranges) spread(Number(r.first), Number(r.last), total);
-  const v4 = (k: Buffer) => k.readUInt32BE(12);
-  for (const r of runs) spread(v4(r.first), v4(r.last), free);
-  return [Array.from(total, String), Array.from(free, String)];
+    return Array.from(into, String);
+  });
 }

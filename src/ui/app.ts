@@ -52,7 +52,7 @@ interface Pool {
   space: string;
   family: 4 | 6;
   parent: string | null;
-  ranges: { start: string; end: string; cidr?: string; prefixLength: number }[];
+  ranges: { start: string; end: string; cidr?: string; prefixLength: number; gateway: string | null }[];
   thresholds: number[];
   usage: Usage;
   description: string;
@@ -76,6 +76,10 @@ interface MapCell {
   last: string;
   total: string;
   free: string;
+  allocated: string;
+  inChildPools: string;
+  excluded: string;
+  reserved: string;
 }
 /** One history entry (named apart from the DOM's History, which an interface of that name would merge with). */
 interface HistoryEntry {
@@ -130,20 +134,60 @@ function count(text: string): string {
 const when = (iso: string) => `${iso.replace("T", " ").slice(0, 19)} UTC`;
 /** How each order of the allocations table reads to a screen reader. */
 const SORT_NAMES: Record<string, string> = { address: "by address", "-address": "by address, highest first", created: "oldest first", "-created": "newest first" };
-/** Utilisation, rounded down as the server does, so a pool shows 100% only when it is full. */
-const pct = (u: number) => {
-  const digits = u < 10 ? 2 : 1;
-  return `${(Math.floor(u * 10 ** digits) / 10 ** digits).toFixed(digits)}%`;
-};
+/**
+ * Every percentage on every page: one decimal, rounded down as the server does, so a pool shows
+ * 100.0% only when it is full (the small nudge keeps 0.7 × 10 = 7.000…1 and 2.3 × 10 = 22.999… right).
+ */
+const pct = (u: number) => `${(Math.floor(u * 10 + 1e-6) / 10).toFixed(1)}%`;
+/** What an empty table cell shows. */
+const NONE = "–";
+const orNone = (v: string | null | undefined) => (v === null || v === undefined || v === "" ? NONE : v);
+
+/** An address as a number, and back (IPv6 written the short way, RFC 5952), for examples drawn from a pool. */
+function addressValue(text: string): bigint {
+  if (!text.includes(":")) return text.split(".").reduce((n, o) => (n << 8n) + BigInt(o), 0n);
+  let groups = text;
+  // an IPv4 tail (::ffff:10.0.0.1) as its two groups
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = addressValue(v4[1]!);
+    groups = `${text.slice(0, v4.index)}${(n >> 16n).toString(16)}:${(n & 0xffffn).toString(16)}`;
+  }
+  const [head = "", tail] = groups.split("::");
+  const hs = head ? head.split(":") : [];
+  const ts = tail ? tail.split(":") : [];
+  const all = tail === undefined ? hs : [...hs, ...Array<string>(8 - hs.length - ts.length).fill("0"), ...ts];
+  return all.reduce((n, g) => (n << 16n) + BigInt(`0x${g}`), 0n);
+}
+function addressText(value: bigint, family: 4 | 6): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 255n).toString()).join(".");
+  const groups = [112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((s) => ((value >> s) & 0xffffn).toString(16));
+  // the longest run of two or more zero groups becomes ::
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; i++) {
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+  }
+  return best < 0 ? groups.join(":") : `${groups.slice(0, best).join(":")}::${groups.slice(best + bestLen).join(":")}`;
+}
+/** An example address for a field: a few in from the start of the pool's first range, and never past its end. */
+function exampleAddress(p: Pool): string {
+  const r = p.ranges[0]!;
+  const start = addressValue(r.start);
+  const end = addressValue(r.end);
+  return addressText(start + 5n <= end ? start + 5n : end, p.family);
+}
 
 function bar(p: Pool): HTMLElement {
   const u = p.usage.utilization;
   const hot = p.thresholds.some((t) => u >= t);
   return h(
     "div",
-    { class: "bar", role: "img", "aria-label": `${pct(u)} used${p.thresholds.length ? `, alert at ${p.thresholds.join("%, ")}%` : ""}` },
+    { class: "bar", role: "img", "aria-label": `${pct(u)} used${p.thresholds.length ? `, alert at ${p.thresholds.map(pct).join(", ")}` : ""}` },
     h("div", { class: hot ? "fill hot" : "fill", style: `width:${Math.min(100, u)}%` }),
-    ...p.thresholds.map((t) => h("div", { class: "mark", style: `left:${t}%`, title: `alert at ${t}%` })),
+    ...p.thresholds.map((t) => h("div", { class: "mark", style: `left:${t}%`, title: `alert at ${pct(t)}` })),
   );
 }
 
@@ -259,6 +303,50 @@ function answered(title: string, form: HTMLFormElement, out: HTMLElement): HTMLE
 let mapRequest = 0;
 const OUTSIDE = "repeating-linear-gradient(45deg, #f2f2f2 0 4px, #9a9a9a 4px 5px)";
 /**
+ * What an address in the pool can be, each with its colour (app.css) and the words for it: one address
+ * is named by its state, a cell of many by its count in each. Held states first, so they stack from
+ * the bottom of a mixed cell.
+ */
+const STATES = [
+  { key: "allocated", colour: "var(--allocated)", legend: "allocated", one: "allocated", many: "allocated" },
+  { key: "inChildPools", colour: "var(--child)", legend: "in a child pool", one: "in a child pool", many: "in child pools" },
+  { key: "excluded", colour: "var(--excluded)", legend: "excluded", one: "excluded", many: "excluded" },
+  { key: "reserved", colour: "var(--reserved)", legend: "network, broadcast or gateway", one: "kept back", many: "network/broadcast/gateway" },
+  { key: "free", colour: "var(--free)", legend: "free", one: "free", many: "free" },
+] as const;
+/** A mixed cell gives each state it holds at least this share of its height, so one address in 256 still shows. */
+const MIN_SHARE = 0.15;
+
+/** The colour of a cell: one state's colour, or bands in proportion to each state's count. */
+function cellColour(c: MapCell): string {
+  const total = BigInt(c.total);
+  if (total === 0n) return OUTSIDE;
+  const held = STATES.filter((s) => c[s.key] !== "0");
+  if (held.length === 1) return held[0]!.colour;
+  const weights = held.map((s) => Math.max(MIN_SHARE, Number((BigInt(c[s.key]) * 10000n) / total) / 10000));
+  const sum = weights.reduce((a, b) => a + b, 0);
+  let at = 0;
+  const stops = held.map((s, i) => {
+    const from = at;
+    at += (weights[i]! / sum) * 100;
+    return `${s.colour} ${from.toFixed(2)}% ${at.toFixed(2)}%`;
+  });
+  return `linear-gradient(to top, ${stops.join(", ")})`;
+}
+
+/** What a cell holds, in words: the state of one address, or the count in each state of many. */
+function cellState(p: Pool, c: MapCell, single: boolean): string {
+  if (c.total === "0") return "not in the pool";
+  if (single) {
+    const s = STATES.find((x) => c[x.key] !== "0")!;
+    if (s.key !== "reserved") return s.one;
+    // which of the three, from the range it is in
+    const r = p.ranges.find((x) => addressValue(x.start) <= addressValue(c.first) && addressValue(c.first) <= addressValue(x.end));
+    return r?.gateway === c.first ? "gateway (kept back)" : p.family === 4 && r?.end === c.first ? "broadcast address (kept back)" : "network address (kept back)";
+  }
+  return STATES.filter((s) => c[s.key] !== "0").map((s) => `${count(c[s.key])} ${s.many}`).join(", ");
+}
+/**
  * The map is one Tab stop (the cells move with the arrow keys). `focus` puts the keyboard on its first
  * cell once drawn, after a zoom in or out.
  */
@@ -270,13 +358,10 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
   if (mine !== mapRequest) return;
   const single = map.cellSize === "1";
   // cells come with their first and last addresses written out by the server
-  const label = (c: MapCell) => (c.first === c.last ? c.first : `${c.first} – ${c.last}`);
+  const label = (c: { first: string; last: string }) => (c.first === c.last ? c.first : `${c.first} – ${c.last}`);
   const cells = map.cells.map((c, i) => {
-    const total = BigInt(c.total);
-    const used = total - BigInt(c.free);
-    const ratio = total === 0n ? 0 : Number((used * 1000n) / total) / 1000;
-    const state = total === 0n ? "not in pool" : used === 0n ? "free" : used === total ? (single ? "in use" : "full") : `${count(used.toString())} of ${count(total.toString())} in use`;
-    const colour = total === 0n ? OUTSIDE : `color-mix(in srgb, var(--used) ${Math.round(ratio * 100)}%, var(--free))`;
+    const state = cellState(p, c, single);
+    const colour = cellColour(c);
     return h(
       "button",
       {
@@ -310,11 +395,16 @@ async function drawMap(p: Pool, into: HTMLElement, zoom: { start?: string; end?:
       "div",
       { class: "crumbs" },
       zoom.start ? h("button", { type: "button", onclick: () => void drawMap(p, into, {}, onChange, true) }, "Whole pool") : null,
-      ` ${label({ first: map.first, last: map.last, total: "0", free: "0" })}: ${map.cells.length} cells of ${count(map.cellSize)} address${map.cellSize === "1" ? "" : "es"}`,
+      ` ${label(map)}: ${map.cells.length} cells of ${count(map.cellSize)} address${map.cellSize === "1" ? "" : "es"}`,
       single ? "" : " (select a cell to zoom in)",
     ),
     h("div", { class: "grid", role: "group", "aria-label": "address map" }, ...cells),
-    h("div", { class: "legend" }, h("span", { style: "--c: var(--free)" }, "free"), h("span", { style: "--c: var(--used)" }, "in use (allocated, reserved or carved)"), h("span", { style: `--c: ${OUTSIDE}` }, "not in the pool")),
+    h(
+      "ul",
+      { class: "legend", "aria-label": "map legend" },
+      ...STATES.map((s) => h("li", { style: `--c: ${s.colour}` }, s.legend)),
+      h("li", { style: `--c: ${OUTSIDE}` }, "not in the pool"),
+    ),
   );
   if (focus) into.querySelector<HTMLElement>(".grid button")?.focus();
   onChange();
@@ -337,7 +427,7 @@ async function poolPage(id: string): Promise<void> {
       fresh.usage.inChildPools !== "0" ? h("div", {}, h("b", {}, count(fresh.usage.inChildPools)), "in child pools") : null,
       h("div", {}, h("b", {}, count(fresh.usage.free)), "free"),
       h("div", {}, h("b", {}, count(fresh.usage.total)), "addresses"),
-      fresh.thresholds.length ? h("div", {}, h("b", {}, fresh.thresholds.map((t) => `${t}%`).join(", ")), "alerts") : null,
+      fresh.thresholds.length ? h("div", {}, h("b", {}, fresh.thresholds.map(pct).join(", ")), "alerts") : null,
     );
   };
   const refreshAll = () => {
@@ -378,6 +468,14 @@ async function poolPage(id: string): Promise<void> {
     try {
       const res = await api<{ items: Allocation[]; next: string | null }>("GET", `/v1/pools/${id}/allocations?${q.toString()}`);
       if (n !== asked) return;
+      // the server hands out a cursor whenever a page is full, also when nothing follows: look one row ahead
+      let more = res.next !== null;
+      if (res.next !== null) {
+        q.set("after", res.next);
+        q.set("limit", "1");
+        more = (await api<{ items: Allocation[]; next: string | null }>("GET", `/v1/pools/${id}/allocations?${q.toString()}`)).items.length > 0;
+        if (n !== asked) return;
+      }
       fill(
         table,
         h(
@@ -393,9 +491,9 @@ async function poolPage(id: string): Promise<void> {
                 "tr",
                 {},
                 h("td", {}, h("a", { href: `#/address/${encodeURIComponent(a.space)}/${encodeURIComponent(a.address)}` }, a.size > 1 ? `${a.address} (+${a.size - 1})` : a.address)),
-                h("td", {}, a.owner ?? ""),
-                h("td", { class: "hide-narrow" }, a.mac ?? ""),
-                h("td", { class: "hide-narrow" }, a.hostname ?? ""),
+                h("td", {}, orNone(a.owner)),
+                h("td", { class: "hide-narrow" }, orNone(a.mac)),
+                h("td", { class: "hide-narrow" }, orNone(a.hostname)),
                 h("td", { class: "hide-narrow" }, when(a.createdAt)),
                 canWrite()
                   ? h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `release ${a.address}`, onclick: async () => {
@@ -422,7 +520,7 @@ async function poolPage(id: string): Promise<void> {
           "div",
           { class: "pager" },
           h("button", { type: "button", "data-focus": "previous", disabled: pages.length === 0, onclick: () => { after = pages.pop() ?? null; refocus = "previous"; void loadTable(); } }, "Previous"),
-          h("button", { type: "button", "data-focus": "next", disabled: !res.next, onclick: () => { pages.push(after); after = res.next; refocus = "next"; void loadTable(); } }, "Next"),
+          h("button", { type: "button", "data-focus": "next", disabled: !more, onclick: () => { pages.push(after); after = res.next; refocus = "next"; void loadTable(); } }, "Next"),
           h("span", { class: "muted" }, `page ${pages.length + 1}`),
         ),
       );
@@ -456,12 +554,14 @@ async function poolPage(id: string): Promise<void> {
   refreshAll();
 }
 
-function historyTable(items: HistoryEntry[]): HTMLElement {
+/** History, newest first; `hostnames` adds the host name each change was about (for search, which finds by it). */
+function historyTable(items: HistoryEntry[], hostnames = false): HTMLElement {
+  const hostname = (e: HistoryEntry) => orNone(((e.after ?? e.before ?? {}) as { hostname?: string | null }).hostname);
   return h(
     "table",
     {},
-    h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), h("th", {}, "Who"))),
-    h("tbody", {}, ...items.map((e) => h("tr", {}, h("td", {}, when(e.at)), h("td", {}, describe(e)), h("td", {}, e.actor)))),
+    h("thead", {}, h("tr", {}, h("th", {}, "When"), h("th", {}, "What"), hostnames ? h("th", {}, "Host name") : null, h("th", {}, "Who"))),
+    h("tbody", {}, ...items.map((e) => h("tr", {}, h("td", {}, when(e.at)), h("td", {}, describe(e)), hostnames ? h("td", {}, hostname(e)) : null, h("td", {}, e.actor)))),
   );
 }
 
@@ -472,7 +572,7 @@ function describe(e: HistoryEntry): string {
 
 function allocateForm(p: Pool, done: () => void): HTMLElement {
   const mode = h("select", { id: "a-mode" }, h("option", { value: "next" }, "next free"), h("option", { value: "specific" }, "specific address"), h("option", { value: "block" }, "block"));
-  const addr = h("input", { id: "a-address", placeholder: p.family === 4 ? "10.0.0.5" : "2001:db8::5" });
+  const addr = h("input", { id: "a-address", placeholder: exampleAddress(p) });
   const size = h("input", { id: "a-size", type: "number", min: "1", value: "4" });
   const owner = h("input", { id: "a-owner", placeholder: "vm-42" });
   const mac = h("input", { id: "a-mac", placeholder: "aa:bb:cc:dd:ee:ff" });
@@ -515,16 +615,55 @@ function allocateForm(p: Pool, done: () => void): HTMLElement {
   return answered("Allocate", form, out);
 }
 
+/** Allocation changes looked through for host names and MACs no longer held: /v1/history filters by owner, not by those. */
+const SCAN_PAGES = 5;
+const SCAN_PAGE = 1000;
+
+/**
+ * Past allocations found the way search finds live ones: the owner or MAC itself, or a host name that
+ * begins with the text. Owners come from all of history; host names and MACs from the latest changes.
+ */
+async function pastAllocations(q: string): Promise<HistoryEntry[]> {
+  const hex = (t: string) => t.replace(/[^0-9a-f]/gi, "").toLowerCase();
+  const mac = /^[0-9a-f]{2}([-:.]?[0-9a-f]{2}){5}$/i.test(q) || /^([0-9a-f]{4}\.){2}[0-9a-f]{4}$/i.test(q) ? hex(q) : null;
+  const matches = (e: HistoryEntry) =>
+    [e.before, e.after].some((v) => {
+      const a = (v ?? {}) as { owner?: string | null; mac?: string | null; hostname?: string | null };
+      return a.owner === q || (a.hostname ?? "").startsWith(q) || (mac !== null && !!a.mac && hex(a.mac) === mac);
+    });
+  const found = new Map<number, HistoryEntry>();
+  const byOwner = api<{ items: HistoryEntry[] }>("GET", `/v1/history?entity=allocation&owner=${encodeURIComponent(q)}&limit=100`);
+  let before: number | null = null;
+  for (let page = 0; page < SCAN_PAGES; page++) {
+    const res: { items: HistoryEntry[] } = await api<{ items: HistoryEntry[] }>("GET", `/v1/history?entity=allocation&limit=${SCAN_PAGE}${before === null ? "" : `&before=${before}`}`);
+    for (const e of res.items) if (matches(e)) found.set(e.seq, e);
+    if (res.items.length < SCAN_PAGE) break;
+    before = res.items[res.items.length - 1]!.seq;
+  }
+  for (const e of (await byOwner).items) found.set(e.seq, e);
+  return [...found.values()].sort((a, b) => b.seq - a.seq).slice(0, 100);
+}
+
 async function searchPage(q: string): Promise<void> {
   (document.getElementById("q") as HTMLInputElement).value = q;
-  const res = await api<{ addresses: { space: string; address: string; pool: string; poolId: string; state: string; allocation: Allocation | null }[]; allocations: Allocation[] }>("GET", `/v1/search?q=${encodeURIComponent(q)}`);
+  const [res, past] = await Promise.all([
+    api<{ addresses: { space: string; address: string; pool: string; poolId: string; state: string; allocation: Allocation | null }[]; allocations: Allocation[] }>("GET", `/v1/search?q=${encodeURIComponent(q)}`),
+    pastAllocations(q),
+  ]);
   const link = (space: string, address: string) => h("a", { href: `#/address/${encodeURIComponent(space)}/${encodeURIComponent(address)}` }, address);
   show(
     h("h1", {}, `Search: ${q}`),
     res.addresses.length
       ? h("section", {}, h("h2", {}, "Address"), h("ul", {}, ...res.addresses.map((r) => h("li", {}, link(r.space, r.address), ` in ${r.space} / ${r.pool}: ${r.state}${r.allocation?.owner ? `, held by ${r.allocation.owner}` : ""}`))))
       : null,
-    h("section", {}, h("h2", {}, "Allocations"), res.allocations.length ? h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", {}, "Pool"), h("th", {}, "Owner"), h("th", {}, "MAC"), h("th", {}, "Host name"))), h("tbody", {}, ...res.allocations.map((a) => h("tr", {}, h("td", {}, link(a.space, a.address)), h("td", {}, h("a", { href: `#/pool/${a.poolId}` }, `${a.space} / ${a.pool}`)), h("td", {}, a.owner ?? ""), h("td", {}, a.mac ?? ""), h("td", {}, a.hostname ?? "")))))) : h("p", { class: "muted" }, "Nothing found by MAC, owner or host name.")),
+    h("section", {}, h("h2", {}, "Allocations"), res.allocations.length ? h("div", { class: "scroll" }, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Address"), h("th", {}, "Pool"), h("th", {}, "Owner"), h("th", {}, "MAC"), h("th", {}, "Host name"))), h("tbody", {}, ...res.allocations.map((a) => h("tr", {}, h("td", {}, link(a.space, a.address)), h("td", {}, h("a", { href: `#/pool/${a.poolId}` }, `${a.space} / ${a.pool}`)), h("td", {}, orNone(a.owner)), h("td", {}, orNone(a.mac)), h("td", {}, orNone(a.hostname))))))) : h("p", { class: "muted" }, "Nothing allocated now by that MAC, owner or host name.")),
+    h(
+      "section",
+      { "aria-label": "history" },
+      h("h2", {}, "History"),
+      past.length ? h("div", { class: "scroll" }, historyTable(past, true)) : h("p", { class: "muted" }, "No changes found by that MAC, owner or host name."),
+      h("p", { class: "muted" }, `Owners are looked for in all of history; host names and MACs in the latest ${count(String(SCAN_PAGES * SCAN_PAGE))} allocation changes.`),
+    ),
   );
 }
 
@@ -545,7 +684,7 @@ async function addressPage(space: string, address: string): Promise<void> {
           h("dd", {}, h("a", { href: `#/pool/${r.poolId}` }, r.pool)),
           h("dt", {}, "State"),
           h("dd", {}, r.state),
-          ...(a ? [h("dt", {}, "Held by"), h("dd", {}, a.owner ?? "(no owner)"), h("dt", {}, "Since"), h("dd", {}, when(a.createdAt)), h("dt", {}, "MAC"), h("dd", {}, a.mac ?? "-"), h("dt", {}, "Host name"), h("dd", {}, a.hostname ?? "-")] : []),
+          ...(a ? [h("dt", {}, "Held by"), h("dd", {}, orNone(a.owner)), h("dt", {}, "Since"), h("dd", {}, when(a.createdAt)), h("dt", {}, "MAC"), h("dd", {}, orNone(a.mac)), h("dt", {}, "Host name"), h("dd", {}, orNone(a.hostname))] : []),
         )
       : h("p", {}, "No pool in this space holds this address."),
     h("h2", {}, "History"),

@@ -65,7 +65,7 @@ test("sign in with a token; a wrong one is refused with a message", async () => 
   assert.deepEqual(rows, ["dc-10", "rack-1", "v6-lab"]);
   assert.equal(await page.locator("li li .pool-row a").textContent(), "rack-1");
   // a /48 less its network address is nearer 2^80 than 2^79; utilisation rounds down, as the server's does
-  assert.match((await page.locator(".pool-row:has-text('v6-lab') .num").textContent()) ?? "", /^0\.00% · 4,096 of ≈2\^80$/);
+  assert.match((await page.locator(".pool-row:has-text('v6-lab') .num").textContent()) ?? "", /^0\.0% · 4,096 of ≈2\^80$/);
   await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
 });
 
@@ -84,7 +84,7 @@ test("make a pool, allocate from it and watch the map; search finds it; release 
   await page.fill("#a-hostname", "web-1");
   await page.click("form.inline button:has-text('Allocate')");
   await page.waitForSelector("text=Allocated 10.20.0.1.");
-  await page.waitForFunction(() => document.querySelector('.grid button[aria-label^="10.20.0.1:"]')?.getAttribute("aria-label") === "10.20.0.1: in use");
+  await page.waitForFunction(() => document.querySelector('.grid button[aria-label^="10.20.0.1:"]')?.getAttribute("aria-label") === "10.20.0.1: allocated");
   await page.waitForSelector("td:has-text('vm-web-1')");
   // a block of 4, then a specific address
   await page.selectOption("#a-mode", "block");
@@ -114,7 +114,7 @@ test("make a pool, allocate from it and watch the map; search finds it; release 
   // keyboard: the map's cells are buttons, arrows move between them
   await cell("10.20.0.1").focus();
   await page.keyboard.press("ArrowRight");
-  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "10.20.0.2: in use");
+  assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "10.20.0.2: allocated");
   await page.keyboard.press("ArrowDown");
   assert.equal(await page.evaluate(() => document.activeElement?.getAttribute("aria-label")), "10.20.0.18: free");
   // the map is one Tab stop: Tab leaves it for the allocate form
@@ -150,10 +150,12 @@ test("a large pool's map summarises blocks and zooms in; the page fits a phone",
   await page.waitForSelector(".grid button");
   // (the block, and the network address the pool keeps back)
   const first = await page.locator(".grid button").first().getAttribute("aria-label");
-  assert.match(first ?? "", /^2001:db8:100:: – 2001:db8:100:ff:ffff:ffff:ffff:ffff: 4,097 of 2\^72 in use$/);
+  assert.match(first ?? "", /^2001:db8:100:: – 2001:db8:100:ff:ffff:ffff:ffff:ffff: 4,096 allocated, 1 network\/broadcast\/gateway, ≈2\^72 free$/);
   await page.locator(".grid button").first().click();
   await page.waitForSelector("text=Whole pool");
-  assert.match((await page.locator(".grid button").first().getAttribute("aria-label")) ?? "", /^2001:db8:100:: – 2001:db8:100:0:ffff:ffff:ffff:ffff: 4,097 of 2\^64 in use$/);
+  assert.match((await page.locator(".grid button").first().getAttribute("aria-label")) ?? "", /^2001:db8:100:: – 2001:db8:100:0:ffff:ffff:ffff:ffff: 4,096 allocated, 1 network\/broadcast\/gateway, ≈2\^64 free$/);
+  // an example address in the allocate form is one of this pool's
+  assert.equal(await page.getAttribute("#a-address", "placeholder"), "2001:db8:100::5");
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${server.url}/ui/#/`);
   await page.waitForSelector("text=Space lab");
@@ -232,4 +234,112 @@ test("every page meets AA contrast and names its controls; the keyboard reaches 
   await page.click("#allocations tbody tr a");
   await page.waitForSelector("text=History");
   assert.deepEqual(await audit(), [], "address page");
+});
+
+/** The API as the UI's user could call it, to set a pool up quickly. */
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${server.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return (text ? JSON.parse(text) : undefined) as T;
+}
+
+/** The computed background colour of each map cell named, and of each legend entry's swatch, by their text. */
+async function colours(addresses: string[]): Promise<{ cells: Record<string, string>; legend: Record<string, string> }> {
+  return page.evaluate((addresses) => {
+    const cells: Record<string, string> = {};
+    for (const a of addresses) {
+      const el = document.querySelector(`.grid button[aria-label^="${a}:"]`);
+      if (el) cells[a] = getComputedStyle(el).backgroundColor;
+    }
+    const legend: Record<string, string> = {};
+    for (const li of document.querySelectorAll(".legend li")) legend[li.textContent ?? ""] = getComputedStyle(li, "::before").backgroundColor;
+    return { cells, legend };
+  }, addresses);
+}
+
+test("the map gives each state its own colour, named in a legend; the form's example address is the pool's", async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const pool = await call<{ id: string }>("POST", "/v1/pools", { name: "mixed", space: "lab", cidr: "10.40.0.0/24", gateway: "10.40.0.1", exclusions: ["10.40.0.200-10.40.0.209"] });
+  await call("POST", `/v1/pools/${pool.id}/children`, { name: "mixed-child", cidr: "10.40.0.64/27" });
+  await call("POST", `/v1/pools/${pool.id}/allocations`, { address: "10.40.0.10", owner: "vm-mixed" });
+  await page.goto(`${server.url}/ui/#/pool/${pool.id}`);
+  const label = (address: string) => page.locator(`.grid button[aria-label^="${address}:"]`).getAttribute("aria-label");
+  await page.waitForSelector('.grid button[aria-label^="10.40.0.10:"]');
+  assert.equal(await label("10.40.0.0"), "10.40.0.0: network address (kept back)");
+  assert.equal(await label("10.40.0.1"), "10.40.0.1: gateway (kept back)");
+  assert.equal(await label("10.40.0.255"), "10.40.0.255: broadcast address (kept back)");
+  assert.equal(await label("10.40.0.10"), "10.40.0.10: allocated");
+  assert.equal(await label("10.40.0.64"), "10.40.0.64: in a child pool");
+  assert.equal(await label("10.40.0.200"), "10.40.0.200: excluded");
+  assert.equal(await label("10.40.0.20"), "10.40.0.20: free");
+
+  const legend = await page.$$eval(".legend li", (lis) => lis.map((li) => li.textContent));
+  assert.deepEqual(legend, ["allocated", "in a child pool", "excluded", "network, broadcast or gateway", "free", "not in the pool"]);
+  const { cells, legend: swatch } = await colours(["10.40.0.0", "10.40.0.1", "10.40.0.255", "10.40.0.10", "10.40.0.64", "10.40.0.200", "10.40.0.20"]);
+  const byState = { allocated: cells["10.40.0.10"], "in a child pool": cells["10.40.0.64"], excluded: cells["10.40.0.200"], "network, broadcast or gateway": cells["10.40.0.0"], free: cells["10.40.0.20"] };
+  // five colours, no two alike, each the one its legend entry shows
+  assert.equal(new Set(Object.values(byState)).size, 5, JSON.stringify(byState));
+  for (const [state, colour] of Object.entries(byState)) assert.equal(swatch[state], colour, state);
+  assert.equal(cells["10.40.0.1"], byState["network, broadcast or gateway"]);
+  assert.equal(cells["10.40.0.255"], byState["network, broadcast or gateway"]);
+
+  // the allocate form's example address lies inside this pool, not in some other network
+  assert.equal(await page.getAttribute("#a-address", "placeholder"), "10.40.0.5");
+  // one page of allocations: nowhere to page to either way; a MAC and host name never given show a dash
+  await page.waitForSelector("#allocations tbody tr");
+  assert.equal(await page.isDisabled(".pager button:has-text('Previous')"), true);
+  assert.equal(await page.isDisabled(".pager button:has-text('Next')"), true);
+  const row = await page.locator("#allocations tbody tr").first().locator("td").allTextContents();
+  assert.deepEqual(row.slice(0, 4), ["10.40.0.10", "vm-mixed", "–", "–"]);
+  assert.deepEqual(await audit(), [], "pool page with every state");
+  await page.locator(".grid").screenshot({ path: join(shots, "map-states.png") });
+});
+
+test("a block of cells says how many addresses of each state it holds", async () => {
+  await page.goto(`${server.url}/ui/#/`);
+  await page.click(".pool-row a:has-text('dc-10')");
+  // rack-1 was carved from the start of dc-10, over dc-10's network address
+  await page.waitForSelector('.grid button[aria-label^="10.10.0.0 – 10.10.0.255:"]');
+  assert.equal(await page.locator(".grid button").first().getAttribute("aria-label"), "10.10.0.0 – 10.10.0.255: 255 in child pools, 1 network/broadcast/gateway");
+  assert.equal(await page.locator(".grid button").nth(1).getAttribute("aria-label"), "10.10.1.0 – 10.10.1.255: 256 free");
+});
+
+test("the last page of a pool's allocations has no Next, even when it is full", async () => {
+  // rack-1 holds 200 allocations: four full pages of 50
+  await page.goto(`${server.url}/ui/#/`);
+  await page.click(".pool-row a:has-text('rack-1')");
+  await page.waitForSelector("#allocations tbody tr");
+  assert.equal(await page.isDisabled(".pager button:has-text('Previous')"), true);
+  for (let n = 2; n <= 4; n++) {
+    await page.click(".pager button:has-text('Next')");
+    await page.waitForSelector(`.pager span:has-text('page ${n}')`);
+  }
+  await page.waitForSelector("#allocations tbody tr");
+  assert.equal(await page.locator("#allocations tbody tr").count(), 50);
+  assert.equal(await page.isDisabled(".pager button:has-text('Next')"), true);
+  assert.equal(await page.isDisabled(".pager button:has-text('Previous')"), false);
+});
+
+test("search finds a host name that was released, in its history", async () => {
+  const pool = await call<{ id: string }>("GET", "/v1/pools/mixed?space=lab");
+  const a = await call<{ id: string; address: string }>("POST", `/v1/pools/${pool.id}/allocations`, { owner: "vm-db-7", mac: "aa:bb:cc:00:40:07", hostname: "db-7" });
+  await call("DELETE", `/v1/allocations/${a.id}`);
+  await page.goto(`${server.url}/ui/#/`);
+  await page.waitForSelector("text=Space lab");
+  await page.fill("#q", "db-7");
+  await page.press("#q", "Enter");
+  await page.waitForSelector("h1:has-text('Search: db-7')");
+  // nothing holds it now, but what it held is there
+  await page.waitForSelector("text=Nothing allocated now by that MAC, owner or host name.");
+  const rows = await page.locator("section[aria-label=history] tbody tr").evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].slice(1, 3).map((td) => td.textContent)));
+  assert.deepEqual(rows, [
+    [`release allocation ${a.address} (vm-db-7)`, "db-7"],
+    [`allocate allocation ${a.address} (vm-db-7)`, "db-7"],
+  ]);
+  assert.deepEqual(await audit(), [], "search page");
 });

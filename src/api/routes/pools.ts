@@ -100,7 +100,8 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
     {
       schema: {
         tags,
-        summary: "A pool's occupancy as a map: from start to end (else the whole pool) in at most `cells` cells, each with its size and free count",
+        summary:
+          "A pool's occupancy as a map: from start to end (else the whole pool) in at most `cells` cells, each with how many of its addresses are in the pool, free, allocated, in child pools, excluded and reserved",
         params: PoolParams,
         querystring: z.strictObject({
           space: z.string().max(128).optional(),
@@ -113,7 +114,18 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
             first: z.string(),
             last: z.string(),
             cellSize: z.string(),
-            cells: z.array(z.object({ first: z.string(), last: z.string(), total: z.string(), free: z.string() })),
+            cells: z.array(
+              z.object({
+                first: z.string(),
+                last: z.string(),
+                total: z.string().describe("Addresses of the cell in the pool's ranges; free, allocated, inChildPools, excluded and reserved add up to it"),
+                free: z.string(),
+                allocated: z.string(),
+                inChildPools: z.string().describe("Carved into child pools"),
+                excluded: z.string(),
+                reserved: z.string().describe("Network, broadcast and gateway addresses the pool keeps back"),
+              }),
+            ),
           }),
           ...problems,
         },
