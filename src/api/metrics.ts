@@ -20,6 +20,7 @@ declare module "fastify" {
 }
 
 /** Routes whose failures count as allocation failures. */
+const FORECAST_MS = 300_000;
 const ALLOCATING = new Set(["/v1/pools/:pool/allocations", "/v1/pools/:pool/allocations/bulk"]);
 
 export function registerMetrics(app: FastifyInstance, engine: Engine): void {
@@ -63,6 +64,15 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     registers: [registry],
   });
 
+  const daysLeft = new Gauge({
+    name: "allot_pool_days_to_exhaustion",
+    help: "Days until the pool has no free address at the pace of its last 30 days (GET /v1/pools/{pool}/forecast); absent without a forecast or while not growing",
+    labelNames: ["space", "pool"],
+    registers: [registry],
+  });
+  // a forecast reads a month of the pool's history: each is worked out at most once every few minutes
+  const forecasts = new Map<string, { at: number; days: number | null }>();
+
   app.decorateReply("problemCode", null);
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
@@ -75,7 +85,11 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
     addresses.reset();
     utilization.reset();
     exceeded.reset();
-    for (const p of await engine.listPools({}, SERVER)) {
+    daysLeft.reset();
+    const now = Date.now();
+    const pools = await engine.listPools({}, SERVER);
+    for (const id of forecasts.keys()) if (!pools.some((p) => p.id === id)) forecasts.delete(id);
+    for (const p of pools) {
       const labels = { space: p.space, pool: p.name };
       const total = BigInt(p.usage.total);
       const used = BigInt(p.usage.allocated) + BigInt(p.usage.inChildPools);
@@ -85,6 +99,12 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
       addresses.set({ ...labels, state: "free" }, Number(BigInt(p.usage.free)));
       utilization.set(labels, total === 0n ? 0 : Number(used) / Number(total));
       for (const t of p.thresholds) exceeded.set({ ...labels, threshold: String(t) }, reached(used, total, t) ? 1 : 0);
+      let f = forecasts.get(p.id);
+      if (!f || now - f.at > FORECAST_MS) {
+        f = { at: now, days: (await engine.forecast({ pool: p.id }, SERVER)).daysLeft };
+        forecasts.set(p.id, f);
+      }
+      if (f.days !== null) daysLeft.set(labels, f.days);
     }
     return reply.header("content-type", registry.contentType).send(await registry.metrics());
   });

@@ -82,6 +82,15 @@ export const PoolPatch = z.strictObject({
   thresholds: thresholds.optional(),
 });
 
+export const Forecast = z.object({
+  method: z.string().describe("How the forecast is made"),
+  days: z.number().describe("Days of history the line was fitted over"),
+  growthPerDay: z.number().nullable().describe("Addresses a day by the fitted line; null with too little history"),
+  daysLeft: z.number().nullable().describe("Days until no address is free at that rate; null without a forecast or when not growing"),
+  exhaustedAt: z.string().nullable(),
+  note: z.string().nullable().describe('"too little history" or "not growing" when there is no date'),
+});
+
 export const Usage = z.object({
   total: z.string().describe("Allocatable addresses (decimal string: exact for IPv6)"),
   allocated: z.string(),

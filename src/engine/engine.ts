@@ -5,6 +5,7 @@ import { ConstraintError, type Sql, type Store } from "../store/store.js";
 import { type AllocationRow, type ListFilter, allocationById, allocationByOwner, allocationHolding, listAllocationRows, toAllocation } from "./allocation-repo.js";
 import { type AllocateResult, type TxEnv, allocate, expirePool, releaseRow, updateAllocation } from "./allocations.js";
 import { ChangeFeed } from "./change-feed.js";
+import { type Forecast, forecastFrom, usageChanges } from "./forecast.js";
 import { type BulkAllocation, type BulkRequest, allocateMany } from "./bulk.js";
 import { allRuns } from "./free-space.js";
 import { type Problem, checkPools } from "./check.js";
@@ -244,6 +245,16 @@ export class Engine {
       const pool = await visiblePool(env.sql, caller, ref, true);
       await expirePool(env, pool);
       return usageOf(pool);
+    });
+  }
+
+  /** When the pool will run out at the pace of its recent history (see forecast.ts for the method). */
+  forecast(ref: PoolRef, caller: Caller): Promise<Forecast> {
+    return this.read(async (sql) => {
+      const pool = await visiblePool(sql, caller, ref);
+      const now = this.clock();
+      const used = pool.allocated + pool.carved;
+      return forecastFrom(await usageChanges(sql, pool, now), Number(used), Number(pool.total - used), now);
     });
   }
 

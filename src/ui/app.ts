@@ -46,6 +46,14 @@ interface Usage {
   inChildPools: string;
   utilization: number;
 }
+interface Forecast {
+  method: string;
+  days: number;
+  growthPerDay: number | null;
+  daysLeft: number | null;
+  exhaustedAt: string | null;
+  note: string | null;
+}
 interface Pool {
   id: string;
   name: string;
@@ -420,6 +428,7 @@ async function poolPage(id: string): Promise<void> {
   const stats = h("div", { class: "stats" });
   const refreshStats = async () => {
     const fresh = await api<Pool>("GET", `/v1/pools/${id}`);
+    const f = await api<Forecast>("GET", `/v1/pools/${id}/forecast`);
     fill(
       stats,
       h("div", {}, h("b", {}, pct(fresh.usage.utilization)), "used"),
@@ -428,6 +437,13 @@ async function poolPage(id: string): Promise<void> {
       h("div", {}, h("b", {}, count(fresh.usage.free)), "free"),
       h("div", {}, h("b", {}, count(fresh.usage.total)), "addresses"),
       fresh.thresholds.length ? h("div", {}, h("b", {}, fresh.thresholds.map(pct).join(", ")), "alerts") : null,
+      // the method is the tooltip: a forecast should say how it was made
+      h(
+        "div",
+        { class: "forecast", title: `${f.method}${f.growthPerDay !== null ? `: ${f.growthPerDay} a day over ${f.days} days` : ""}` },
+        h("b", {}, f.daysLeft !== null ? `${f.daysLeft} days` : f.note === "not growing" ? "not growing" : "–"),
+        f.daysLeft !== null ? "until full" : f.note === "not growing" ? "forecast" : "forecast: too little history",
+      ),
     );
   };
   const refreshAll = () => {

@@ -68,6 +68,7 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   "POST /v1/pools/{pool}/children": async (s) => ({ method: "POST", url: `/v1/pools/p-${s}/children?space=${s}`, payload: { name: uniq("c"), prefixLength: 31 } }),
   "GET /v1/pools/{pool}/map": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/map?space=${s}&cells=16` }),
   "GET /v1/pools/{pool}/usage": async (s) => ({ method: "GET", url: `/v1/pools/${await poolId(s)}/usage` }),
+  "GET /v1/pools/{pool}/forecast": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/forecast?space=${s}` }),
   "GET /v1/pools/{pool}/allocations": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/allocations?space=${s}` }),
   "POST /v1/pools/{pool}/allocations": async (s) => ({ method: "POST", url: `/v1/pools/p-${s}/allocations?space=${s}`, payload: {} }),
   "DELETE /v1/pools/{pool}/allocations": async (s) => ({ method: "DELETE", url: `/v1/pools/p-${s}/allocations?space=${s}&owner=fixture` }),

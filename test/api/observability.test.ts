@@ -4,7 +4,7 @@ import { type IncomingMessage, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { deliverDue } from "../../src/server/webhooks.js";
-import { ctx, tempApp } from "../helpers.js";
+import { ctx, manualClock, tempApp } from "../helpers.js";
 
 /** Prometheus text: the value of the sample whose name and labels match. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
@@ -178,6 +178,31 @@ test("body size and per-token rate limits answer 413 and 429 with problem docume
     const other = await env.engine.createToken({ name: "other", scope: "read" }, ctx);
     assert.equal((await env.inject({ method: "GET", url: "/v1/spaces", headers: { authorization: `Bearer ${other.token}` } })).statusCode, 200);
     assert.equal((await env.inject({ method: "GET", url: "/healthz" })).statusCode, 200);
+  } finally {
+    await env.cleanup();
+  }
+});
+
+test("the exhaustion forecast: GET …/forecast and the metric alerts are written against", async () => {
+  const clock = manualClock(Date.parse("2026-03-01T00:00:00Z"));
+  const env = await tempApp({}, { clock: clock.now });
+  try {
+    await env.engine.createPool({ name: "filling", cidr: "10.95.0.0/24" }, ctx);
+    await env.engine.createPool({ name: "quiet", cidr: "10.96.0.0/24" }, ctx);
+    for (let i = 0; i < 40; i++) {
+      clock.advance(86_400_000 / 4); // 4 a day for 10 days
+      await env.engine.allocate({ pool: "filling" }, {}, ctx);
+    }
+    const f = (await env.inject({ method: "GET", url: "/v1/pools/filling/forecast" })).json();
+    assert.equal(f.note, null);
+    assert.ok(Math.abs(f.growthPerDay - 4) < 0.5, JSON.stringify(f));
+    assert.ok(Math.abs(f.daysLeft - 214 / f.growthPerDay) < 0.05, JSON.stringify(f));
+    assert.match(f.method, /least-squares/);
+    assert.equal((await env.inject({ method: "GET", url: "/v1/pools/quiet/forecast" })).json().note, "too little history");
+    const metrics = (await env.inject({ method: "GET", url: "/metrics" })).body;
+    const line = metrics.split("\n").find((l) => l.startsWith('allot_pool_days_to_exhaustion{space="default",pool="filling"}'));
+    assert.ok(line && Math.abs(Number(line.split(" ")[1]) - f.daysLeft) < 0.01, line);
+    assert.doesNotMatch(metrics, /allot_pool_days_to_exhaustion\{[^}]*pool="quiet"/, "no forecast, no series");
   } finally {
     await env.cleanup();
   }

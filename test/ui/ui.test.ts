@@ -277,6 +277,10 @@ test("the map gives each state its own colour, named in a legend; the form's exa
   assert.equal(await label("10.40.0.64"), "10.40.0.64: in a child pool");
   assert.equal(await label("10.40.0.200"), "10.40.0.200: excluded");
   assert.equal(await label("10.40.0.20"), "10.40.0.20: free");
+  // a pool made just now has no history to forecast from, and says so, with the method on hover
+  const forecast = page.locator(".stats .forecast");
+  assert.equal(await forecast.textContent(), "–forecast: too little history");
+  assert.match((await forecast.getAttribute("title")) ?? "", /least-squares line/);
 
   const legend = await page.$$eval(".legend li", (lis) => lis.map((li) => li.textContent));
   assert.deepEqual(legend, ["allocated", "in a child pool", "excluded", "network, broadcast or gateway", "free", "not in the pool"]);

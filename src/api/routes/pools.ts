@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type ProviderRequest, createProvidedPool, deletePool as deleteProvided } from "../../providers/provided-pools.js";
 import type { ChildPoolInput as ChildInput, PoolInput as PInput, PoolPatch as PPatch } from "../../engine/types.js";
-import { ChildPoolInput, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, poolRef as ref, problems } from "../schemas.js";
+import { ChildPoolInput, Forecast, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, poolRef as ref, problems } from "../schemas.js";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
@@ -93,6 +93,20 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
     "/pools/:pool/usage",
     { schema: { tags, summary: "Exact usage of a pool (decimal strings)", params: PoolParams, querystring: SpaceQuery, response: { 200: Usage, ...problems } } },
     async (req) => req.engine.usage(ref(req.params, req.query), req.change),
+  );
+
+  app.get(
+    "/pools/:pool/forecast",
+    {
+      schema: {
+        tags,
+        summary: "When the pool will run out at the pace of its last 30 days (a least-squares line through its usage)",
+        params: PoolParams,
+        querystring: SpaceQuery,
+        response: { 200: Forecast, ...problems },
+      },
+    },
+    async (req) => req.engine.forecast(ref(req.params, req.query), req.change),
   );
 
   app.get(

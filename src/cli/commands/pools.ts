@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from "commander";
 import { parse as parseYaml } from "yaml";
+import type { Forecast } from "../../engine/forecast.js";
 import type { Pool, RangeInput, Usage } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, keyValues, parseInteger, readInput } from "../context.js";
@@ -198,12 +199,20 @@ export function poolCommand(): Command {
 
 export function usageCommand(): Command {
   return new Command("usage")
-    .description("exact usage of a pool (total, allocated, in child pools, free)")
+    .description("exact usage of a pool (total, allocated, in child pools, free) and when it will run out at its recent pace")
     .argument("<pool>")
     .option("-s, --space <space>", "space of the pool (default: default)")
     .action(async (name: string, o: { space?: string }, cmd: Command) => {
       const { client, format } = context(cmd);
       const u = await client.request<Usage>("GET", `v1/pools/${seg(name)}/usage`, undefined, o);
-      printObject(format, { pool: name, ...u, utilization: format === "table" ? `${u.utilization}%` : u.utilization });
+      const f = await client.request<Forecast>("GET", `v1/pools/${seg(name)}/forecast`, undefined, o);
+      if (format !== "table") return printObject(format, { pool: name, ...u, forecast: f });
+      const pace = f.growthPerDay === null ? "" : `; ${f.growthPerDay >= 0 ? "+" : ""}${f.growthPerDay} a day over ${f.days} days`;
+      printObject(format, {
+        pool: name,
+        ...u,
+        utilization: `${u.utilization}%`,
+        forecast: f.daysLeft !== null ? `full in ${f.daysLeft} days (${f.exhaustedAt})${pace}` : `none: ${f.note}${pace}`,
+      });
     });
 }
