@@ -221,7 +221,8 @@ test("subnet pools: prefix-length bounds, subnets by length or exact CIDR, exhau
     [{ prefixlen: 22 }, 400, "MinPrefixSubnetAllocationError", /minimum allowed prefix is 23/],
     [{ cidr: "10.40.0.128/25" }, 409, "SubnetAllocationError", /10\.40\.0\.128\/25 is not free in subnet pool/],
     [{ cidr: "10.40.0.0/27" }, 400, "MaxPrefixSubnetAllocationError", /maximum allowed prefix is 26/],
-    [{ cidr: "10.60.0.0/24" }, 400, "InvalidInput", /not inside subnet pool/],
+    [{ cidr: "10.60.0.0/24" }, 409, "SubnetAllocationError", /Failed to allocate subnet: 10\.60\.0\.0\/24 is not inside one of the prefixes of subnet pool .* \(10\.40\.0\.0\/22\)/],
+    [{ cidr: "10.40.2.0/24", prefixlen: 26 }, 400, "BadRequest", /cidr 10\.40\.2\.0\/24 is a \/24 but prefixlen is 26/],
     [{ prefixlen: 23 }, 409, "SubnetAllocationError", /no free \/23 left in subnet pool/],
   ];
   for (const [body, status, type, message] of bad) {
@@ -361,4 +362,147 @@ test("Keystone: validating a token is for the token's own user or an admin, as K
   assert.equal(byAdmin.statusCode, 200);
   assert.equal(byAdmin.json().token.project.name, "demo");
   assert.equal((await validate(token, `${writer.slice(0, -3)}abc`)).statusCode, 404);
+});
+
+/** What a client can list and what Allot holds: a bulk create that fails must leave both as they were. */
+const everything = async () => JSON.stringify([(await call("GET", "networks")).body, (await call("GET", "subnets")).body, (await call("GET", "subnetpools")).body, (await call("GET", "ports")).body, await snapshot()]);
+
+test("bulk create: networks, subnets, subnet pools and ports made in request order, or none of them (pools and addresses of earlier elements given back)", async () => {
+  const nets = await call("POST", "networks", { networks: [{ name: "bulk-a" }, { name: "bulk-b", mtu: 1400 }] });
+  assert.equal(nets.status, 201, JSON.stringify(nets.body));
+  const [na, nb] = nets.body.networks as unknown as Record<string, unknown>[];
+  assert.deepEqual([na!.name, nb!.name, nb!.mtu, na!.subnets], ["bulk-a", "bulk-b", 1400, []]);
+  for (const n of [na!, nb!]) assert.equal((await call("GET", `networks/${String(n.id)}`)).body.network!.name, n.name);
+  const sp = await made("subnetpools", "subnetpool", { name: "bulk-sp", prefixes: ["10.111.0.0/16"], default_prefixlen: 24 });
+
+  const subs = await call("POST", "subnets", { subnets: [{ network_id: na!.id, cidr: "10.110.0.0/24" }, { network_id: na!.id, subnetpool_id: sp.id }, { network_id: nb!.id, cidr: "2001:db8:110::/64", ip_version: 6 }] });
+  assert.equal(subs.status, 201, JSON.stringify(subs.body));
+  const [s1, s2, s3] = subs.body.subnets as unknown as Record<string, unknown>[];
+  assert.deepEqual([s1!.cidr, s2!.cidr, s2!.subnetpool_id, s3!.cidr], ["10.110.0.0/24", "10.111.0.0/24", sp.id, "2001:db8:110::/64"]);
+  for (const s of [s1!, s2!, s3!]) assert.equal((await env.engine.getPool({ pool: `neutron-subnet-${String(s.id)}`, space: "demo" }, SERVER)).attributes["neutron.subnet"], s.id);
+
+  const ports = await call("POST", "ports", { ports: [{ network_id: na!.id, name: "p0" }, { network_id: na!.id, name: "p1", fixed_ips: [{ ip_address: "10.110.0.50" }] }, { network_id: nb!.id, name: "p2" }] });
+  assert.equal(ports.status, 201, JSON.stringify(ports.body));
+  const listed = ports.body.ports as unknown as { id: string; name: string; mac_address: string; fixed_ips: { ip_address: string }[] }[];
+  assert.deepEqual(listed.map((p) => p.name), ["p0", "p1", "p2"]);
+  assert.equal(listed[1]!.fixed_ips.find((f) => f.ip_address.startsWith("10.110."))?.ip_address, "10.110.0.50");
+  for (const p of listed) {
+    for (const f of p.fixed_ips) assert.equal((await env.engine.lookup(f.ip_address, "demo", SERVER))[0]?.allocation?.mac, p.mac_address, `${p.name} holds ${f.ip_address}`);
+  }
+
+  // a failing element: its error, as the single create answers it, and nothing of the request stays
+  const before = await everything();
+  const failing: [string, Record<string, unknown>[], Record<string, unknown>][] = [
+    ["networks", [{ name: "bulk-c" }, { name: "bulk-d" }], { name: "bulk-e", mtu: "big" }],
+    // the second element carves a block from the subnet pool; the third overlaps the first
+    ["subnets", [{ network_id: nb!.id, cidr: "10.112.0.0/24" }, { network_id: nb!.id, subnetpool_id: sp.id }], { network_id: nb!.id, cidr: "10.112.0.128/25" }],
+    ["ports", [{ network_id: na!.id }, { network_id: na!.id, fixed_ips: [{ ip_address: "10.110.0.60" }] }], { network_id: na!.id, fixed_ips: [{ ip_address: "10.110.0.50" }] }],
+    ["ports", [{ network_id: na!.id, mac_address: "02:00:00:00:11:01" }], { network_id: na!.id, mac_address: "02:00:00:00:11:01" }],
+    ["subnetpools", [{ name: "bulk-sp1", prefixes: ["10.114.0.0/16"] }], { name: "bulk-sp2", prefixes: ["10.114.0.0/24"] }],
+  ];
+  for (const [path, good, bad] of failing) {
+    const one = path.slice(0, -1);
+    const r = await call("POST", path, { [path]: [...good, bad] });
+    // the last element alone, after the earlier ones were undone, fails the same way (unless it clashes with them)
+    const single = await call("POST", path, { [one]: bad });
+    const clash = path === "subnets" || path === "subnetpools" || good.some((g) => g.mac_address !== undefined);
+    assert.ok(r.status >= 400 && r.status < 500, `${path}: ${JSON.stringify(r.body)}`);
+    if (!clash) assert.deepEqual([r.status, error(r).type, error(r).message], [single.status, error(single).type, error(single).message], path);
+    else if (single.status === 201) assert.equal((await call("DELETE", `${path}/${String(single.body[one]!.id)}`)).status, 204);
+    assert.match(String(error(r).detail), new RegExp(`^${path}\\[${good.length}\\] failed; nothing of the request was kept`));
+    assert.equal(await everything(), before, `${path}: something of the refused request stayed`);
+  }
+  const mac = await call("POST", "ports", { ports: [{ network_id: na!.id, mac_address: "02:00:00:00:11:02" }, { network_id: na!.id, mac_address: "02:00:00:00:11:02" }] });
+  assert.deepEqual([mac.status, error(mac).type], [409, "MacAddressInUse"]);
+  const overlap = await call("POST", "subnets", { subnets: [{ network_id: nb!.id, cidr: "10.113.0.0/24" }, { network_id: nb!.id, cidr: "10.113.0.0/25" }] });
+  assert.deepEqual([overlap.status, error(overlap).type], [400, "InvalidInput"]);
+  assert.match(String(error(overlap).message), /overlaps with subnet [0-9a-f-]+ in project demo/);
+
+  // malformed lists create nothing
+  for (const body of [{ ports: [] }, { ports: [{ network_id: na!.id }, "x"] }, { ports: [{ network_id: na!.id }, null] }]) {
+    const r = await call("POST", "ports", body);
+    assert.deepEqual([r.status, error(r).type], [400, "BadRequest"], JSON.stringify(body));
+  }
+  assert.equal(await everything(), before);
+});
+
+test("subnet pools: prefixes may not lose addresses, the old ones resent are kept; adding one is refused; nothing changes when refused", async () => {
+  const sp = await made("subnetpools", "subnetpool", { name: "grow", prefixes: ["10.120.0.0/24", "10.121.0.0/24"], default_prefixlen: 26 });
+  const before = await snapshot();
+  const refused: [unknown, string, RegExp][] = [
+    [["10.120.0.0/24"], "IllegalSubnetPoolPrefixUpdate", /^Illegal update to prefixes: Existing prefixes must be a subset of the new prefixes \(10\.121\.0\.0\/24 would be removed\)\. Send every current prefix/],
+    [["10.120.0.0/24", "10.121.0.0/25"], "IllegalSubnetPoolPrefixUpdate", /10\.121\.0\.128\/25 would be removed/],
+    [["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24"], "IllegalSubnetPoolPrefixUpdate", /Allot cannot add prefixes to an existing subnet pool \(10\.122\.0\.0\/24 would be added\)\. Make another subnet pool/],
+    [["10.120.0.0/24", "10.121.0.0/24", "2001:db8::/64"], "PrefixVersionMismatch", /Cannot mix IPv4 and IPv6/],
+    [[], "InvalidInput", /at least one prefix/],
+    ["10.120.0.0/24", "InvalidInput", /at least one prefix/],
+  ];
+  for (const [prefixes, type, message] of refused) {
+    const r = await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { prefixes, name: "renamed" } });
+    assert.deepEqual([r.status, error(r).type], [400, type], JSON.stringify(prefixes));
+    assert.match(String(error(r).message), message);
+  }
+  assert.equal(await snapshot(), before);
+  // the openstack CLI sends the old prefixes with the new: the same addresses, written any way, are kept
+  const same = await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { prefixes: ["10.121.0.0/24", "10.120.0.0/24", "10.120.0.0/25"], name: "kept" } });
+  assert.equal(same.status, 200, JSON.stringify(same.body));
+  assert.deepEqual([same.body.subnetpool!.name, same.body.subnetpool!.prefixes], ["kept", ["10.120.0.0/24", "10.121.0.0/24"]]);
+  const pool = (await env.engine.listPools({ space: "demo" }, SERVER)).find((p) => p.attributes["neutron.subnetpool"] === sp.id)!;
+  assert.deepEqual(pool.ranges.map((r) => `${r.start}-${r.end}`), ["10.120.0.0-10.120.0.255", "10.121.0.0-10.121.0.255"]);
+});
+
+test("subnet pools: default_quota counts a project's subnets in addresses (IPv4) or /64s (IPv6), checked when the subnet is stored", async () => {
+  const net = await made("networks", "network", { name: "quota" });
+  const none = await made("subnetpools", "subnetpool", { name: "q0", prefixes: ["10.139.0.0/16"] });
+  assert.equal(none.default_quota, null);
+  const sp = await made("subnetpools", "subnetpool", { name: "q4", prefixes: ["10.130.0.0/16"], default_prefixlen: 24, max_prefixlen: 30, default_quota: 512 });
+  assert.equal(sp.default_quota, 512);
+  assert.equal((await call("GET", `subnetpools/${sp.id}`)).body.subnetpool!.default_quota, 512);
+  const take = (body: Record<string, unknown> = {}) => call("POST", "subnets", { subnet: { network_id: net.id, subnetpool_id: sp.id, ...body } });
+  for (let i = 0; i < 2; i++) assert.equal((await take()).status, 201);
+  const before = await snapshot();
+  for (const body of [{}, { prefixlen: 30 }, { cidr: "10.130.200.0/30" }]) {
+    const r = await take(body);
+    assert.deepEqual([r.status, error(r).type], [409, "SubnetPoolQuotaExceeded"], JSON.stringify(body));
+    assert.match(String(error(r).message), /^Per-tenant subnet pool prefix quota exceeded\. The project holds 512 addresses of subnet pool .*, whose default_quota is 512 addresses; a \/\d+ is \d+ addresses more\. .*raise the pool's default_quota/);
+  }
+  // bulk: the second subnet would pass the quota, so neither is kept
+  const bulk = await call("POST", "subnets", { subnets: [{ network_id: net.id, cidr: "10.138.0.0/24" }, { network_id: net.id, subnetpool_id: sp.id, prefixlen: 28 }] });
+  assert.deepEqual([bulk.status, error(bulk).type], [409, "SubnetPoolQuotaExceeded"]);
+  assert.equal(await snapshot(), before);
+
+  for (const bad of [-1, "many", 1.5]) {
+    const r = await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { default_quota: bad } });
+    assert.deepEqual([r.status, error(r).type], [400, "InvalidInput"], String(bad));
+  }
+  assert.equal((await call("POST", "subnetpools", { subnetpool: { name: "qx", prefixes: ["10.137.0.0/16"], default_quota: -5 } })).status, 400);
+  assert.equal(await snapshot(), before);
+
+  // raised to 600: a /26 (64) fits, a second does not, a /28 (16) does
+  assert.equal((await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { default_quota: 600 } })).body.subnetpool!.default_quota, 600);
+  assert.equal((await take({ prefixlen: 26 })).status, 201);
+  assert.equal(error(await take({ prefixlen: 26 })).type, "SubnetPoolQuotaExceeded");
+  assert.equal((await take({ prefixlen: 28 })).status, 201);
+  // two at once with room for one: the subnet pool is locked while each is stored, so exactly one is made
+  assert.equal((await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { default_quota: 592 + 16 } })).status, 200);
+  const race = await Promise.all([take({ prefixlen: 28 }), take({ prefixlen: 28 })]);
+  assert.deepEqual(race.map((r) => r.status).sort(), [201, 409], JSON.stringify(race.map((r) => r.body)));
+  const mine = ((await call("GET", "subnets")).body.subnets as unknown as { subnetpool_id: string | null; cidr: string }[]).filter((s) => s.subnetpool_id === sp.id);
+  assert.equal(mine.reduce((n, s) => n + 2 ** (32 - Number(s.cidr.split("/")[1])), 0), 608);
+  // 0 allows nothing; no quota, no limit
+  assert.equal((await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { default_quota: 0 } })).body.subnetpool!.default_quota, 0);
+  assert.equal(error(await take({ prefixlen: 30 })).type, "SubnetPoolQuotaExceeded");
+  assert.equal((await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { default_quota: null } })).body.subnetpool!.default_quota, null);
+  assert.equal((await take()).status, 201);
+
+  // IPv6: counted in /64s, a longer prefix a fraction of one
+  const v6 = await made("subnetpools", "subnetpool", { name: "q6", prefixes: ["2001:db8:130::/48"], min_prefixlen: 56, default_prefixlen: 64, default_quota: 2 });
+  const take6 = (prefixlen: number) => call("POST", "subnets", { subnet: { network_id: net.id, subnetpool_id: v6.id, ip_version: 6, prefixlen } });
+  assert.equal((await take6(64)).status, 201);
+  const wide = await take6(63);
+  assert.deepEqual([wide.status, error(wide).type], [409, "SubnetPoolQuotaExceeded"]);
+  assert.match(String(error(wide).message), /holds 1 \/64s .* default_quota is 2 \/64s; a \/63 is 2 \/64s more/);
+  assert.equal((await take6(65)).status, 201);
+  assert.equal((await take6(65)).status, 201);
+  assert.equal(error(await take6(128)).type, "SubnetPoolQuotaExceeded");
 });

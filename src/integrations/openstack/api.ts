@@ -29,7 +29,7 @@ function unauthorized(reply: FastifyReply, message = "The request you have made 
 }
 
 function sendNeutron(reply: FastifyReply, e: NeutronError) {
-  return reply.status(e.status).header("content-type", "application/json").send({ NeutronError: { type: e.type, message: e.message, detail: "" } });
+  return reply.status(e.status).header("content-type", "application/json").send({ NeutronError: { type: e.type, message: e.message, detail: e.detail } });
 }
 
 /** Neutron's list filters: any top-level field by equality (repeated values: any of them), fixed_ips by ip_address or subnet_id. */
@@ -227,17 +227,18 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
     });
     app.post(base, hidden, async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
-      if (Array.isArray(body[c.path])) throw new NeutronError(400, "BadRequest", `bulk create of ${c.path} is not supported; send one ${c.one} at a time`);
+      const isObject = (o: unknown): o is Record<string, unknown> => !!o && typeof o === "object" && !Array.isArray(o);
+      const many = body[c.path];
+      if (Array.isArray(many)) {
+        if (many.length === 0) throw new NeutronError(400, "BadRequest", `Resources required: send {"${c.path}": [{...}, ...]} with at least one ${c.one}`);
+        const bad = many.findIndex((o) => !isObject(o));
+        if (bad >= 0) throw new NeutronError(400, "BadRequest", `Resource body required: ${c.path}[${bad}] must be an object {...}; nothing was created`);
+        const made = await neutron.createMany(callerOf(req), c.kind, many as Record<string, unknown>[]);
+        return reply.status(201).send({ [c.path]: made.map(shown) });
+      }
       const one = body[c.one];
-      if (!one || typeof one !== "object" || Array.isArray(one)) throw new NeutronError(400, "BadRequest", `Resource body required: send {"${c.one}": {...}}`);
-      const caller = callerOf(req);
-      const o = one as Record<string, unknown>;
-      const made =
-        c.kind === "network" ? await neutron.createNetwork(caller, o)
-        : c.kind === "subnet" ? await neutron.createSubnet(caller, o)
-        : c.kind === "subnetpool" ? await neutron.createSubnetPool(caller, o)
-        : await neutron.createPort(caller, o);
-      return reply.status(201).send({ [c.one]: shown(made) });
+      if (!isObject(one)) throw new NeutronError(400, "BadRequest", `Resource body required: send {"${c.one}": {...}}, or {"${c.path}": [...]} to create several at once`);
+      return reply.status(201).send({ [c.one]: shown(await neutron.create(callerOf(req), c.kind, one)) });
     });
     app.put(`${base}/:id`, hidden, async (req) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
@@ -254,12 +255,7 @@ export function registerOpenStack(app: FastifyInstance, { engine, tokens }: Open
       return { [c.one]: shown(updated) };
     });
     app.delete(`${base}/:id`, hidden, async (req, reply) => {
-      const caller = callerOf(req);
-      const id = (req.params as { id: string }).id;
-      if (c.kind === "network") await neutron.deleteNetwork(caller, id);
-      else if (c.kind === "subnet") await neutron.deleteSubnet(caller, id);
-      else if (c.kind === "subnetpool") await neutron.deleteSubnetPool(caller, id);
-      else await neutron.deletePort(caller, id);
+      await neutron.remove(callerOf(req), c.kind, (req.params as { id: string }).id);
       return reply.status(204).send();
     });
   }

@@ -9,6 +9,8 @@ export class NeutronError extends Error {
     readonly status: number,
     readonly type: string,
     message: string,
+    /** Neutron's `detail`: where in the request it went wrong, when that is more than the message says. */
+    readonly detail = "",
   ) {
     super(message);
   }

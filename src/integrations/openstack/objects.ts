@@ -25,6 +25,18 @@ export async function getDoc<T extends Doc = Doc>(sql: Sql, kind: Kind, id: stri
   return r ? read<T>(r) : null;
 }
 
+/**
+ * A document read under a row lock held until the transaction ends (where transactions run side by
+ * side): changes that lock the same document go one at a time.
+ */
+export async function lockDoc<T extends Doc = Doc>(sql: Sql, kind: Kind, id: string): Promise<Stored<T> | null> {
+  const rows = await sql.lockAndRead<Row>(
+    `SELECT o.id FROM neutron_objects o WHERE o.id = ? AND o.kind = ?${sql.lock("o")}`, [id, kind],
+    "SELECT body, project FROM neutron_objects WHERE id = ? AND kind = ?", [id, kind],
+  );
+  return rows[0] ? read<T>(rows[0]) : null;
+}
+
 let last = 0;
 /** A creation order finer than created_at's seconds: subnets are tried in the order they were made. */
 export function nextOrder(): number {

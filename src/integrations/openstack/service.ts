@@ -8,7 +8,7 @@
  */
 import { SERVER } from "../../engine/access.js";
 import { randomUUID } from "node:crypto";
-import { type Prefix, canonicalAddress, formatAddress, formatPrefix, prefixContains, prefixLast } from "../../addr/index.js";
+import { BITS, type Family, type Prefix, canonicalAddress, formatAddress, formatPrefix, prefixContains, prefixLast } from "../../addr/index.js";
 import type { Engine } from "../../engine/engine.js";
 import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
@@ -17,7 +17,7 @@ import { ConstraintError } from "../../store/store.js";
 import { type Range, checkPools, defaultGateway, defaultPools, eui64, parseCidr, parseIp, parseMac, randomMac, usableBounds } from "./addressing.js";
 import { NeutronError, fromAllot, invalidInput, notFound } from "./errors.js";
 import type { Sql } from "../../store/store.js";
-import { type Doc, type Kind, type Stored, getDoc, insertDoc, listDocs, nextOrder, portByMac, replaceDoc, takeDoc } from "./objects.js";
+import { type Doc, type Kind, type Stored, getDoc, insertDoc, listDocs, lockDoc, nextOrder, portByMac, replaceDoc, takeDoc } from "./objects.js";
 
 /** Who is asking: their Allot token and the project (space) their Keystone token is scoped to. */
 export interface Caller {
@@ -37,7 +37,7 @@ interface Held extends FixedIp {
 }
 type Subnet = Doc & { network_id: string; cidr: string; ip_version: number; gateway_ip: string | null; allocation_pools: Range[]; ipv6_address_mode: string | null; ipv6_ra_mode: string | null; _pool: string };
 type Port = Doc & { network_id: string; mac_address: string; fixed_ips: FixedIp[]; device_id: string; device_owner: string; _held: Held[] };
-type SubnetPool = Doc & { prefixes: string[]; min_prefixlen: number; max_prefixlen: number; default_prefixlen: number; ip_version: number; _pool: string };
+type SubnetPool = Doc & { prefixes: string[]; min_prefixlen: number; max_prefixlen: number; default_prefixlen: number; ip_version: number; default_quota: number | null; _pool: string };
 
 /** Neutron's times: ISO 8601 to the second. */
 export const neutronTime = (ms = Date.now()) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
@@ -62,6 +62,56 @@ function checkBounds(min: number, def: number, max: number, bits: number): void 
   if (!(0 <= min && min <= def && def <= max && max <= bits)) {
     throw new NeutronError(400, "IllegalSubnetPoolPrefixBounds", `Illegal prefix bounds: min_prefixlen=${min}, default_prefixlen=${def}, max_prefixlen=${max}; they must satisfy 0 <= min <= default <= max <= ${bits}.`);
   }
+}
+
+/** A subnet pool's default_quota: a whole number of at least 0, or null for none. */
+const quotaOf = (v: unknown): number | null => {
+  if (v === null) return null;
+  const n = int(v, "default_quota");
+  if (n < 0) throw invalidInput(`default_quota ${n} is negative; give 0 or more, or null for no quota`);
+  return n;
+};
+
+type Span = [bigint, bigint];
+/** The addresses of some prefixes as sorted, merged first-last spans. */
+function spansOf(prefixes: Prefix[]): Span[] {
+  const sorted = prefixes.map((p): Span => [p.network, prefixLast(p)]).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out: Span[] = [];
+  for (const [first, last] of sorted) {
+    const top = out[out.length - 1];
+    if (top && first <= top[1] + 1n) top[1] = last > top[1] ? last : top[1];
+    else out.push([first, last]);
+  }
+  return out;
+}
+/** What of the spans `a` is in none of the spans `b` (both merged). */
+function spansMinus(a: Span[], b: Span[]): Span[] {
+  const out: Span[] = [];
+  for (const [first, last] of a) {
+    let at = first;
+    for (const [bf, bl] of b) {
+      if (bl < at || bf > last) continue;
+      if (bf > at) out.push([at, bf - 1n]);
+      at = bl + 1n;
+      if (at > last) break;
+    }
+    if (at <= last) out.push([at, last]);
+  }
+  return out;
+}
+/** Spans written as the fewest CIDRs. */
+function cidrsOf(family: Family, spans: Span[]): string[] {
+  const bits = BITS[family];
+  const out: string[] = [];
+  for (const [first, last] of spans) {
+    for (let at = first; at <= last; ) {
+      let length = bits;
+      while (length > 0 && at % (1n << BigInt(bits - length + 1)) === 0n && at + (1n << BigInt(bits - length + 1)) - 1n <= last) length--;
+      out.push(formatPrefix({ family, network: at, length }));
+      at += 1n << BigInt(bits - length);
+    }
+  }
+  return out;
 }
 
 /** Slaac and dhcpv6-stateless subnets give each port its EUI-64 address. */
@@ -156,6 +206,57 @@ export class NeutronService {
     };
   }
 
+  /** A new network, subnet, subnet pool or port, as POST of one object makes it. */
+  create(c: Caller, kind: Kind, body: Body): Promise<Doc> {
+    if (kind === "network") return this.createNetwork(c, body);
+    if (kind === "subnet") return this.createSubnet(c, body);
+    if (kind === "subnetpool") return this.createSubnetPool(c, body);
+    return this.createPort(c, body);
+  }
+
+  remove(c: Caller, kind: Kind, id: string): Promise<void> {
+    if (kind === "network") return this.deleteNetwork(c, id);
+    if (kind === "subnet") return this.deleteSubnet(c, id);
+    if (kind === "subnetpool") return this.deleteSubnetPool(c, id);
+    return this.deletePort(c, id);
+  }
+
+  /**
+   * Neutron's bulk create: every element made, in order, each as a single create makes it, or none.
+   * One create is several engine transactions (a subnet's pool, a port's addresses) and then its
+   * document's, and the engine has no transaction spanning them, so all or nothing is had by undoing:
+   * on a failure what the earlier elements made is deleted again, newest first, through the same
+   * deletes a client would send (which give back pools and addresses); the element that failed has
+   * already given back what it took. Its error is the answer, `detail` saying which element it was.
+   */
+  async createMany(c: Caller, kind: Kind, bodies: Body[]): Promise<Doc[]> {
+    const made: Doc[] = [];
+    for (const [i, body] of bodies.entries()) {
+      try {
+        made.push(await this.create(c, kind, body));
+      } catch (err) {
+        const left: string[] = [];
+        for (const doc of [...made].reverse()) {
+          await this.remove(c, kind, doc.id).catch((e: unknown) => {
+            // already deleted by another request is as good as undone; one put to use meanwhile (a port on a new network) stays, and is named
+            if (!(e instanceof NeutronError && e.status === 404)) left.push(`${doc.id} (${e instanceof Error ? e.message : String(e)})`);
+          });
+        }
+        const failed = err instanceof NeutronError ? err : err instanceof AllotError ? fromAllot(err) : null;
+        if (!failed) throw err;
+        const where = `${kind}s[${i}] failed`;
+        if (left.length === 0) throw new NeutronError(failed.status, failed.type, failed.message, `${where}; nothing of the request was kept`);
+        throw new NeutronError(
+          failed.status,
+          failed.type,
+          `${failed.message} (${where}; of the ${kind}s made by earlier elements these could not be removed again and remain: ${left.join("; ")})`,
+          `${where}; ${left.length} ${kind}s made by earlier elements remain`,
+        );
+      }
+    }
+    return made;
+  }
+
   // ---- networks
 
   async createNetwork(c: Caller, body: Body): Promise<Doc> {
@@ -219,6 +320,7 @@ export class NeutronService {
     const max = body.max_prefixlen === undefined ? bits : int(body.max_prefixlen, "max_prefixlen");
     const def = body.default_prefixlen === undefined ? min : int(body.default_prefixlen, "default_prefixlen");
     checkBounds(min, def, max, bits);
+    const quota = body.default_quota === undefined ? null : quotaOf(body.default_quota);
     const doc = this.base(c, body);
     let pool: Pool;
     try {
@@ -245,7 +347,7 @@ export class NeutronService {
       default_prefixlen: def,
       shared: false,
       is_default: body.is_default === undefined ? false : bool(body.is_default, "is_default"),
-      default_quota: null,
+      default_quota: quota,
       address_scope_id: null,
       _pool: pool.id,
     };
@@ -258,13 +360,41 @@ export class NeutronService {
     const next: SubnetPool = { ...doc };
     if (body.name !== undefined) next.name = str(body.name, "name");
     if (body.description !== undefined) next.description = str(body.description, "description");
-    if (body.prefixes !== undefined) {
-      const same = Array.isArray(body.prefixes) && body.prefixes.map((p) => formatPrefix(parseCidr(p))).sort().join() === [...doc.prefixes].sort().join();
-      if (!same) throw new NeutronError(400, "IllegalSubnetPoolPrefixUpdate", "Allot cannot change a subnet pool's prefixes; make another subnet pool");
-    }
+    if (body.prefixes !== undefined) this.prefixUpdate(doc, body.prefixes);
     for (const k of ["min_prefixlen", "max_prefixlen", "default_prefixlen"] as const) if (body[k] !== undefined) next[k] = int(body[k], k);
+    if (body.default_quota !== undefined) next.default_quota = quotaOf(body.default_quota);
     checkBounds(next.min_prefixlen, next.default_prefixlen, next.max_prefixlen, doc.ip_version === 4 ? 32 : 128);
     return this.update("subnetpool", doc, next);
+  }
+
+  /**
+   * New prefixes for a subnet pool, as Neutron takes them: they must hold every address the old ones
+   * did (more is growing the pool; the openstack CLI sends the old prefixes along with the new).
+   */
+  private prefixUpdate(sp: SubnetPool, prefixes: unknown): void {
+    if (!Array.isArray(prefixes) || prefixes.length === 0) throw invalidInput("prefixes: a subnet pool needs at least one prefix");
+    const wanted = prefixes.map((p) => parseCidr(p));
+    const family = sp.ip_version as Family;
+    if (wanted.some((p) => p.family !== family)) throw new NeutronError(400, "PrefixVersionMismatch", `Cannot mix IPv4 and IPv6 prefixes in a subnet pool: subnet pool ${sp.id} is IPv${family}.`);
+    const old = spansOf(sp.prefixes.map((p) => parseCidr(p)));
+    const asked = spansOf(wanted);
+    const lost = spansMinus(old, asked);
+    if (lost.length > 0) {
+      throw new NeutronError(
+        400,
+        "IllegalSubnetPoolPrefixUpdate",
+        `Illegal update to prefixes: Existing prefixes must be a subset of the new prefixes (${cidrsOf(family, lost).join(", ")} would be removed). Send every current prefix (${sp.prefixes.join(", ")}) along with any new one.`,
+      );
+    }
+    const added = spansMinus(asked, old);
+    // the engine cannot add a range to an existing pool, so the Allot pool behind this one cannot grow
+    if (added.length > 0) {
+      throw new NeutronError(
+        400,
+        "IllegalSubnetPoolPrefixUpdate",
+        `Illegal update to prefixes: Allot cannot add prefixes to an existing subnet pool (${cidrsOf(family, added).join(", ")} would be added). Make another subnet pool for them.`,
+      );
+    }
   }
 
   async deleteSubnetPool(c: Caller, id: string): Promise<void> {
@@ -286,6 +416,10 @@ export class NeutronService {
     if (body.subnetpool_id !== undefined && body.subnetpool_id !== null) pool = await this.find<SubnetPool>(c, "subnetpool", str(body.subnetpool_id, "subnetpool_id"));
     if ((body.cidr === undefined || body.cidr === null) && !pool) throw new NeutronError(400, "BadRequest", "Bad subnets request: a cidr must be specified in the absence of a subnet pool.");
     const requested = body.cidr === undefined || body.cidr === null ? null : parseCidr(body.cidr);
+    const prefixlen = body.prefixlen === undefined || body.prefixlen === null ? null : int(body.prefixlen, "prefixlen");
+    if (requested && prefixlen !== null && prefixlen !== requested.length) {
+      throw new NeutronError(400, "BadRequest", `Bad subnets request: cidr ${formatPrefix(requested)} is a /${requested.length} but prefixlen is ${prefixlen}. Send only one of them, or both with the same length.`);
+    }
     const version = body.ip_version === undefined ? (requested?.family ?? pool!.body.ip_version) : int(body.ip_version, "ip_version");
     if (version !== 4 && version !== 6) throw invalidInput(`ip_version ${version} is neither 4 nor 6`);
     if (requested && requested.family !== version) throw invalidInput(`cidr ${String(body.cidr)} is not an IPv${version} subnet (ip_version ${version})`);
@@ -303,12 +437,17 @@ export class NeutronService {
     let allotPool: Pool;
     let prefix: Prefix;
     const common = { description: `Neutron subnet ${doc.name || doc.id}`, allocateReserved: true, attributes: { "neutron.subnet": doc.id } };
+    const length = requested ? requested.length : (prefixlen ?? pool!.body.default_prefixlen);
+    if (pool) {
+      const sp = pool.body;
+      if (length < sp.min_prefixlen) throw new NeutronError(400, "MinPrefixSubnetAllocationError", `Unable to allocate subnet with prefix length ${length}, minimum allowed prefix is ${sp.min_prefixlen}.`);
+      if (length > sp.max_prefixlen) throw new NeutronError(400, "MaxPrefixSubnetAllocationError", `Unable to allocate subnet with prefix length ${length}, maximum allowed prefix is ${sp.max_prefixlen}.`);
+      // refused before a block is carved (and carved back); the transaction storing the subnet decides
+      await this.store.read((sql) => this.checkQuota(sql, sp, c.projectId, length));
+    }
     try {
       if (pool) {
         const sp = pool.body;
-        const length = requested ? requested.length : body.prefixlen === undefined ? sp.default_prefixlen : int(body.prefixlen, "prefixlen");
-        if (length < sp.min_prefixlen) throw new NeutronError(400, "MinPrefixSubnetAllocationError", `Unable to allocate subnet with prefix length ${length}, minimum allowed prefix is ${sp.min_prefixlen}.`);
-        if (length > sp.max_prefixlen) throw new NeutronError(400, "MaxPrefixSubnetAllocationError", `Unable to allocate subnet with prefix length ${length}, maximum allowed prefix is ${sp.max_prefixlen}.`);
         allotPool = await this.engine.createChildPool({ pool: sp._pool }, { name: `neutron-subnet-${doc.id}`, ...(requested ? { cidr: formatPrefix(requested) } : { prefixLength: length }), ...common }, c.ctx);
         prefix = parseCidr(allotPool.ranges[0]!.start + "/" + length);
       } else {
@@ -321,6 +460,13 @@ export class NeutronService {
         if (err.code === "block-unavailable") {
           throw new NeutronError(409, "SubnetAllocationError", requested ? `Failed to allocate subnet: ${formatPrefix(requested)} is not free in subnet pool ${pool?.body.id}.` : `Failed to allocate subnet: no free /${String(body.prefixlen ?? pool?.body.default_prefixlen)} left in subnet pool ${pool?.body.id}.`);
         }
+        if (err.code === "address-outside-pool" && requested && pool) {
+          throw new NeutronError(
+            409,
+            "SubnetAllocationError",
+            `Failed to allocate subnet: ${formatPrefix(requested)} is not inside one of the prefixes of subnet pool ${pool.body.id} (${pool.body.prefixes.join(", ")}). Ask for a cidr inside them, or give only prefixlen to take any free block.`,
+          );
+        }
         if (err.code === "address-outside-pool" || err.code === "invalid-range") throw invalidInput(`cidr ${requested ? formatPrefix(requested) : ""} is not inside subnet pool ${pool?.body.id}: ${err.message}`);
         throw fromAllot(err);
       }
@@ -330,13 +476,43 @@ export class NeutronService {
       const subnet = this.subnetFields(prefix, body, addressMode, ra as string | null);
       const s: Subnet = { ...doc, network_id: network.body.id, ...subnet, subnetpool_id: pool?.body.id ?? null, service_types: [], _pool: allotPool.id };
       await this.engine.updatePool({ pool: allotPool.id }, { attributes: { ...common.attributes, "neutron.gateway": s.gateway_ip, "neutron.dns": s.dns_nameservers } }, c.ctx);
-      await this.insert("subnet", c.project, s, { networkId: s.network_id }, this.exists("network", [s.network_id]));
+      await this.insert("subnet", c.project, s, { networkId: s.network_id }, async (sql) => {
+        await this.exists("network", [s.network_id])(sql);
+        if (!pool) return;
+        // the subnet pool locked: subnets taken from it at once count against its quota one after another
+        const sp = await lockDoc<SubnetPool>(sql, "subnetpool", pool.body.id);
+        if (!sp) throw notFound("subnetpool", pool.body.id);
+        await this.checkQuota(sql, sp.body, c.projectId, prefix.length);
+      });
       return s;
     } catch (err) {
       // nothing stays of a refused subnet
       await this.engine.deletePool({ pool: allotPool.id }, { force: true }, c.ctx).catch(() => {});
       throw err instanceof AllotError ? fromAllot(err) : err;
     }
+  }
+
+  /**
+   * Neutron's per-project quota of a subnet pool, `default_quota`: addresses for IPv4, /64s for IPv6
+   * (a longer IPv6 prefix is a fraction of one). Refused if a /`length` more would take the project
+   * past it.
+   */
+  private async checkQuota(sql: Sql, sp: SubnetPool, projectId: string, length: number): Promise<void> {
+    if (sp.default_quota === null || sp.default_quota === undefined) return;
+    const bits = sp.ip_version === 4 ? 32 : 128;
+    const unitBits = sp.ip_version === 4 ? 32 : 64;
+    // counted in addresses, exactly
+    const size = (len: number) => 1n << BigInt(bits - len);
+    const mine = (await listDocs<Subnet>(sql, "subnet", null)).filter((s) => s.body.subnetpool_id === sp.id && s.body.project_id === projectId);
+    const used = mine.reduce((n, s) => n + size(parseCidr(s.body.cidr).length), 0n);
+    const limit = BigInt(sp.default_quota) << BigInt(bits - unitBits);
+    if (used + size(length) <= limit) return;
+    const inUnits = (n: bigint) => (sp.ip_version === 4 ? `${n} addresses` : `${Number(n) / 2 ** 64} /64s`);
+    throw new NeutronError(
+      409,
+      "SubnetPoolQuotaExceeded",
+      `Per-tenant subnet pool prefix quota exceeded. The project holds ${inUnits(used)} of subnet pool ${sp.id}, whose default_quota is ${inUnits(limit)}; a /${length} is ${inUnits(size(length))} more. Ask for a longer prefix, delete a subnet taken from the pool, or raise the pool's default_quota.`,
+    );
   }
 
   /** What a refused CIDR overlaps (the engine's error names the pool), in the words of whoever made it. */
