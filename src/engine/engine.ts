@@ -20,10 +20,11 @@ import { address } from "./pool-plan.js";
 import { normalizeMac } from "./mac.js";
 import { type MapSnapshot, type PoolMap, cachedPoolMap } from "./pool-map.js";
 import { searchAllocations } from "./search.js";
-import { type PoolState, listPoolStates, loadPool, loadPoolById, toPool, usageOf } from "./pool-repo.js";
+import { type PoolState, listPoolStates, loadPool, loadPoolById, shapeChanging, toPool, usageOf } from "./pool-repo.js";
+import { growPool } from "./pool-grow.js";
 import { carveChild, createPool, deletePool, updatePool } from "./pools.js";
 import { DEFAULT_SPACE, createSpace, deleteSpace, findSpace, listSpaces } from "./spaces.js";
-import type { AllocateRequest, Allocation, AllocationPatch, ChangeContext, ChildPoolInput, Pool, PoolInput, PoolPatch, PoolRef, Space, Usage } from "./types.js";
+import type { AllocateRequest, Allocation, AllocationPatch, ChangeContext, ChildPoolInput, Pool, PoolInput, PoolPatch, PoolRef, RangeInput, Space, Usage } from "./types.js";
 
 export interface EngineOptions {
   /** Milliseconds since the epoch (default Date.now); tests move it to expire allocations. */
@@ -217,6 +218,20 @@ export class Engine {
 
   updatePool(ref: PoolRef, patch: PoolPatch, ctx: ChangeContext): Promise<Pool> {
     return this.write(ctx, async (env) => updatePool(env, await visiblePool(env.sql, ctx, ref, true), patch));
+  }
+
+  /** Adds ranges to a top-level pool (pools grow, never shrink). Errors: invalid-request, invalid-range, invalid-address, pool-overlap. */
+  async addRanges(ref: PoolRef, ranges: RangeInput[], ctx: ChangeContext): Promise<Pool> {
+    let done: (() => void) | undefined;
+    try {
+      return await this.write(ctx, async (env) => {
+        const pool = await visiblePool(env.sql, ctx, ref, true);
+        done ??= shapeChanging(pool.id);
+        return growPool(env, pool, ranges);
+      });
+    } finally {
+      done?.();
+    }
   }
 
   /** Errors: pool-not-found, pool-in-use (unless force). */

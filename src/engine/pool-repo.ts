@@ -103,29 +103,44 @@ type RangeRow = { seq: number; first: Buffer; last: Buffer; prefix_length: numbe
 type ExclusionRow = { first: Buffer; last: Buffer };
 
 /**
- * A pool's ranges and exclusions are written once, when it is created, and pool ids are never reused,
- * so each process reads them once per pool rather than on every change (two round trips fewer per
- * allocation on PostgreSQL). Bounded, oldest first out.
+ * A pool's exclusions are written once, when it is created, and its ranges only ever grow, each growth
+ * raising its total; pool ids are never reused. So each process reads a pool's shape once per (id,
+ * total) rather than on every change (two round trips fewer per allocation on PostgreSQL). Bounded,
+ * oldest first out. While this process grows a pool, its shape is not kept: the growth may yet be
+ * rolled back, and another growth could later reach the same total with other ranges.
  */
 const shapes = new Map<string, { ranges: RangeRow[]; exclusions: ExclusionRow[] }>();
 const SHAPES_KEPT = 10_000;
+const growing = new Map<string, number>();
 
-async function shapeOf(sql: Sql, poolId: string): Promise<{ ranges: RangeRow[]; exclusions: ExclusionRow[] }> {
-  let shape = shapes.get(poolId);
+/** Marks a pool's shape as changing until the returned function is called (after commit or rollback). */
+export function shapeChanging(poolId: string): () => void {
+  growing.set(poolId, (growing.get(poolId) ?? 0) + 1);
+  return () => {
+    const n = growing.get(poolId)! - 1;
+    if (n === 0) growing.delete(poolId);
+    else growing.set(poolId, n);
+  };
+}
+
+async function shapeOf(sql: Sql, row: PoolRow): Promise<{ ranges: RangeRow[]; exclusions: ExclusionRow[] }> {
+  const poolId = row.id;
+  const cacheKey = `${poolId}:${row.total}`;
+  let shape = shapes.get(cacheKey);
   if (!shape) {
     const ranges = await sql.all<RangeRow>("SELECT seq, first, last, prefix_length, gateway, dns FROM pool_ranges WHERE pool_id = ? ORDER BY seq", [poolId]);
     const exclusions = await sql.all<ExclusionRow>("SELECT first, last FROM exclusions WHERE pool_id = ? ORDER BY first", [poolId]);
     // a pool being created has no ranges yet in this transaction's view: never remember that
-    if (ranges.length === 0) return { ranges, exclusions };
+    if (ranges.length === 0 || growing.has(poolId)) return { ranges, exclusions };
     shape = { ranges, exclusions };
     if (shapes.size >= SHAPES_KEPT) shapes.delete(shapes.keys().next().value!);
-    shapes.set(poolId, shape);
+    shapes.set(cacheKey, shape);
   }
   return shape;
 }
 
 async function hydrate(sql: Sql, row: PoolRow): Promise<PoolState> {
-  const { ranges, exclusions } = await shapeOf(sql, row.id);
+  const { ranges, exclusions } = await shapeOf(sql, row);
   return {
     id: row.id,
     spaceId: row.space_id,

@@ -104,7 +104,7 @@ async function insertPool(
 }
 
 /** Refuses a top-level range that overlaps another pool of the space (the nearest range below its end). */
-async function assertNoOverlap(env: TxEnv, space: { id: string; name: string }, plan: PoolPlan, r: { first: bigint; last: bigint }) {
+export async function assertNoOverlap(env: TxEnv, space: { id: string; name: string }, plan: PoolPlan, r: { first: bigint; last: bigint }) {
   const other = await env.sql.get<{ name: string; last: Buffer }>(
     `SELECT p.name, x.last FROM pool_ranges x JOIN pools p ON p.id = x.pool_id
      WHERE x.space_id = ? AND x.family = ? AND x.top_level = 1 AND x.first <= ? ORDER BY x.first DESC LIMIT 1`,

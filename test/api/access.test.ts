@@ -63,6 +63,7 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   "POST /v1/pools": async (s) => ({ method: "POST", url: "/v1/pools", payload: { name: uniq("np"), space: s, cidr: `10.${100 + (counter % 100)}.0.0/24` } }),
   "GET /v1/pools/{pool}": async (s) => ({ method: "GET", url: `/v1/pools/${await poolId(s)}` }),
   "PATCH /v1/pools/{pool}": async (s) => ({ method: "PATCH", url: `/v1/pools/p-${s}?space=${s}`, payload: { description: uniq("d") } }),
+  "POST /v1/pools/{pool}/ranges": async (s) => ({ method: "POST", url: `/v1/pools/p-${s}/ranges?space=${s}`, payload: { ranges: [{ cidr: `172.16.${++counter % 250}.0/24` }] } }),
   "DELETE /v1/pools/{pool}": async (s) => ({ method: "DELETE", url: `/v1/pools/p-${s}?space=${s}` }), // 409 when allowed: it holds allocations
   "GET /v1/pools/{pool}/children": async (s) => ({ method: "GET", url: `/v1/pools/p-${s}/children?space=${s}` }),
   "POST /v1/pools/{pool}/children": async (s) => ({ method: "POST", url: `/v1/pools/p-${s}/children?space=${s}`, payload: { name: uniq("c"), prefixLength: 31 } }),

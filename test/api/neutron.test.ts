@@ -426,13 +426,15 @@ test("bulk create: networks, subnets, subnet pools and ports made in request ord
   assert.equal(await everything(), before);
 });
 
-test("subnet pools: prefixes may not lose addresses, the old ones resent are kept; adding one is refused; nothing changes when refused", async () => {
+test("subnet pools: prefixes may not lose addresses, the old ones resent are kept; added ones grow the pool; nothing changes when refused", async () => {
   const sp = await made("subnetpools", "subnetpool", { name: "grow", prefixes: ["10.120.0.0/24", "10.121.0.0/24"], default_prefixlen: 26 });
+  await env.engine.createPool({ name: "taken-123", space: "demo", cidr: "10.123.0.0/24" }, ctx);
   const before = await snapshot();
   const refused: [unknown, string, RegExp][] = [
     [["10.120.0.0/24"], "IllegalSubnetPoolPrefixUpdate", /^Illegal update to prefixes: Existing prefixes must be a subset of the new prefixes \(10\.121\.0\.0\/24 would be removed\)\. Send every current prefix/],
     [["10.120.0.0/24", "10.121.0.0/25"], "IllegalSubnetPoolPrefixUpdate", /10\.121\.0\.128\/25 would be removed/],
-    [["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24"], "IllegalSubnetPoolPrefixUpdate", /Allot cannot add prefixes to an existing subnet pool \(10\.122\.0\.0\/24 would be added\)\. Make another subnet pool/],
+    // growing into addresses another pool of the project holds
+    [["10.120.0.0/24", "10.121.0.0/24", "10.123.0.0/24"], "IllegalSubnetPoolPrefixUpdate", /^Illegal update to prefixes: 10\.123\.0\.0-10\.123\.0\.255 overlaps pool taken-123/],
     [["10.120.0.0/24", "10.121.0.0/24", "2001:db8::/64"], "PrefixVersionMismatch", /Cannot mix IPv4 and IPv6/],
     [[], "InvalidInput", /at least one prefix/],
     ["10.120.0.0/24", "InvalidInput", /at least one prefix/],
@@ -449,6 +451,20 @@ test("subnet pools: prefixes may not lose addresses, the old ones resent are kep
   assert.deepEqual([same.body.subnetpool!.name, same.body.subnetpool!.prefixes], ["kept", ["10.120.0.0/24", "10.121.0.0/24"]]);
   const pool = (await env.engine.listPools({ space: "demo" }, SERVER)).find((p) => p.attributes["neutron.subnetpool"] === sp.id)!;
   assert.deepEqual(pool.ranges.map((r) => `${r.start}-${r.end}`), ["10.120.0.0-10.120.0.255", "10.121.0.0-10.121.0.255"]);
+
+  // growing: the new prefix joins the pool, and subnets come from it once the old ones are full
+  const grown = await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { prefixes: ["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24"] } });
+  assert.equal(grown.status, 200, JSON.stringify(grown.body));
+  assert.deepEqual(grown.body.subnetpool!.prefixes, ["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24"]);
+  assert.deepEqual((await env.engine.getPool({ pool: pool.id }, SERVER)).ranges.map((r) => r.cidr), ["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24"]);
+  const net = await made("networks", "network", { name: "grown" });
+  const cidrs: string[] = [];
+  for (let i = 0; i < 9; i++) {
+    const r = await call("POST", "subnets", { subnet: { network_id: net.id, subnetpool_id: sp.id } });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    cidrs.push(String(r.body.subnet!.cidr));
+  }
+  assert.equal(cidrs[8], "10.122.0.0/26", "the ninth /26 comes from the prefix added");
 });
 
 test("subnet pools: default_quota counts a project's subnets in addresses (IPv4) or /64s (IPv6), checked when the subnet is stored", async () => {

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type ProviderRequest, createProvidedPool, deletePool as deleteProvided } from "../../providers/provided-pools.js";
-import type { ChildPoolInput as ChildInput, PoolInput as PInput, PoolPatch as PPatch } from "../../engine/types.js";
-import { ChildPoolInput, Forecast, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, SpaceQuery, Usage, items, poolRef as ref, problems } from "../schemas.js";
+import type { ChildPoolInput as ChildInput, PoolInput as PInput, PoolPatch as PPatch, RangeInput as RInput } from "../../engine/types.js";
+import { ChildPoolInput, Forecast, HistoryEntry, Pool, PoolInput, PoolParams, PoolPatch, RangeInput, SpaceQuery, Usage, items, poolRef as ref, problems } from "../schemas.js";
 
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
@@ -52,6 +52,21 @@ export const poolRoutes: FastifyPluginAsyncZod = async (app) => {
     "/pools/:pool",
     { schema: { tags, summary: "Rename a pool or change its description, attributes or strategy", params: PoolParams, querystring: SpaceQuery, body: PoolPatch, response: { 200: Pool, ...problems } } },
     async (req) => req.engine.updatePool(ref(req.params, req.query), req.body as PPatch, req.change),
+  );
+
+  app.post(
+    "/pools/:pool/ranges",
+    {
+      schema: {
+        tags,
+        summary: "Grow a top-level pool by more ranges (pools never shrink: their allocations live in their ranges)",
+        params: PoolParams,
+        querystring: SpaceQuery,
+        body: z.strictObject({ ranges: z.array(RangeInput).min(1).max(64) }),
+        response: { 200: Pool, ...problems },
+      },
+    },
+    async (req) => req.engine.addRanges(ref(req.params, req.query), req.body.ranges as RInput[], req.change),
   );
 
   app.delete(

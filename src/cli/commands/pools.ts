@@ -117,7 +117,7 @@ export function poolCommand(): Command {
 
   pool
     .command("update <pool>")
-    .description("change a pool's name, description, attributes, strategy or thresholds (its ranges are fixed)")
+    .description("change a pool's name, description, attributes, strategy or thresholds, or grow it by more ranges")
     .option(...spaceOpt)
     .option("--name <name>", "rename it")
     .option("--description <text>", "what the pool is for")
@@ -126,6 +126,7 @@ export function poolCommand(): Command {
     .option("--strategy <name>", "lowest-free or random")
     .option("--threshold <percent>", "utilisation thresholds, replacing the old ones (repeatable)", collectPercent)
     .option("--no-thresholds", "remove every threshold")
+    .option("--add-range <cidr|start-end[/len]>", "grow the pool by this range (repeatable; pools never shrink)", collect)
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, format } = context(cmd);
       const body = compact({
@@ -135,8 +136,14 @@ export function poolCommand(): Command {
         strategy: o.strategy,
         thresholds: o.thresholds === false ? [] : o.threshold,
       });
-      if (Object.keys(body).length === 0) throw new UsageError("nothing to change: give --name, --description, --attr, --strategy or --threshold");
-      showPool(format, await client.request<Pool>("PATCH", `v1/pools/${seg(name)}`, body, { space: o.space as string | undefined }));
+      const add = ((o.addRange as string[] | undefined) ?? []).map((r) => (r.includes("-") ? parseRange(r) : { cidr: r }));
+      if (Object.keys(body).length === 0 && add.length === 0) throw new UsageError("nothing to change: give --name, --description, --attr, --strategy, --threshold or --add-range");
+      const space = { space: o.space as string | undefined };
+      let p: Pool | undefined;
+      // the ranges first, by the name the pool has now; then the rest, which may rename it
+      if (add.length > 0) p = await client.request<Pool>("POST", `v1/pools/${seg(name)}/ranges`, { ranges: add }, space);
+      if (Object.keys(body).length > 0) p = await client.request<Pool>("PATCH", `v1/pools/${seg(name)}`, body, space);
+      showPool(format, p!);
     });
 
   pool

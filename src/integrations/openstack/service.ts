@@ -360,18 +360,29 @@ export class NeutronService {
     const next: SubnetPool = { ...doc };
     if (body.name !== undefined) next.name = str(body.name, "name");
     if (body.description !== undefined) next.description = str(body.description, "description");
-    if (body.prefixes !== undefined) this.prefixUpdate(doc, body.prefixes);
+    const added = body.prefixes !== undefined ? this.prefixUpdate(doc, body.prefixes) : [];
     for (const k of ["min_prefixlen", "max_prefixlen", "default_prefixlen"] as const) if (body[k] !== undefined) next[k] = int(body[k], k);
     if (body.default_quota !== undefined) next.default_quota = quotaOf(body.default_quota);
     checkBounds(next.min_prefixlen, next.default_prefixlen, next.max_prefixlen, doc.ip_version === 4 ? 32 : 128);
+    if (added.length > 0) {
+      // the Allot pool behind it grows first: a prefix another pool of the project holds is refused there
+      try {
+        await this.engine.addRanges({ pool: doc._pool }, added.map((cidr) => ({ cidr })), c.ctx);
+      } catch (err) {
+        if (err instanceof AllotError && err.code === "pool-overlap") throw new NeutronError(400, "IllegalSubnetPoolPrefixUpdate", `Illegal update to prefixes: ${err.message}`);
+        throw err;
+      }
+      next.prefixes = [...doc.prefixes, ...added];
+    }
     return this.update("subnetpool", doc, next);
   }
 
   /**
    * New prefixes for a subnet pool, as Neutron takes them: they must hold every address the old ones
-   * did (more is growing the pool; the openstack CLI sends the old prefixes along with the new).
+   * did (more is growing the pool; the openstack CLI sends the old prefixes along with the new). Answers
+   * the prefixes that add addresses.
    */
-  private prefixUpdate(sp: SubnetPool, prefixes: unknown): void {
+  private prefixUpdate(sp: SubnetPool, prefixes: unknown): string[] {
     if (!Array.isArray(prefixes) || prefixes.length === 0) throw invalidInput("prefixes: a subnet pool needs at least one prefix");
     const wanted = prefixes.map((p) => parseCidr(p));
     const family = sp.ip_version as Family;
@@ -386,15 +397,7 @@ export class NeutronService {
         `Illegal update to prefixes: Existing prefixes must be a subset of the new prefixes (${cidrsOf(family, lost).join(", ")} would be removed). Send every current prefix (${sp.prefixes.join(", ")}) along with any new one.`,
       );
     }
-    const added = spansMinus(asked, old);
-    // the engine cannot add a range to an existing pool, so the Allot pool behind this one cannot grow
-    if (added.length > 0) {
-      throw new NeutronError(
-        400,
-        "IllegalSubnetPoolPrefixUpdate",
-        `Illegal update to prefixes: Allot cannot add prefixes to an existing subnet pool (${cidrsOf(family, added).join(", ")} would be added). Make another subnet pool for them.`,
-      );
-    }
+    return cidrsOf(family, spansMinus(asked, old));
   }
 
   async deleteSubnetPool(c: Caller, id: string): Promise<void> {
