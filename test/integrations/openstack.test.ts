@@ -127,3 +127,17 @@ test("the admin_token auth type: an Allot token straight to the network endpoint
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, "n1\n");
 });
+
+test("subnet pools through the CLI: grown by another prefix, a quota per project, and what Neutron refuses", () => {
+  ok(["network", "create", "n2"]);
+  ok(["subnet", "pool", "create", "--pool-prefix", "10.110.0.0/24", "--default-prefix-length", "26", "--default-quota", "128", "sp2"]);
+  for (const n of ["a", "b"]) ok(["subnet", "create", "--network", "n2", "--subnet-pool", "sp2", `q-${n}`]);
+  assert.match(fails(["subnet", "create", "--network", "n2", "--subnet-pool", "sp2", "q-c"]), /ConflictException: 409: .*Per-tenant subnet pool prefix quota exceeded/);
+  assert.equal(openstack(["subnet", "pool", "set", "--default-quota", "512", "sp2"]).code, 0);
+  // as the CLI does it: the old prefixes are sent again with the new one
+  assert.equal(openstack(["subnet", "pool", "set", "--pool-prefix", "10.111.0.0/24", "sp2"]).code, 0);
+  assert.deepEqual(ok(["subnet", "pool", "show", "sp2"]).prefixes, ["10.110.0.0/24", "10.111.0.0/24"]);
+  for (const n of ["c", "d"]) ok(["subnet", "create", "--network", "n2", "--subnet-pool", "sp2", `q-${n}`]);
+  assert.equal(ok(["subnet", "create", "--network", "n2", "--subnet-pool", "sp2", "q-e"]).cidr, "10.111.0.0/26", "the fifth /26 comes from the prefix added");
+  assert.match(fails(["subnet", "create", "--network", "n2", "--subnet-pool", "sp2", "--subnet-range", "10.112.0.0/26", "outside"]), /ConflictException: 409: .*Failed to allocate subnet/);
+});
