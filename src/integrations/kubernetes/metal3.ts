@@ -504,13 +504,31 @@ async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: Reso
   const addrType = capi ? CAPI_ADDRESSES : ADDRESSES;
   if (bound && (await tx(deps, (sql) => getObject(sql, addrType, ns, bound)))) return;
   const finalizer = capi ? FINALIZERS.capiClaim : FINALIZERS.claim;
-  let chosen: Pick;
-  try {
-    chosen = await pick(deps, ns, pool, claim);
-  } catch (err) {
-    await stampFailure(deps, ns, t, claim, (err as Error).message);
-    return;
+  // an address picked may turn out to be another claim's (released through /v1 after this pass's heal):
+  // it goes back to that claim and this one picks again
+  for (let attempt = 1; ; attempt++) {
+    let chosen: Pick;
+    try {
+      chosen = await pick(deps, ns, pool, claim);
+    } catch (err) {
+      await stampFailure(deps, ns, t, claim, (err as Error).message);
+      return;
+    }
+    const holder = await bindTo(deps, ns, pool, t, claim, chosen, finalizer);
+    if (holder === null) return;
+    const ip = chosen.allocation.address;
+    await deps.engine.release({ id: chosen.allocation.id }, deps.ctx).catch(() => {});
+    await deps.engine.allocate({ pool: pool.metadata.name, space: ns }, { address: ip, owner: holder }, deps.ctx).catch(() => {});
+    if (attempt === 3) {
+      await stampFailure(deps, ns, t, claim, `Requested IP not available (${ip} is held by claim ${holder})`);
+      return;
+    }
   }
+}
+
+/** Writes the IPAddress object for the address picked and binds the claim to it; or answers the claim whose object already holds it. */
+async function bindTo(deps: Metal3Deps, ns: string, pool: KubeObject, t: ResourceType, claim: KubeObject, chosen: Pick, finalizer: string): Promise<string | null> {
+  const capi = t === CAPI_CLAIMS;
   const spec = (pool.spec ?? {}) as Spec;
   const ip = chosen.allocation.address;
   const objectName = addressName(String(spec.namePrefix), ip);
@@ -558,10 +576,7 @@ async function bindClaim(deps: Metal3Deps, ns: string, pool: KubeObject, t: Reso
     await putObject(sql, t, o);
     return null;
   });
-  if (collision !== null && collision !== undefined) {
-    await deps.engine.release({ id: chosen.allocation.id }, deps.ctx).catch(() => {});
-    await stampFailure(deps, ns, t, claim, `Requested IP not available (${ip} is held by claim ${String(collision)})`);
-  }
+  return collision === null || collision === undefined ? null : String(collision);
 }
 
 /** A deleted claim: its address goes back (unless pre-allocated, which stays reserved), its IPAddress object goes, then the claim. */
