@@ -8,9 +8,9 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startPostgres } from "./pg-server.mjs";
 
-const CONTRACT = ["test/engine/", "test/store/constraints", "test/store/durability", "test/store/group-commit", "test/api/"];
+const CONTRACT = ["test/engine/", "test/store/constraints", "test/store/durability", "test/store/group-commit", "test/api/", "test/dns/"];
 /** Suites about what only a shared database allows (several servers on one store). */
-const POSTGRES_ONLY = ["test/store/replicas", "test/store/unavailable", "test/store/export-import"];
+const POSTGRES_ONLY = ["test/store/replicas", "test/store/unavailable", "test/store/export-import", "test/dns/two-servers"];
 const filter = process.argv.slice(2);
 const stores = (process.env.ALLOT_TEST_STORES ?? "sqlite,postgres").split(",");
 const files = readdirSync("test", { recursive: true })

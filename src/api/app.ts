@@ -21,6 +21,7 @@ import { registerOpenStack } from "../integrations/openstack/api.js";
 import { errorHandler, sendProblem } from "./problem.js";
 import type { Token } from "../engine/tokens.js";
 import { adminRoutes } from "./routes/admin.js";
+import { dnsRoutes } from "./routes/dns.js";
 import { allocationRoutes } from "./routes/allocations.js";
 import { lookupRoutes } from "./routes/lookup.js";
 import { poolRoutes } from "./routes/pools.js";
@@ -140,6 +141,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         { name: "tokens", description: "API tokens: scopes read < write < admin, optionally limited to spaces" },
         { name: "kubernetes", description: "Metal3 / Cluster API manifests and namespace moves (the objects themselves are served under /apis for kubectl)" },
         { name: "dhcp", description: "DHCP delivery: networks, rendered server configurations, agents" },
+        { name: "dns", description: "DNS records that follow allocations, in BIND (RFC 2136 + TSIG) or PowerDNS" },
         { name: "health", description: "Liveness and readiness (no token needed)" },
       ],
       // every /v1 route takes the token as a bearer; /docs' "Authorize" then sends it with "Try it out"
@@ -207,6 +209,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await v1.register(adminRoutes);
       await v1.register(kubernetesRoutes);
       await v1.register(dhcpRoutes);
+      await v1.register(dnsRoutes);
     },
     { prefix: "/v1" },
   );

@@ -73,6 +73,14 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
   // a forecast reads a month of the pool's history: each is worked out at most once every few minutes
   const forecasts = new Map<string, { at: number; days: number | null }>();
 
+  // DNS publishing, per zone, read from the database at scrape time (every server shows the same figures)
+  const dnsGauges = {
+    pending: new Gauge({ name: "allot_dns_queue_depth", help: "Changes waiting to be published to each DNS zone", labelNames: ["zone"], registers: [registry] }),
+    failures: new Gauge({ name: "allot_dns_failures", help: "Failed publishing attempts in a row for each DNS zone (0 when the last one succeeded)", labelNames: ["zone"], registers: [registry] }),
+    conflicts: new Gauge({ name: "allot_dns_conflicts", help: "Names in each DNS zone that Allot left alone because records it did not write hold them", labelNames: ["zone"], registers: [registry] }),
+    published: new Gauge({ name: "allot_dns_record_changes_published", help: "Record changes sent to each DNS zone since it was configured", labelNames: ["zone"], registers: [registry] }),
+  };
+
   app.decorateReply("problemCode", null);
   app.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unmatched";
@@ -105,6 +113,13 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
         forecasts.set(p.id, f);
       }
       if (f.days !== null) daysLeft.set(labels, f.days);
+    }
+    for (const g of Object.values(dnsGauges)) g.reset();
+    for (const z of await engine.dnsFigures()) {
+      dnsGauges.pending.set({ zone: z.zone }, z.pending);
+      dnsGauges.failures.set({ zone: z.zone }, z.failures);
+      dnsGauges.conflicts.set({ zone: z.zone }, z.conflicts);
+      dnsGauges.published.set({ zone: z.zone }, z.published);
     }
     return reply.header("content-type", registry.contentType).send(await registry.metrics());
   });

@@ -214,7 +214,7 @@ export const HistoryQuery = z.strictObject({
   address: z.string().min(1).max(100).optional().describe("Only allocation changes whose run held this address"),
   owner: z.string().min(1).max(512).optional(),
   actor: z.string().min(1).max(256).optional().describe("e.g. token:ci, system:expiry"),
-  entity: z.enum(["space", "pool", "allocation", "token", "webhook"]).optional(),
+  entity: z.enum(["space", "pool", "allocation", "token", "webhook", "dns-zone"]).optional(),
   from: isoTime.optional(),
   to: isoTime.optional(),
   before: z.coerce.number().int().min(1).optional().describe("Only entries numbered below this seq (the next page)"),
@@ -291,3 +291,74 @@ export const poolRef = (p: { pool: string }, q: { space?: string | undefined }) 
 export const SpaceQuery = z.strictObject({ space: name.optional() });
 export const items = <T extends z.ZodTypeAny>(t: T) => z.object({ items: z.array(t) });
 export const problems = { 400: Problem, 404: Problem, 409: Problem };
+
+const dnsBackendInput = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("rfc2136"),
+    server: z.string().min(1).max(300).describe("host:port of the primary server taking updates (port 53 if left out)"),
+    keyName: z.string().min(1).max(253).describe("TSIG key name"),
+    algorithm: z.string().min(1).max(32).describe("hmac-sha256 (or hmac-sha1, hmac-sha224, hmac-sha384, hmac-sha512)"),
+    secret: z.string().min(1).max(1024).describe("TSIG secret, base64 (as tsig-keygen writes it); stored encrypted, never returned"),
+  }),
+  z.strictObject({
+    type: z.literal("powerdns"),
+    url: z.string().min(1).max(2048).describe("PowerDNS webserver URL, e.g. http://127.0.0.1:8081"),
+    apiKey: z.string().min(1).max(1024).describe("PowerDNS api-key; stored encrypted, never returned"),
+    serverId: z.string().min(1).max(64).optional().describe("default localhost"),
+  }),
+]);
+
+export const DnsZoneInput = z.strictObject({
+  name: z.string().min(1).max(255).optional().describe("The zone: a forward zone (example.com) or a reverse zone (2.0.192.in-addr.arpa, 0-25.2.0.192.in-addr.arpa, …ip6.arpa)"),
+  prefix: cidrText.optional().describe("Instead of name: the reverse zone of this prefix"),
+  space: name.optional().describe("The space whose allocations it follows (default 'default')"),
+  pools: z.array(name).min(1).max(256).nullable().optional().describe("Only these pools of the space (default: every pool)"),
+  ttl: z.number().int().min(0).max(2147483647).optional().describe("TTL of the records Allot writes (default 300)"),
+  backend: dnsBackendInput,
+});
+
+export const DnsZonePatch = z.strictObject({
+  pools: z.array(name).min(1).max(256).nullable().optional(),
+  ttl: z.number().int().min(0).max(2147483647).optional(),
+  backend: dnsBackendInput.optional().describe("Replaces the backend (give its credential again)"),
+});
+
+export const DnsZone = z.object({
+  id: z.string(),
+  name: z.string(),
+  kind: z.enum(["forward", "reverse"]),
+  prefix: z.string().nullable(),
+  space: z.string(),
+  pools: z.array(z.string()).nullable(),
+  ttl: z.number(),
+  backend: z.union([
+    z.object({ type: z.literal("rfc2136"), server: z.string(), keyName: z.string(), algorithm: z.string(), secretHint: z.string() }),
+    z.object({ type: z.literal("powerdns"), url: z.string(), serverId: z.string(), apiKeyHint: z.string() }),
+  ]),
+  published: z.number().describe("Record changes sent so far"),
+  pending: z.number().describe("Changes waiting to be published"),
+  failures: z.number().describe("Failed attempts since the last success"),
+  lastError: z.string().nullable(),
+  conflicts: z.number().describe("Names Allot left alone because records it did not write hold them"),
+  createdAt: z.string(),
+});
+
+export const DnsConflict = z.object({
+  zone: z.string(),
+  name: z.string(),
+  type: z.string(),
+  wanted: z.string(),
+  found: z.array(z.string()),
+  allocationId: z.string(),
+  at: z.string(),
+});
+
+const DnsDrift = z.object({ name: z.string(), type: z.string(), wanted: z.string().nullable(), found: z.array(z.string()), allocationId: z.string().nullable() });
+
+export const DnsCheckReport = z.object({
+  zone: z.string(),
+  missing: z.array(DnsDrift),
+  stale: z.array(DnsDrift),
+  foreign: z.array(DnsDrift),
+  fixed: z.number().nullable(),
+});

@@ -13,6 +13,7 @@ import { applyCommand, deleteCommand, getCommand } from "./commands/kubernetes.j
 import { agentCommand, dhcpCommand } from "./commands/dhcp.js";
 import { spaceCommand } from "./commands/spaces.js";
 import { tokenCommand, webhookCommand } from "./commands/admin.js";
+import { dnsCommand } from "./commands/dns.js";
 import { UsageError, parseFormat } from "./context.js";
 
 // npx and npm scripts run a command through `sh -c`, and that shell does not pass SIGTERM on: it dies and
@@ -41,7 +42,7 @@ const program = new Command("allot")
   .addOption(new Option("-o, --output <format>", "table, json or yaml").argParser(parseFormat).default("table"))
   .enablePositionalOptions(false);
 
-for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, searchCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, opennebulaCommand, neutronCommand, applyCommand, getCommand, deleteCommand, dhcpCommand, agentCommand, checkCommand, exportCommand, importCommand]) {
+for (const make of [serveCommand, spaceCommand, poolCommand, allocateCommand, releaseCommand, allocationsCommand, allocationCommand, lookupCommand, searchCommand, usageCommand, historyCommand, tokenCommand, webhookCommand, dnsCommand, opennebulaCommand, neutronCommand, applyCommand, getCommand, deleteCommand, dhcpCommand, agentCommand, checkCommand, exportCommand, importCommand]) {
   program.addCommand(make());
 }
 

@@ -14,9 +14,10 @@ import { AllotError } from "./errors.js";
 import { type HistoryEntity, type HistoryEntry, type HistoryFilter, type Holding, holderAt, listHistory } from "./history.js";
 import { type NewToken, type Token, type TokenInput, countTokens, createToken, findToken, listTokens, revokeToken, tokenBySecret } from "./tokens.js";
 import { type LookupResult, lookupIn } from "./lookup.js";
-import type { SecretBox } from "./secrets.js";
+import type { SealedSecret, SecretBox } from "./secrets.js";
 import { type DueDelivery, type NewWebhook, type Webhook, type WebhookInput, createWebhook, deleteWebhook, leaseDue, listWebhooks, settleDelivery } from "./webhooks.js";
 import { address } from "./pool-plan.js";
+import * as dns from "./dns.js";
 import { normalizeMac } from "./mac.js";
 import { type MapSnapshot, type PoolMap, cachedPoolMap } from "./pool-map.js";
 import { searchAllocations } from "./search.js";
@@ -436,6 +437,7 @@ export class Engine {
           const n = (await env.sql.run("DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE seq < ? AND at < ? ORDER BY seq LIMIT 10000)", [below, cutoff])).changes;
           // entries a webhook never managed to deliver go with them
           await env.sql.run("DELETE FROM webhook_outbox WHERE seq < (SELECT COALESCE(MIN(seq), 0) FROM history)");
+          await env.sql.run("DELETE FROM dns_outbox WHERE seq < (SELECT COALESCE(MIN(seq), 0) FROM history)");
           return n;
         },
       );
@@ -537,6 +539,68 @@ export class Engine {
 
   settleWebhookDelivery(d: DueDelivery, outcome: { ok: true } | { ok: false; error: string }): Promise<void> {
     return this.write(SYSTEM, (env) => settleDelivery(env.sql, d, this.clock(), outcome));
+  }
+
+  // ---- DNS zones (src/engine/dns.ts; the publisher is src/dns/publisher.ts)
+
+  /** Errors: invalid-request, invalid-address, space-not-found, dns-zone-exists, secrets-unavailable. */
+  createDnsZone(input: dns.DnsZoneInput, ctx: ChangeContext): Promise<dns.DnsZone> {
+    checkSpace(ctx, input.space ?? DEFAULT_SPACE);
+    return this.write(ctx, (env) => dns.createZone(env, input));
+  }
+
+  listDnsZones(caller: Caller): Promise<dns.DnsZone[]> {
+    return this.read((sql) => dns.listZones(sql, caller));
+  }
+
+  getDnsZone(name: string, caller: Caller): Promise<dns.DnsZone> {
+    return this.read((sql) => dns.getZone(sql, caller, name));
+  }
+
+  updateDnsZone(name: string, patch: dns.DnsZonePatch, ctx: ChangeContext): Promise<dns.DnsZone> {
+    return this.write(ctx, (env) => dns.updateZone(env, name, patch));
+  }
+
+  deleteDnsZone(name: string, ctx: ChangeContext): Promise<dns.DnsZone> {
+    return this.write(ctx, (env) => dns.deleteZone(env, name));
+  }
+
+  dnsConflicts(name: string, caller: Caller): Promise<dns.DnsConflict[]> {
+    return this.read((sql) => dns.listConflicts(sql, caller, name));
+  }
+
+  dnsFigures(): ReturnType<typeof dns.zoneFigures> {
+    return this.read((sql) => dns.zoneFigures(sql));
+  }
+
+  private openSecret(s: SealedSecret): string {
+    if (!this.secrets) throw new AllotError("secrets-unavailable", "this server has no key to open DNS credentials with; set ALLOT_SECRET_KEY");
+    return this.secrets.open(s);
+  }
+
+  /** Leases one zone with history entries to publish, with its credential in clear. */
+  async leaseDnsWork(batch = 500): Promise<(dns.DnsWork & { secretText: string }) | null> {
+    // a read first: with nothing due (no zones, say), a change costs followers no write transaction
+    const now = this.clock();
+    const due = await this.read((sql) => sql.get("SELECT 1 AS x FROM dns_zones z WHERE next_attempt_at <= ? AND EXISTS (SELECT 1 FROM dns_outbox o WHERE o.zone_id = z.id)", [now]));
+    if (!due) return null;
+    const w = await this.write(SYSTEM, (env) => dns.leaseZone(env, batch));
+    return w && { ...w, secretText: this.openSecret(w.secret) };
+  }
+
+  /** Records a batch's outcome; false if the lease was lost meanwhile (another server redoes it). */
+  settleDnsWork(w: dns.DnsWork, outcome: { ok: true; result: dns.DnsOutcome } | { ok: false; error: string }): Promise<boolean> {
+    return this.write(SYSTEM, (env) => dns.settleZone(env, w, outcome));
+  }
+
+  /** A zone with every record it should hold and every record Allot wrote there, for a check. */
+  async dnsZoneState(name: string, caller: Caller): Promise<dns.DnsZoneState & { secretText: string }> {
+    const s = await this.read((sql) => dns.zoneState(sql, caller, name, this.clock()));
+    return { ...s, secretText: this.openSecret(s.secret) };
+  }
+
+  recordDnsRepair(name: string, result: dns.DnsOutcome, ctx: ChangeContext): Promise<void> {
+    return this.write(ctx, (env) => dns.recordRepair(env, name, result));
   }
 
   // ---- tokens

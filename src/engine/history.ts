@@ -1,7 +1,7 @@
 import { type Sql, type SqlValue, insertRows } from "../store/store.js";
 import type { ChangeContext } from "./types.js";
 
-export type HistoryEntity = "space" | "pool" | "allocation" | "token" | "webhook";
+export type HistoryEntity = "space" | "pool" | "allocation" | "token" | "webhook" | "dns-zone";
 
 export interface HistoryRecord {
   action: string;

@@ -1,7 +1,8 @@
-import { BITS, canonicalAddress, formatPrefix, fromKey, prefixFirst, prefixLast } from "../addr/index.js";
+import { type Family, BITS, canonicalAddress, formatPrefix, fromKey, prefixFirst, prefixLast } from "../addr/index.js";
 import { type AllocationRow, toAllocation } from "./allocation-repo.js";
 import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
 import { AllotError } from "./errors.js";
+import { DNS_TEMPLATE, checkTemplate } from "../dns/names.js";
 import { findCarve, isCarvable, takeCarve } from "./carve.js";
 import { insertRun } from "./free-space.js";
 import type { SealedSecret } from "./secrets.js";
@@ -13,6 +14,11 @@ import { STRATEGIES, type ChildPoolInput, type Pool, type PoolInput, type PoolPa
 const iso = (ms: number) => new Date(ms).toISOString();
 const plural = (n: number | bigint, one: string, many: string) => `${n} ${n === 1 || n === 1n ? one : many}`;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/** A naming template for DNS records (attribute dns.template) must make valid names; see src/dns/names.ts. */
+function checkDnsTemplate(attributes: Record<string, unknown> | undefined, family: Family): void {
+  if (attributes && attributes[DNS_TEMPLATE] !== undefined) checkTemplate(attributes[DNS_TEMPLATE], family, `attributes.${DNS_TEMPLATE}`);
+}
 
 export function checkName(kind: string, name: unknown): string {
   if (typeof name !== "string" || !NAME.test(name)) {
@@ -74,6 +80,7 @@ async function insertPool(
   const at = iso(env.now);
   const dns = dnsList(input.dns, "dns") ?? [];
   const thresholds = checkThresholds(input.thresholds);
+  checkDnsTemplate(input.attributes, plan.family);
   const secrets = sealSecrets(env, {}, input.secrets ?? {});
   await env.sql.run(
     `INSERT INTO pools (id, space_id, name, family, parent_id, strategy, allocate_reserved, prefix_length, gateway, dns,
@@ -229,6 +236,7 @@ export async function updatePool(env: TxEnv, pool: PoolState, patch: PoolPatch):
     checkName("pool", patch.name);
     await assertNameFree(env, pool.spaceId, pool.space, patch.name);
   }
+  checkDnsTemplate(patch.attributes, pool.family);
   const next = {
     name: patch.name ?? pool.name,
     description: patch.description ?? pool.description,

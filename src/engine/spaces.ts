@@ -53,6 +53,8 @@ export async function deleteSpace(env: TxEnv, name: string): Promise<Space> {
   if (kube && Number(kube.n) > 0) throw new AllotError("space-in-use", `space ${name} is a Kubernetes namespace still holding ${kube.n} objects; delete them first (kubectl or allot delete)`);
   const neutron = await env.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM neutron_objects WHERE project = ?", [name]);
   if (neutron && Number(neutron.n) > 0) throw new AllotError("space-in-use", `space ${name} is an OpenStack project still holding ${neutron.n} networks, subnets or ports; delete them first`);
+  const zones = await env.sql.get<{ n: number }>("SELECT COUNT(*) AS n FROM dns_zones WHERE space_id = ?", [space.id]);
+  if (zones && Number(zones.n) > 0) throw new AllotError("space-in-use", `space ${name} still has ${zones.n} DNS zones; delete them first (allot dns zone delete)`);
   await env.sql.run("DELETE FROM spaces WHERE id = ?", [space.id]);
   await record(env.sql, env.ctx, new Date(env.now).toISOString(), { action: "delete", entity: "space", entityId: space.id, spaceId: space.id, before: space });
   return space;

@@ -14,6 +14,7 @@ import { whyNotWritable } from "../store/sqlite/why-not-writable.js";
 import type { AddressInfo } from "node:net";
 import { ConfigError, type ServeConfig } from "./config.js";
 import { startWebhookLoop } from "./webhooks.js";
+import { startDnsPublisher } from "../dns/publisher.js";
 import { startResync } from "../integrations/kubernetes/metal3.js";
 
 export interface RunningServer {
@@ -105,6 +106,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   timer.unref();
 
   const stopWebhooks = startWebhookLoop(engine, app.log);
+  const stopDns = startDnsPublisher(engine, app.log);
   const stopResync = startResync({ engine, store, ctx: { actor: "kubernetes-resync" }, log: (err) => app.log.error({ err }, "metal3 resync failed") });
   // deleted Kubernetes objects' tombstones, once no watch can still need them
   const tombstones = setInterval(() => {
@@ -136,6 +138,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       if (retention) clearInterval(retention);
       stopWebhooks();
       stopResync();
+      await stopDns();
       await app.close();
       await engine.close();
     },

@@ -312,3 +312,54 @@ export const OVERLAP = {
   },
   fixedRun: { message: "an allocation''s addresses never change; release and allocate instead" },
 } as const;
+
+/**
+ * Version 9: DNS publishing. Zones (where a space's records go, and the sealed backend credential),
+ * the outbox of history entries each zone has yet to publish (filled by a trigger on history in the
+ * change's own transaction, as webhook_outbox is), the records Allot wrote (so it changes only its
+ * own), and names it could not write because something else holds them.
+ */
+export function tablesV9(d: Dialect): string {
+  return `
+  CREATE TABLE dns_zones (
+    id              TEXT PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    space_id        TEXT NOT NULL REFERENCES spaces(id),
+    pools           TEXT, -- JSON array of pool names; NULL for every pool of the space
+    ttl             INTEGER NOT NULL,
+    backend         TEXT NOT NULL, -- JSON, without the credential
+    secret          TEXT NOT NULL, -- the TSIG secret or API key, encrypted like pool secrets
+    published       ${d.bigint} NOT NULL DEFAULT 0,
+    failures        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at ${d.bigint} NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      TEXT NOT NULL
+  );
+  CREATE INDEX dns_zones_space ON dns_zones(space_id);
+  CREATE TABLE dns_outbox (
+    zone_id TEXT NOT NULL REFERENCES dns_zones(id) ON DELETE CASCADE,
+    seq     ${d.bigint} NOT NULL,
+    PRIMARY KEY (zone_id, seq)
+  );
+  CREATE TABLE dns_records (
+    zone_id       TEXT NOT NULL REFERENCES dns_zones(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    data          TEXT NOT NULL,
+    allocation_id TEXT NOT NULL,
+    PRIMARY KEY (zone_id, name, type)
+  );
+  CREATE INDEX dns_records_allocation ON dns_records(zone_id, allocation_id);
+  CREATE TABLE dns_conflicts (
+    zone_id       TEXT NOT NULL REFERENCES dns_zones(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    type          TEXT NOT NULL,
+    wanted        TEXT NOT NULL,
+    found         TEXT NOT NULL, -- JSON array of what the name holds
+    allocation_id TEXT NOT NULL,
+    at            TEXT NOT NULL,
+    PRIMARY KEY (zone_id, name, type)
+  );
+  CREATE INDEX dns_conflicts_allocation ON dns_conflicts(zone_id, allocation_id);
+`;
+}

@@ -32,6 +32,11 @@ export const TABLES: readonly { name: string; order: string; bytes: readonly str
   { name: "dhcp_networks", order: "name", bytes: [] },
   { name: "dhcp_agents", order: "name", bytes: [] },
   { name: "dhcp_assignments", order: "network, agent", bytes: [] },
+  // after history: its trigger fills dns_outbox only for zones that exist when history rows arrive
+  { name: "dns_zones", order: "id", bytes: [] },
+  { name: "dns_outbox", order: "zone_id, seq", bytes: [] },
+  { name: "dns_records", order: "zone_id, name, type", bytes: [] },
+  { name: "dns_conflicts", order: "zone_id, name, type", bytes: [] },
 ];
 
 export interface ExportHeader {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { SERVER } from "../../src/engine/access.js";
 import { after, before, test } from "node:test";
 import type { InjectOptions } from "fastify";
+import { createServer } from "node:http";
 import type { Scope } from "../../src/engine/tokens.js";
 import { ctx, tempApp } from "../helpers.js";
 import { recordAgent } from "../../src/dhcp/agents.js";
@@ -25,7 +26,7 @@ const uniq = (p: string) => `${p}-${++counter}`;
 async function snapshot(): Promise<string> {
   return env.store.read(async (sql) => {
     const out: unknown[] = [];
-    for (const t of ["spaces", "pools", "pool_ranges", "allocations", "free_runs", "history", "tokens", "webhooks", "kube_objects", "dhcp_networks", "dhcp_agents", "dhcp_assignments"]) out.push(await sql.all(`SELECT * FROM ${t} ORDER BY 1`));
+    for (const t of ["spaces", "pools", "pool_ranges", "allocations", "free_runs", "history", "tokens", "webhooks", "kube_objects", "dhcp_networks", "dhcp_agents", "dhcp_assignments", "dns_zones", "dns_records"]) out.push(await sql.all(`SELECT * FROM ${t} ORDER BY 1`));
     return JSON.stringify(out, (_k, v) => (v?.type === "Buffer" ? Buffer.from(v.data).toString("hex") : typeof v === "bigint" ? String(v) : v));
   });
 }
@@ -53,6 +54,30 @@ async function freshAllocation(s: string): Promise<string> {
 }
 async function poolId(s: string): Promise<string> {
   return (await env.engine.getPool({ pool: `p-${s}`, space: s }, SERVER)).id;
+}
+
+/** A stand-in for PowerDNS's API (an empty zone that takes any PATCH), so DNS checks get past access control and succeed. */
+let fakePdns: Promise<string> | null = null;
+function pdnsUrl(): Promise<string> {
+  fakePdns ??= new Promise((resolve) => {
+    const server = createServer((req, res) => {
+      req.resume();
+      if (req.method === "GET") res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ rrsets: [] }));
+      else res.writeHead(204).end();
+    });
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`));
+    server.unref();
+  });
+  return fakePdns;
+}
+
+/** The DNS zone of space `s` (made on first use), or a fresh one to delete. */
+async function zoneIn(s: string, fresh = false): Promise<string> {
+  const name = fresh ? `${uniq("gone")}.${s}.test` : `z.${s}.test`;
+  if (fresh || !(await env.engine.listDnsZones(SERVER)).some((z) => z.name === name)) {
+    await env.engine.createDnsZone({ name, space: s, backend: { type: "powerdns", url: await pdnsUrl(), apiKey: "fake-api-key" } }, ctx);
+  }
+  return name;
 }
 
 /** One request per route, aimed at space `s`. */
@@ -111,6 +136,13 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
     await recordAgent(env.engine, name, { networks: [{ network: `net-${s}`, interface: "eth0" }], server: "dnsmasq", health: {} });
     return { method: "DELETE", url: `/v1/dhcp/agents/${name}` };
   },
+  "POST /v1/dns/zones": async (s) => ({ method: "POST", url: "/v1/dns/zones", payload: { name: `${uniq("nz")}.test`, space: s, backend: { type: "powerdns", url: await pdnsUrl(), apiKey: "k" } } }),
+  "GET /v1/dns/zones/{zone}": async (s) => ({ method: "GET", url: `/v1/dns/zones/${await zoneIn(s)}` }),
+  "PATCH /v1/dns/zones/{zone}": async (s) => ({ method: "PATCH", url: `/v1/dns/zones/${await zoneIn(s)}`, payload: { ttl: 60 + counter++ } }),
+  "DELETE /v1/dns/zones/{zone}": async (s) => ({ method: "DELETE", url: `/v1/dns/zones/${await zoneIn(s, true)}` }),
+  "GET /v1/dns/zones/{zone}/conflicts": async (s) => ({ method: "GET", url: `/v1/dns/zones/${await zoneIn(s)}/conflicts` }),
+  "GET /v1/dns/zones/{zone}/check": async (s) => ({ method: "GET", url: `/v1/dns/zones/${await zoneIn(s)}/check` }),
+  "POST /v1/dns/zones/{zone}/check": async (s) => ({ method: "POST", url: `/v1/dns/zones/${await zoneIn(s)}/check?fix=true` }),
   "POST /v1/webhooks": async (s) => ({ method: "POST", url: "/v1/webhooks", payload: { name: uniq("w"), url: "http://127.0.0.1:9/", spaces: [s] } }),
   "DELETE /v1/webhooks/{webhook}": async (s) => {
     const w = await env.engine.createWebhook({ name: uniq("wv"), url: "http://127.0.0.1:9/", spaces: [s] }, ctx);
@@ -118,8 +150,9 @@ const ROUTES: Record<string, (s: string) => Promise<InjectOptions>> = {
   },
 };
 /** Routes that name no space: checked separately below. */
-const SPACELESS = ["GET /v1/spaces", "POST /v1/spaces", "GET /v1/tokens", "GET /v1/webhooks", "GET /v1/dhcp/networks", "GET /v1/dhcp/agents", "POST /v1/dhcp/agents/{name}/sync", "GET /v1/search", "GET /v1/whoami"];
-const ADMIN_ROUTES = new Set(["DELETE /v1/dhcp/agents/{name}", "POST /v1/spaces", "DELETE /v1/spaces/{space}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{token}", "GET /v1/webhooks", "POST /v1/webhooks", "DELETE /v1/webhooks/{webhook}"]);
+const SPACELESS = ["GET /v1/spaces", "POST /v1/spaces", "GET /v1/tokens", "GET /v1/webhooks", "GET /v1/dhcp/networks", "GET /v1/dhcp/agents", "POST /v1/dhcp/agents/{name}/sync", "GET /v1/search", "GET /v1/whoami", "GET /v1/dns/zones"];
+const ADMIN_ROUTES = new Set(["DELETE /v1/dhcp/agents/{name}", "POST /v1/spaces", "DELETE /v1/spaces/{space}", "GET /v1/tokens", "POST /v1/tokens", "DELETE /v1/tokens/{token}", "GET /v1/webhooks", "POST /v1/webhooks", "DELETE /v1/webhooks/{webhook}",
+  "POST /v1/dns/zones", "GET /v1/dns/zones/{zone}", "PATCH /v1/dns/zones/{zone}", "DELETE /v1/dns/zones/{zone}", "GET /v1/dns/zones/{zone}/conflicts", "GET /v1/dns/zones/{zone}/check", "POST /v1/dns/zones/{zone}/check"]);
 /** Making and removing spaces takes an admin for every space: a space-limited token is refused even in its own. */
 const EVERY_SPACE = new Set(["POST /v1/spaces", "DELETE /v1/spaces/{space}", "DELETE /v1/dhcp/agents/{name}"]);
 const RANK: Record<Scope, number> = { read: 0, write: 1, admin: 2 };

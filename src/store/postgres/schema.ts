@@ -1,4 +1,4 @@
-import { FOLLOWED_TABLES, OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4, tablesV8 } from "../schema.js";
+import { FOLLOWED_TABLES, OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4, tablesV8, tablesV9 } from "../schema.js";
 
 const refuse = (name: string, on: string, checks: { message: string; when: string }[]) => `
   CREATE FUNCTION allot_${name}() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -48,4 +48,14 @@ export const migrations: readonly string[] = [
   ${FOLLOWED_TABLES.map((t) => `CREATE TRIGGER ${t}_notify AFTER INSERT OR UPDATE OR DELETE ON ${t} FOR EACH STATEMENT EXECUTE FUNCTION allot_notify_change();`).join("\n  ")}
   `,
   tablesV8({ bytes: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY" }),
+  `${tablesV9({ bytes: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY" })}
+  CREATE FUNCTION allot_history_to_dns() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    INSERT INTO dns_outbox (zone_id, seq)
+      SELECT z.id, n.seq FROM new_rows n JOIN dns_zones z ON z.space_id = n.space_id WHERE n.entity = 'allocation';
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER history_to_dns AFTER INSERT ON history REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION allot_history_to_dns();
+  `,
 ];

@@ -1,4 +1,4 @@
-import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4, tablesV8 } from "../schema.js";
+import { OVERLAP, TABLES_V3, TABLES_V5, TABLES_V6, TABLES_V7, tablesV1, tablesV2, tablesV4, tablesV8, tablesV9 } from "../schema.js";
 
 const refuse = (name: string, on: string, c: { message: string; when: string }) =>
   `CREATE TRIGGER ${name} BEFORE INSERT ON ${on} WHEN ${c.when}
@@ -26,4 +26,9 @@ export const migrations: readonly string[] = [
   TABLES_V6,
   TABLES_V7,
   tablesV8({ bytes: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" }),
+  `${tablesV9({ bytes: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT" })}
+  CREATE TRIGGER history_to_dns AFTER INSERT ON history
+  WHEN NEW.entity = 'allocation' AND EXISTS (SELECT 1 FROM dns_zones WHERE space_id = NEW.space_id)
+  BEGIN INSERT INTO dns_outbox (zone_id, seq) SELECT id, NEW.seq FROM dns_zones WHERE space_id = NEW.space_id; END;
+  `,
 ];
