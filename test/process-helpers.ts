@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { TEST_ADMIN_TOKEN, TEST_SECRET_KEY } from "./helpers.js";
 
@@ -56,4 +58,30 @@ export function startServerProcess(dataDir: string, extraEnv: Record<string, str
 export function allot(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, env: { ...process.env, ALLOT_TOKEN: TEST_ADMIN_TOKEN, ...env }, encoding: "utf8" });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A TCP port that was free on 127.0.0.1 when asked. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A kubeconfig for kubectl against an HTTPS Allot server: its CA certificate, the admin token, namespace lab. */
+export function writeKubeconfig(file: string, url: string, caFile: string): void {
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{name: allot, cluster: {server: "${url}", certificate-authority-data: ${readFileSync(caFile).toString("base64")}}}]
+users: [{name: admin, user: {token: ${TEST_ADMIN_TOKEN}}}]
+contexts: [{name: allot, context: {cluster: allot, user: admin, namespace: lab}}]
+current-context: allot
+`,
+  );
 }

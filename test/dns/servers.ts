@@ -3,9 +3,9 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../process-helpers.js";
 
 /** The servers these tests start must be installed: a missing one fails the run (it is not skipped). */
 function installed(commands: string[], packages: string): true {
@@ -17,16 +17,6 @@ function installed(commands: string[], packages: string): true {
 export const hasBind = installed(["named", "dig"], "bind9 bind9-dnsutils");
 export const hasPdns = installed(["pdns_server", "sqlite3", "dig"], "pdns-server pdns-backend-sqlite3 sqlite3 bind9-dnsutils");
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function waitFor(proc: ChildProcess, ready: (text: string) => boolean, what: string, timeoutMs = 30_000): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { AUTH, TEST_ADMIN_TOKEN } from "../helpers.js";
-import { type ServerProcess, startServerProcess } from "../process-helpers.js";
+import { AUTH } from "../helpers.js";
+import { type ServerProcess, startServerProcess, writeKubeconfig } from "../process-helpers.js";
 
 /**
  * Real `kubectl explain` against Allot: kubectl reads /openapi/v3 (an index of group/versions), then
@@ -21,16 +21,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), "allot-explain-"));
   server = await startServerProcess(join(dir, "data"), { ALLOT_TLS: "1" });
   kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1
-kind: Config
-clusters: [{name: allot, cluster: {server: "${server.url}", certificate-authority-data: ${readFileSync(join(dir, "data", "tls.crt")).toString("base64")}}}]
-users: [{name: admin, user: {token: ${TEST_ADMIN_TOKEN}}}]
-contexts: [{name: allot, context: {cluster: allot, user: admin, namespace: lab}}]
-current-context: allot
-`,
-  );
+  writeKubeconfig(kubeconfig, server.url, join(dir, "data", "tls.crt"));
 });
 after(async () => {
   await server.stop();

@@ -1,11 +1,10 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { TEST_ADMIN_TOKEN } from "../helpers.js";
-import { type ServerProcess, allot, startServerProcess } from "../process-helpers.js";
+import { type ServerProcess, allot, startServerProcess, writeKubeconfig } from "../process-helpers.js";
 
 /**
  * Real kubectl against Allot (HTTPS with the certificate Allot made, an Allot token as bearer token):
@@ -42,16 +41,7 @@ before(async () => {
   server = await startServerProcess(join(dir, "data"), { ALLOT_TLS: "1" });
   assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+$/);
   kubeconfig = join(dir, "kubeconfig");
-  writeFileSync(
-    kubeconfig,
-    `apiVersion: v1
-kind: Config
-clusters: [{name: allot, cluster: {server: "${server.url}", certificate-authority-data: ${Buffer.from(readFileSync(join(dir, "data", "tls.crt"))).toString("base64")}}}]
-users: [{name: admin, user: {token: ${TEST_ADMIN_TOKEN}}}]
-contexts: [{name: allot, context: {cluster: allot, user: admin, namespace: lab}}]
-current-context: allot
-`,
-  );
+  writeKubeconfig(kubeconfig, server.url, join(dir, "data", "tls.crt"));
 });
 after(async () => {
   await server.stop();

@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../process-helpers.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 /** Debian's interpreter: the first python3 on PATH may be another one, without Debian's packages. */
@@ -31,16 +31,6 @@ export function installDriver(dir: string, extra: string[] = []): string {
   return target;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export interface NeutronServer {
   url: string;
