@@ -71,6 +71,12 @@ test("npx allot serve: SIGTERM to npm stops the server", { timeout: 120_000 }, a
   await assertAllGone(run);
 });
 
+test("npx allot serve: SIGINT to npm alone stops the server (the project's .npmrc runs it through bash, which hands over)", { timeout: 120_000 }, async () => {
+  const run = await serve("npx allot serve");
+  run.proc.kill("SIGINT");
+  await assertAllGone(run);
+});
+
 test("npx allot serve: Ctrl-C (SIGINT to the terminal's process group) stops the server", { timeout: 120_000 }, async () => {
   const run = await serve("npx allot serve", true);
   process.kill(-run.proc.pid!, "SIGINT");
