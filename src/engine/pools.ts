@@ -1,4 +1,4 @@
-import { type Family, BITS, canonicalAddress, formatPrefix, fromKey, prefixFirst, prefixLast } from "../addr/index.js";
+import { type Family, BITS, canonicalAddress, formatPrefix, fromKey, parseAddress, prefixFirst, prefixLast } from "../addr/index.js";
 import { type AllocationRow, toAllocation } from "./allocation-repo.js";
 import { type TxEnv, insertAllocation, releaseRow } from "./allocations.js";
 import { AllotError } from "./errors.js";
@@ -175,8 +175,16 @@ export async function carveChild(env: TxEnv, parent: PoolState, input: ChildPool
   const last = first + size - 1n;
   const cidr = `${fmt(parent.family, first)}/${length}`;
   const { prefixLength: _pl, cidr: _c, ...rest } = input;
+  // the parent's gateway inside the block is still the router's address: the child never hands it out
+  const routers = parent.allocateReserved
+    ? []
+    : [...new Set([...parent.ranges.map((r) => r.gateway), parent.gateway].filter((g): g is string => g !== null))].filter((g) => {
+        const v = parseAddress(g).value;
+        return parseAddress(g).family === parent.family && v >= first && v <= last;
+      });
   const childInput: PoolInput = {
     ...rest,
+    ...(routers.length > 0 ? { exclusions: [...(input.exclusions ?? []), ...routers] } : {}),
     strategy: input.strategy ?? parent.strategy,
     dns: input.dns ?? parent.dns,
     ranges: [{ cidr, ...(input.gateway !== undefined ? { gateway: input.gateway } : {}) }],

@@ -670,3 +670,14 @@ describe("bad input changes nothing", () => {
       assert.deepEqual(await engine.check(), []);
     }));
 });
+
+test("a child pool carved over its parent's gateway never hands that address out", () =>
+  withEngine(async (engine) => {
+    await engine.createPool({ name: "routed", cidr: "10.60.0.0/24", gateway: "10.60.0.1" }, ctx);
+    const child = await engine.createChildPool({ pool: "routed" }, { name: "routed-a", prefixLength: 28 }, ctx);
+    assert.equal(child.ranges[0]!.cidr, "10.60.0.0/28");
+    assert.deepEqual(child.exclusions, [{ start: "10.60.0.1", end: "10.60.0.1" }]);
+    assert.equal(child.usage.total, "13"); // 16 less network, broadcast and the parent's router
+    assert.equal((await engine.allocate({ pool: "routed-a" }, {}, ctx)).allocation.address, "10.60.0.2");
+    assert.deepEqual(await engine.check(), []);
+  }));

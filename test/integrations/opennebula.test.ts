@@ -345,7 +345,16 @@ test("a range without IP: Allot carves a block from the parent pool, answers the
   const dual = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4_6", SIZE: "2", GLOBAL_PREFIX: "2001:db8:60::" }, SKELETON), { dir: withParent });
   assert.equal(dual.code, 0, dual.message);
   const dualReply = readReply(dual.stdout, "AR")!;
-  assert.deepEqual([dualReply.IP, dualReply.SIZE, dualReply.NETWORK_MASK, dualReply.GLOBAL_PREFIX], ["10.60.0.17", "2", "255.255.255.252", "2001:db8:60::"]);
+  assert.deepEqual([dualReply.IP, dualReply.SIZE, dualReply.NETWORK_MASK, dualReply.GLOBAL_PREFIX], ["10.60.0.17", "6", "255.255.255.248", "2001:db8:60::"]);
+
+  // a parent with a router: the block that holds it keeps it back, and the AR starts after it
+  assert.equal((await api("/v1/pools", { method: "POST", body: JSON.stringify({ name: "one-routed", cidr: "10.61.0.0/24", gateway: "10.61.0.1" }) })).status, 201);
+  const routed = await run("register_address_range", request({ IPAM_MAD: "allot", TYPE: "IP4", SIZE: "7", ALLOT_PARENT: "one-routed", GATEWAY: "10.61.0.1" }, SKELETON));
+  assert.equal(routed.code, 0, routed.message);
+  const routedReply = readReply(routed.stdout, "AR")!;
+  assert.deepEqual([routedReply.IP, routedReply.SIZE, routedReply.GATEWAY], ["10.61.0.2", "13", "10.61.0.1"]);
+  const routedPool = (await api(`/v1/pools/${routedReply.ALLOT_POOL_ID}`)).body;
+  assert.deepEqual([routedPool.exclusions, (routedPool.usage as { total: string }).total], [[{ start: "10.61.0.1", end: "10.61.0.1" }], "13"], "the router is never leased");
 
   // exhausted: a clear line, nothing made
   const pools = (await api("/v1/pools")).body.items!.length;

@@ -58,6 +58,7 @@ export function loadConfig(scriptDir: string, env: NodeJS.ProcessEnv): DriverCon
 interface Pool {
   id: string;
   allocateReserved: boolean;
+  exclusions: { start: string; end: string }[];
   ranges: { start: string; end: string; prefixLength: number; gateway: string | null; dns: string[] }[];
   gateway: string | null;
   usage: { total: string };
@@ -172,13 +173,16 @@ async function register(c: Client, cfg: DriverConfig, data: ActionData): Promise
 
 /**
  * A block for the range, carved from the parent pool as a child pool of its own: the smallest aligned
- * block whose addresses, less its network and broadcast address, hold SIZE. The range is then every
- * one of those addresses, so SIZE may come back larger than asked (a SIZE of 7 gets a /28: 14).
+ * block whose addresses, less its network and broadcast address and room for the parent's router,
+ * hold SIZE. The range is then every one of those addresses the child hands out, so SIZE may come
+ * back larger than asked (a SIZE of 7 gets a /28: 14, or 13 where the block holds the parent's router).
  */
 async function carve(c: Client, cfg: DriverConfig, parent: string, name: string, n: number, type: string): Promise<Pool> {
+  const MOST = 2 ** 24 - 3;
+  if (n > MOST) throw new DriverError(`SIZE ${n} is more than a block carved for one range may hold (at most ${MOST})`);
+  // room for SIZE besides the block's network and broadcast and, should the block hold it, the parent's router
   let bits = 2;
-  while ((1 << bits) - 2 < n) bits++;
-  if (bits > 24) throw new DriverError(`SIZE ${n} is more than a block carved for one range may hold (at most ${2 ** 24 - 2})`);
+  while (2 ** bits - 3 < n) bits++;
   try {
     return await c.request<Pool>("POST", `v1/pools/${seg(parent)}/children`, { name, prefixLength: 32 - bits, description: `OpenNebula address range (${type}), a block Allot chose` }, { space: cfg.space });
   } catch (err) {
@@ -193,11 +197,17 @@ function chosenNetwork(pool: Pool, ar: Record<string, string>): Record<string, s
   const range = pool.ranges[0]!;
   const start = parseAddress(range.start);
   const end = parseAddress(range.end);
-  // a carved subnet keeps its network and broadcast addresses back; a provider's block is leased whole
+  // a carved subnet keeps its network and broadcast addresses back, and the parent's router where the
+  // block holds it (at either end of what is left); a provider's block is leased whole
   const inner = !pool.allocateReserved && end.value - start.value >= 3n ? 1n : 0n;
+  const excluded = (v: bigint) => pool.exclusions.some((e) => parseAddress(e.start).value <= v && v <= parseAddress(e.end).value);
+  let lo = start.value + inner;
+  let hi = end.value - inner;
+  while (lo < hi && excluded(lo)) lo++;
+  while (hi > lo && excluded(hi)) hi--;
   const network: Record<string, string> = {
-    IP: dotted(start.value + inner),
-    SIZE: String(end.value - start.value + 1n - 2n * inner),
+    IP: dotted(lo),
+    SIZE: String(hi - lo + 1n),
     NETWORK_ADDRESS: dotted(prefixContaining(start, range.prefixLength).network),
     NETWORK_MASK: dotted(maskOf(4, range.prefixLength)),
     ...(range.gateway ? { GATEWAY: range.gateway } : {}),
