@@ -18,12 +18,22 @@ export async function growPool(env: TxEnv, pool: PoolState, add: RangeInput[]): 
   if (pool.provider) throw new AllotError("invalid-request", `pool ${pool.name} holds a block from a provider; make another pool from the provider instead`);
   if (add.length === 0 || add.length > 64) throw new AllotError("invalid-request", "ranges: give 1 to 64 ranges to add");
   const before = toPool(pool);
-  const defaults = { prefixLength: pool.prefixLength ?? undefined, gateway: pool.gateway ?? undefined, dns: pool.dns, allocateReserved: pool.allocateReserved };
+  const defaults = { prefixLength: pool.prefixLength ?? undefined, dns: pool.dns, allocateReserved: pool.allocateReserved };
+  // the pool's own gateway goes with an added range only where it lies inside that range's prefix
+  const withGateway = add.map((r) => {
+    if (r.gateway !== undefined || pool.gateway === null) return r;
+    try {
+      planPool({ name: pool.name, ranges: [{ ...r, gateway: pool.gateway }], ...defaults });
+      return { ...r, gateway: pool.gateway };
+    } catch {
+      return r;
+    }
+  });
   // the added ranges on their own first, so a fault is named by its place in the request
-  const added = planPool({ name: pool.name, ranges: add, ...defaults });
+  const added = planPool({ name: pool.name, ranges: withGateway, ...defaults });
   if (added.family !== pool.family) throw new AllotError("invalid-range", `ranges: pool ${pool.name} is IPv${pool.family}; the ranges added are IPv${added.family}`);
   // then beside the ranges the pool has: disjoint from them
-  planPool({ name: pool.name, ranges: [...before.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })), ...add], ...defaults });
+  planPool({ name: pool.name, ranges: [...before.ranges.map((r) => ({ start: r.start, end: r.end, prefixLength: r.prefixLength })), ...withGateway], ...defaults });
   if (added.total === 0n) throw new AllotError("invalid-range", "ranges: the ranges added hold no address that can be allocated (only network, broadcast or gateway addresses)");
   const space = { id: pool.spaceId, name: pool.space };
   const seq0 = Math.max(...pool.ranges.map((r) => r.seq)) + 1;

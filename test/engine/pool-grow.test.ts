@@ -55,6 +55,10 @@ test("a pool grows by ranges: their addresses become free, the total and maps fo
 
     const child = await engine.createChildPool({ pool: "neighbour" }, { name: "kid", prefixLength: 28 }, ctx);
     assert.match(await code(engine.addRanges({ pool: child.id }, [{ cidr: "10.201.0.0/24" }], ctx)), /^invalid-request: pool kid is a child pool/);
+    // a pool-wide gateway goes only with ranges whose prefix holds it
+    await engine.createPool({ name: "gw", cidr: "10.210.0.0/24", gateway: "10.210.0.1" }, ctx);
+    const gw = await engine.addRanges({ pool: "gw" }, [{ cidr: "10.210.2.0/24" }, { start: "10.210.1.200", end: "10.210.1.210", prefixLength: 23 }], ctx);
+    assert.deepEqual(gw.ranges.map((r) => r.gateway), ["10.210.0.1", null, "10.210.0.1"]);
     // a caller limited to another space cannot grow it
     assert.match(await code(engine.addRanges({ pool: "grow" }, [{ cidr: "10.202.0.0/24" }], { ...ctx, access: { name: "t", spaces: ["lab"] } })), /^forbidden/);
   } finally {
