@@ -465,6 +465,11 @@ test("subnet pools: prefixes may not lose addresses, the old ones resent are kep
     cidrs.push(String(r.body.subnet!.cidr));
   }
   assert.equal(cidrs[8], "10.122.0.0/26", "the ninth /26 comes from the prefix added");
+  // a growth whose document update was lost (the Allot pool grew, the subnet pool did not) is finished by a retry
+  await env.engine.addRanges({ pool: pool.id }, [{ cidr: "10.124.0.0/24" }], ctx);
+  const retried = await call("PUT", `subnetpools/${sp.id}`, { subnetpool: { prefixes: ["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24", "10.124.0.0/24"] } });
+  assert.equal(retried.status, 200, JSON.stringify(retried.body));
+  assert.deepEqual(retried.body.subnetpool!.prefixes, ["10.120.0.0/24", "10.121.0.0/24", "10.122.0.0/24", "10.124.0.0/24"]);
 });
 
 test("subnet pools: default_quota counts a project's subnets in addresses (IPv4) or /64s (IPv6), checked when the subnet is stored", async () => {

@@ -365,9 +365,13 @@ export class NeutronService {
     if (body.default_quota !== undefined) next.default_quota = quotaOf(body.default_quota);
     checkBounds(next.min_prefixlen, next.default_prefixlen, next.max_prefixlen, doc.ip_version === 4 ? 32 : 128);
     if (added.length > 0) {
-      // the Allot pool behind it grows first: a prefix another pool of the project holds is refused there
+      // the Allot pool behind it grows first: a prefix another pool of the project holds is refused there.
+      // What it already holds is not added again: a growth whose document update lost a race is then
+      // finished by the retry instead of refused for good
+      const held = (await this.engine.getPool({ pool: doc._pool }, c.ctx)).ranges.map((r) => r.cidr);
+      const missing = added.filter((cidr) => !held.includes(cidr));
       try {
-        await this.engine.addRanges({ pool: doc._pool }, added.map((cidr) => ({ cidr })), c.ctx);
+        if (missing.length > 0) await this.engine.addRanges({ pool: doc._pool }, missing.map((cidr) => ({ cidr })), c.ctx);
       } catch (err) {
         if (err instanceof AllotError && err.code === "pool-overlap") throw new NeutronError(400, "IllegalSubnetPoolPrefixUpdate", `Illegal update to prefixes: ${err.message}`);
         throw err;
