@@ -105,6 +105,9 @@ test("pool update, thresholds and search from the command line", () => {
   assert.deepEqual(made.thresholds, [80, 95]);
   const changed = json("pool", "update", "editable", "--name", "edited", "--description", "rack 7", "--attr", "site=ams", "--strategy", "random", "--threshold", "70");
   assert.deepEqual([changed.name, changed.description, changed.attributes, changed.strategy, changed.thresholds], ["edited", "rack 7", { site: "ams" }, "random", [70]]);
+  // --attr sets one attribute and keeps the others; an empty value removes it
+  assert.deepEqual(json("pool", "update", "edited", "--attr", "rack=7").attributes, { site: "ams", rack: "7" });
+  assert.deepEqual(json("pool", "update", "edited", "--attr", "site=").attributes, { rack: "7" });
   assert.deepEqual(json("pool", "update", "edited", "--no-thresholds", "--no-attrs").thresholds, []);
   const nothing = run("pool", "update", "edited");
   assert.equal(nothing.code, 2);

@@ -121,7 +121,7 @@ export function poolCommand(): Command {
     .option(...spaceOpt)
     .option("--name <name>", "rename it")
     .option("--description <text>", "what the pool is for")
-    .option("--attr <key=value>", "attributes, replacing the old ones (repeatable)", collect)
+    .option("--attr <key=value>", "set an attribute, keeping the others (repeatable; key= removes one)", collect)
     .option("--no-attrs", "remove every attribute")
     .option("--strategy <name>", "lowest-free or random")
     .option("--threshold <percent>", "utilisation thresholds, replacing the old ones (repeatable)", collectPercent)
@@ -129,10 +129,21 @@ export function poolCommand(): Command {
     .option("--add-range <cidr|start-end[/len]>", "grow the pool by this range (repeatable; pools never shrink)", collect)
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const { client, format } = context(cmd);
+      const set = keyValues(o.attr as string[] | undefined, "--attr");
+      // attributes others keep on the pool (Neutron's, Metal3's) stay: the change is merged into what is there
+      let attributes: Record<string, unknown> | undefined = o.attrs === false ? {} : undefined;
+      if (set) {
+        const current = (await client.request<Pool>("GET", `v1/pools/${seg(name)}`, undefined, { space: o.space as string | undefined })).attributes;
+        attributes = { ...current };
+        for (const [k, v] of Object.entries(set)) {
+          if (v === "") delete attributes[k];
+          else attributes[k] = v;
+        }
+      }
       const body = compact({
         name: o.name,
         description: o.description,
-        attributes: o.attrs === false ? {} : keyValues(o.attr as string[] | undefined, "--attr"),
+        attributes,
         strategy: o.strategy,
         thresholds: o.thresholds === false ? [] : o.threshold,
       });
