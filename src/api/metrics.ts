@@ -109,7 +109,9 @@ export function registerMetrics(app: FastifyInstance, engine: Engine): void {
       for (const t of p.thresholds) exceeded.set({ ...labels, threshold: String(t) }, reached(used, total, t) ? 1 : 0);
       let f = forecasts.get(p.id);
       if (!f || now - f.at > FORECAST_MS) {
-        f = { at: now, days: (await engine.forecast({ pool: p.id }, SERVER)).daysLeft };
+        // a pool deleted since the list has no forecast; the scrape goes on
+        const days = await engine.forecast({ pool: p.id }, SERVER).then((x) => x.daysLeft, () => null);
+        f = { at: now, days };
         forecasts.set(p.id, f);
       }
       if (f.days !== null) daysLeft.set(labels, f.days);

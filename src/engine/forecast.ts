@@ -83,10 +83,14 @@ const SIGN: Record<string, number> = { allocate: 1, carve: 1, release: -1, expir
 /** The pool's usage changes in the window, read from history, oldest first. */
 export async function usageChanges(sql: Sql, pool: PoolState, now: number): Promise<UsageChange[]> {
   const since = new Date(now - WINDOW_DAYS * DAY).toISOString();
+  // the window as a range of entry numbers (by the time index), so the pool's index stops at its start
+  // rather than walking the pool's whole history
+  const low = await sql.get<{ s: number | string | null }>("SELECT MIN(seq) AS s FROM history WHERE at >= ?", [since]);
+  if (low?.s == null) return [];
   const rows = await sql.all<{ at: string; action: string; first: Buffer | null; last: Buffer | null; after: string | null; before: string | null }>(
     `SELECT at, action, first, last, CASE WHEN first IS NULL THEN after END AS after, CASE WHEN first IS NULL THEN before END AS before
-       FROM history WHERE pool_id = ? AND entity = 'allocation' AND at >= ? ORDER BY seq DESC LIMIT ?`,
-    [pool.id, since, MAX_ROWS],
+       FROM history WHERE pool_id = ? AND seq >= ? AND entity = 'allocation' AND at >= ? ORDER BY seq DESC LIMIT ?`,
+    [pool.id, Number(low.s), since, MAX_ROWS],
   );
   const out: UsageChange[] = [];
   for (let i = rows.length - 1; i >= 0; i--) {
