@@ -19,7 +19,9 @@ import { UsageError, parseFormat } from "./context.js";
 // npx and npm scripts run a command through `sh -c`, and that shell does not pass SIGTERM on: it dies and
 // leaves this process running. So, started by npm, stop as on SIGTERM once the parent is gone. serve and
 // agent handle SIGINT and SIGTERM once each: one handled and not the other means a stop is under way.
-const npmParent = process.env.npm_lifecycle_event !== undefined && process.ppid > 1 ? process.ppid : null;
+// Only the long-running commands watch (a script's short commands end by themselves).
+const longRunning = process.argv.slice(2).some((a) => a === "serve" || a === "agent");
+const npmParent = longRunning && process.env.npm_lifecycle_event !== undefined && process.ppid > 1 ? process.ppid : null;
 if (npmParent !== null) {
   const watch = setInterval(() => {
     try {
