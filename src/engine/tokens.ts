@@ -122,7 +122,9 @@ export async function listTokens(sql: Sql): Promise<Token[]> {
 }
 
 export async function findToken(sql: Sql, idOrName: string): Promise<Token> {
-  const row = await sql.get<TokenRow>("SELECT * FROM tokens WHERE id = ? OR name = ?", [idOrName, idOrName]);
+  // by id first: a token named like another token's id must not stand in for it
+  const row =
+    (await sql.get<TokenRow>("SELECT * FROM tokens WHERE id = ?", [idOrName])) ?? (await sql.get<TokenRow>("SELECT * FROM tokens WHERE name = ?", [idOrName]));
   if (!row) throw new AllotError("token-not-found", `no token has the id or name ${idOrName}`);
   return toToken(row);
 }
