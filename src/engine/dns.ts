@@ -289,16 +289,17 @@ const applies = (z: ZoneScope, pool: PoolState) => z.pools === null || z.pools.h
 
 /**
  * The fully qualified name for a host name or template result: kept if it already lies in one of the
- * space's forward zones for the pool; else with the first such zone appended; else as given if it has
- * a dot (a name in a zone Allot does not fill); else none.
+ * space's forward zones for the pool; as given if it has a dot (a name in a zone Allot does not fill:
+ * its PTR points there, and no A is written); else with the first such zone appended; else none.
  */
 function qualify(label: string, forward: ZoneScope[], pool: PoolState): string | null {
   const h = label.trim().toLowerCase().replace(/\.$/, "");
   if (!h) return null;
   const zones = forward.filter((z) => applies(z, pool));
   if (zones.some((z) => inZone(h, z.name) && h !== z.name)) return h;
+  if (h.includes(".")) return nameProblem(h) ? null : h;
   if (zones.length > 0) return forwardName(h, zones[0]!.name);
-  return h.includes(".") && !nameProblem(h) ? h : null;
+  return null;
 }
 
 /** Each address of an allocation with the name it should carry. */

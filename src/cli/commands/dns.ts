@@ -83,7 +83,7 @@ export function dnsCommand(): Command {
       .description("configure a zone (a forward zone, or a reverse zone such as 2.0.192.in-addr.arpa); records follow allocations from now on")
       .option("--prefix <cidr>", "instead of a name: the reverse zone of this prefix (0-25.2.0.192.in-addr.arpa for 192.0.2.0/25)")
       .option("-s, --space <space>", "the space whose allocations it follows (default 'default')")
-      .option("-p, --pool <pool>", "only this pool of the space (repeat for several; default: every pool)", collect, [])
+      .option("--pool <pool>", "only this pool of the space (repeat for several; default: every pool)", collect, [])
       .option("--ttl <seconds>", "TTL of the records (default 300)", parseInteger),
   ).action(async (name: string | undefined, o: BackendOptions & { prefix?: string; space?: string; pool: string[]; ttl?: number }, cmd: Command) => {
     const { client, format } = context(cmd);
@@ -109,7 +109,7 @@ export function dnsCommand(): Command {
     zone
       .command("update <zone>")
       .description("change a zone's pools, TTL or backend (a new backend, a fixed key, is tried at once)")
-      .option("-p, --pool <pool>", "only this pool (repeat for several)", collect, [])
+      .option("--pool <pool>", "only this pool (repeat for several)", collect, [])
       .option("--all-pools", "every pool of the space")
       .option("--ttl <seconds>", "TTL of the records", parseInteger),
   ).action(async (z: string, o: BackendOptions & { pool: string[]; allPools?: boolean; ttl?: number }, cmd: Command) => {
