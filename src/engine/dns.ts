@@ -253,15 +253,16 @@ export async function updateZone(env: TxEnv, name: string, patch: DnsZonePatch):
   if (patch.pools !== undefined) next.pools = checkPools(patch.pools);
   if (patch.ttl !== undefined) next.ttl = checkTtl(patch.ttl);
   if (patch.backend !== undefined) Object.assign(next, sealBackend(env, patch.backend));
-  // a changed backend (a fixed key) is tried at once, not after the backoff
-  await env.sql.run("UPDATE dns_zones SET pools = ?, ttl = ?, backend = ?, secret = ?, next_attempt_at = 0, failures = 0 WHERE id = ?", [
+  // a zone backing off after failures (a wrong key, say) is tried at once; a zone another server has
+  // leased keeps its lease, or two servers would send overlapping batches
+  await env.sql.run("UPDATE dns_zones SET pools = ?, ttl = ?, backend = ?, secret = ?, next_attempt_at = CASE WHEN failures > 0 THEN 0 ELSE next_attempt_at END, failures = 0 WHERE id = ?", [
     next.pools,
     next.ttl,
     next.backend,
     next.secret,
     row.id,
   ]);
-  const after = await toZone(env.sql, { ...next, next_attempt_at: 0, failures: 0 });
+  const after = await toZone(env.sql, { ...next, next_attempt_at: row.failures > 0 ? 0 : row.next_attempt_at, failures: 0 });
   await record(env.sql, env.ctx, iso(env.now), { action: "update", entity: "dns-zone", entityId: row.id, spaceId: row.space_id, before, after });
   return after;
 }
