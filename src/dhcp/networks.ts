@@ -7,7 +7,6 @@ import { z } from "zod";
 import { formatAddress, formatPrefix, maskOf, parseAddress, prefixContaining } from "../addr/index.js";
 import { type Caller, SERVER, mayUse } from "../engine/access.js";
 import { AllotError } from "../engine/errors.js";
-import { normalizeMac } from "../engine/mac.js";
 import type { Engine } from "../engine/engine.js";
 import type { Pool } from "../engine/types.js";
 import type { Sql } from "../store/store.js";

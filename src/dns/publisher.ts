@@ -4,7 +4,6 @@
  * record the outcome. Every change is "replace the name's records of this type", so a batch sent
  * twice (after a lost lease or a crash before the outcome was saved) leaves the same zone.
  */
-import type { FastifyBaseLogger } from "fastify";
 import { canonicalAddress } from "../addr/index.js";
 import type { DnsOutcome, DnsRecord, DnsWork, DnsZone } from "../engine/dns.js";
 import type { Engine } from "../engine/engine.js";

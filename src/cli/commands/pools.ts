@@ -4,7 +4,7 @@ import type { Forecast } from "../../engine/forecast.js";
 import type { Pool, RangeInput, Usage } from "../../engine/types.js";
 import { seg } from "../client.js";
 import { UsageError, collect, compact, context, keyValues, parseInteger, readInput } from "../context.js";
-import { type Column, print, printObject, printList } from "../output.js";
+import { type Column, printList, printObject } from "../output.js";
 
 export const poolColumns: Column<Pool>[] = [
   ["NAME", (p) => p.name],

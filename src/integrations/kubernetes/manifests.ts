@@ -5,12 +5,11 @@
  * labels, annotations and spec); its status, finalizers and identity are kept.
  */
 import type { Engine } from "../../engine/engine.js";
-import { AllotError } from "../../engine/errors.js";
 import type { Token } from "../../engine/tokens.js";
 import type { ChangeContext } from "../../engine/types.js";
 import type { Sql } from "../../store/store.js";
 import { KubeError, admit, asAllotError, checkBody, ensureNamespace } from "./admission.js";
-import { InvalidObject, reconcile } from "./metal3.js";
+import { reconcile } from "./metal3.js";
 import { getObject, putObject } from "./objects.js";
 import { type KubeObject, RESOURCES, type ResourceType, resourceOfKind } from "./resources.js";
 
