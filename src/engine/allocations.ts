@@ -81,7 +81,7 @@ export async function allocate(env: TxEnv, pool: PoolState, req: AllocateRequest
       if (differs.length > 0) {
         throw new AllotError(
           "owner-conflict",
-          `owner ${req.owner} already holds ${have.address}${held.size !== "1" ? ` (${held.size} addresses)` : ""} in pool ${pool.name} with a different ${differs.join(", ")}; repeat the request as first made, change the allocation with PATCH, or release it first`,
+          `owner ${req.owner} already holds ${have.address}${held.size !== "1" ? ` (${held.size} addresses)` : ""} in pool ${pool.name} with a different ${differs.join(", ")}; repeat the request as first made, change the allocation (PATCH /v1/allocations/{id}, allot allocation update), or release it first`,
           { allocation: have, fields: differs.map((d) => d.split(" ")[0]!) },
         );
       }

@@ -45,7 +45,7 @@ export function checkCommand(): Command {
       const problems = await engine.check();
       const pools = (await engine.listPools({}, SERVER)).length;
       if (format !== "table") print(format, problems, [], { consistent: problems.length === 0, pools, problems });
-      else if (problems.length === 0) process.stdout.write(`consistent: ${pools} pools checked in ${engine.store.location}\n`);
+      else if (problems.length === 0) process.stdout.write(`consistent: ${pools} ${pools === 1 ? "pool" : "pools"} checked in ${engine.store.location}\n`);
       else {
         print(format, problems, [["POOL", (p) => p.pool], ["PROBLEM", (p) => p.message]]);
         process.stderr.write(`${problems.length} inconsistencies in ${engine.store.location}\n`);

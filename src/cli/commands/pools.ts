@@ -25,7 +25,8 @@ function showPool(format: "table" | "json" | "yaml", p: Pool): void {
     space: p.space,
     parent: p.parent,
     family: `IPv${p.family}`,
-    ranges: p.ranges.map((r) => `${r.cidr ?? `${r.start}-${r.end}/${r.prefixLength}`}${r.gateway ? ` gw ${r.gateway}` : ""}`),
+    // one text, so each range's gateway reads with its range
+    ranges: p.ranges.map((r) => `${r.cidr ?? `${r.start}-${r.end}/${r.prefixLength}`}${r.gateway ? ` (gateway ${r.gateway})` : ""}`).join(", "),
     exclusions: p.exclusions.map((e) => (e.start === e.end ? e.start : `${e.start}-${e.end}`)),
     strategy: p.strategy,
     allocateReserved: p.allocateReserved,
