@@ -42,7 +42,8 @@ export function errorHandler(err: FastifyError | AllotError | Error, req: Fastif
   if (err instanceof AllotError) return sendProblem(reply, req, err.code, err.message, err.details);
   if (err instanceof InvalidValueError) return sendProblem(reply, req, "invalid-request", `a value cannot be stored: ${err.message}`);
   if (err instanceof StoreUnavailableError) {
-    req.log.error({ err }, "store unavailable");
+    // expected while the database is away (a failover): one line per request, no stack
+    req.log.warn({ reason: err.message }, "store unavailable");
     return sendProblem(reply, req, "store-unavailable", err.message);
   }
   const fe = err as FastifyError;
